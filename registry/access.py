@@ -1,0 +1,68 @@
+"""Who may see and do what: decided here and nowhere else.
+
+Every queryset a view touches starts from these functions. Records of a site
+the user does not belong to are simply absent from the querysets, so they
+answer 404 (not 403) and are never listed or counted.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
+from .choices import Role
+from .models import Patient, Site
+
+EDIT_ROLES = frozenset({Role.DATA_ENTRY, Role.ADMIN})
+REPORT_ROLES = frozenset({Role.INVESTIGATOR, Role.MONITOR, Role.ADMIN})
+EXPORT_ROLES = frozenset({Role.INVESTIGATOR, Role.ADMIN})
+
+
+def is_admin(user) -> bool:
+    return bool(user.is_authenticated and (user.is_superuser or user.role == Role.ADMIN))
+
+
+def sites_for(user) -> QuerySet[Site]:
+    if not user.is_authenticated:
+        return Site.objects.none()
+    if is_admin(user):
+        return Site.objects.all()
+    return user.sites.all()
+
+
+def patients_for(user) -> QuerySet[Patient]:
+    """Patients the user may read."""
+    if not user.is_authenticated:
+        return Patient.objects.none()
+    if is_admin(user):
+        return Patient.objects.all()
+    return Patient.objects.filter(site__in=user.sites.values("pk"))
+
+
+def get_patient(user, pk) -> Patient:
+    """The patient if the user may read it, else 404."""
+    return get_object_or_404(patients_for(user).select_related("site"), pk=pk)
+
+
+def can_edit_clinical(user) -> bool:
+    return bool(user.is_authenticated and (is_admin(user) or user.role in EDIT_ROLES))
+
+
+def can_view_reports(user) -> bool:
+    return bool(user.is_authenticated and (is_admin(user) or user.role in REPORT_ROLES))
+
+
+def can_export(user) -> bool:
+    return bool(user.is_authenticated and (is_admin(user) or user.role in EXPORT_ROLES))
+
+
+def require(allowed: bool) -> None:
+    """Raise 403 unless ``allowed`` (for actions, after the object passed 404)."""
+    if not allowed:
+        raise PermissionDenied
+
+
+def editable_sites_for(user) -> QuerySet[Site]:
+    """Sites in which the user may create patients."""
+    return sites_for(user) if can_edit_clinical(user) else Site.objects.none()

@@ -1,0 +1,507 @@
+"""The registry's data model: one model per case-report-form section.
+
+Field names and category codes are exactly the interchange columns
+(shared/spec/interchange-columns.md). Single-field ranges come from
+``rules.RANGES`` and become both field validators and database check
+constraints; cross-field rules come from ``rules.RULES`` and run in
+``clean()``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+from . import rules
+from .choices import (
+    Anesthesia,
+    Circulation,
+    Diagnosis,
+    FollowupMethod,
+    Mtici,
+    MtTechnique,
+    Role,
+    SectionStatus,
+    Sex,
+    StentType,
+    VesselSite,
+)
+
+HELP = {
+    "mrs": _(
+        "Modified Rankin Scale: 0 no symptoms; 1 no significant disability; 2 slight "
+        "disability, independent; 3 moderate disability, walks unaided; 4 moderately "
+        "severe, cannot walk or care for bodily needs unaided; 5 severe, bedridden, "
+        "constant care; 6 dead."
+    ),
+    "mtici": _(
+        "modified Treatment In Cerebral Infarction: 0 none; 1 minimal; 2a < 50% of the "
+        "territory; 2b >= 50%; 2c near-complete; 3 complete. Recanalization = 2b-3."
+    ),
+    "wasid": _(
+        "WASID grading of intracranial stenosis: mild < 50%, moderate 50-69%, "
+        "severe 70-99%, occlusion 100%."
+    ),
+    "dwi_aspects": _(
+        "DWI-ASPECTS, anterior circulation only: 10 minus one point per affected MCA "
+        "region (caudate, lentiform, internal capsule, insula, M1-M6). 0-10."
+    ),
+    "pc_aspects": _(
+        "pc-ASPECTS, posterior circulation only: 10 minus 1 per thalamus, cerebellum or "
+        "PCA territory and minus 2 per midbrain or pons involved. 0-10."
+    ),
+    "sich": _(
+        "Symptomatic ICH per protocol: post-procedural ICH with mRS >= 5 and no other "
+        "evident cause for the increased mRS. Requires ICH = yes."
+    ),
+}
+
+
+def bounded(field: str, verbose_name, **kwargs) -> models.PositiveSmallIntegerField:
+    """An optional integer field whose range is ``rules.RANGES[field]``."""
+    low, high = rules.RANGES[field]
+    kwargs.setdefault("null", True)
+    kwargs.setdefault("blank", True)
+    return models.PositiveSmallIntegerField(
+        verbose_name,
+        validators=[MinValueValidator(low), MaxValueValidator(high)],
+        **kwargs,
+    )
+
+
+def flag(verbose_name, **kwargs) -> models.BooleanField:
+    """A yes/no flag where blank means "not recorded", never "no"."""
+    return models.BooleanField(verbose_name, null=True, blank=True, **kwargs)
+
+
+def category(verbose_name, choices, **kwargs) -> models.CharField:
+    return models.CharField(
+        verbose_name, max_length=32, choices=choices, blank=True, null=True, **kwargs
+    )
+
+
+def range_constraints(*fields: str) -> list[models.CheckConstraint]:
+    return [
+        models.CheckConstraint(
+            condition=Q(**{f"{name}__isnull": True})
+            | Q(**{f"{name}__gte": rules.RANGES[name][0], f"{name}__lte": rules.RANGES[name][1]}),
+            name=f"%(class)s_{name}_range",
+        )
+        for name in fields
+    ]
+
+
+def choice_constraints(**fields) -> list[models.CheckConstraint]:
+    return [
+        models.CheckConstraint(
+            condition=Q(**{f"{name}__isnull": True}) | Q(**{f"{name}__in": choices.values}),
+            name=f"%(class)s_{name}_code",
+        )
+        for name, choices in fields.items()
+    ]
+
+
+def branch_constraints(*fields: str) -> list[models.CheckConstraint]:
+    constraints = []
+    for name in fields:
+        branch = rules.BRANCHING[name]
+        constraints.append(
+            models.CheckConstraint(
+                condition=Q(**{f"{name}__isnull": True}) | Q(**{branch.controller: branch.value}),
+                name=f"%(class)s_{name}_branch",
+            )
+        )
+    return constraints
+
+
+class Site(models.Model):
+    code = models.SlugField(_("site code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("site")
+
+    def __str__(self) -> str:
+        return f"{self.code} - {self.name}"
+
+
+class User(AbstractUser):
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.DATA_ENTRY)
+    sites = models.ManyToManyField(Site, verbose_name=_("sites"), blank=True, related_name="users")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="user_role_code"),
+        ]
+
+
+class Patient(models.Model):
+    study_id = models.CharField(
+        _("study ID"),
+        max_length=32,
+        unique=True,
+        validators=[
+            RegexValidator(
+                rules.STUDY_ID_PATTERN,
+                _("Use 1-32 letters, digits or hyphens."),
+            )
+        ],
+    )
+    site = models.ForeignKey(Site, verbose_name=_("site"), on_delete=models.PROTECT)
+    sex = models.CharField(_("sex"), max_length=8, choices=Sex.choices)
+    age_years = models.PositiveSmallIntegerField(
+        _("age (years)"),
+        validators=[
+            MinValueValidator(rules.RANGES["age_years"][0]),
+            MaxValueValidator(rules.RANGES["age_years"][1]),
+        ],
+        help_text=_("Age at stroke onset, 18-120."),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["study_id"]
+        verbose_name = _("patient")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(age_years__gte=rules.RANGES["age_years"][0])
+                & Q(age_years__lte=rules.RANGES["age_years"][1]),
+                name="patient_age_years_range",
+            ),
+            models.CheckConstraint(condition=Q(sex__in=Sex.values), name="patient_sex_code"),
+            models.CheckConstraint(
+                condition=Q(study_id__regex=rules.STUDY_ID_PATTERN),
+                name="patient_study_id_format",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.study_id
+
+    def sections(self) -> dict[str, Section | None]:
+        """Each section of this patient keyed by its ``key`` (None if not started)."""
+        found = {}
+        for model in SECTION_MODELS:
+            try:
+                found[model.key] = getattr(self, model.key)
+            except model.DoesNotExist:
+                found[model.key] = None
+        return found
+
+    def flat_values(self, override: Section | None = None) -> dict[str, object]:
+        """All recorded values keyed by interchange column, ``override`` in memory."""
+        values: dict[str, object] = {
+            "study_id": self.study_id,
+            "site": self.site.code if self.site_id else None,
+            "sex": self.sex,
+            "age_years": self.age_years,
+        }
+        for key, section in self.sections().items():
+            if override is not None and override.key == key:
+                section = override
+            if section is not None:
+                values.update(section.values())
+        return values
+
+
+class Section(models.Model):
+    """Fields shared by every case-report-form section (1:1 with the patient)."""
+
+    key: str = ""
+    status = models.CharField(
+        _("status"), max_length=10, choices=SectionStatus.choices, default=SectionStatus.DRAFT
+    )
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+    completed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("completed by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    # Incremented on every save; used to refuse a save based on a stale copy.
+    version = models.PositiveIntegerField(default=1, editable=False)
+
+    class Meta:
+        abstract = True
+
+    BOOKKEEPING = ("patient", "status", "completed_at", "completed_by", "updated_at", "version")
+
+    @classmethod
+    def clinical_fields(cls) -> list[str]:
+        """Names of the section's clinical fields, in interchange order."""
+        return [
+            f.name
+            for f in cls._meta.concrete_fields
+            if f.name not in cls.BOOKKEEPING and not f.name.endswith("_ptr")
+        ]
+
+    def values(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.clinical_fields()}
+
+    def missing_for_completion(self, values: dict[str, object] | None = None) -> list[str]:
+        """Applicable fields still blank (what stops the section being complete)."""
+        if values is None:
+            values = self.patient.flat_values(override=self)
+        return [
+            name
+            for name in self.clinical_fields()
+            if rules.field_applies(name, values) and values.get(name) in (None, "")
+        ]
+
+    def clean(self) -> None:
+        super().clean()
+        values = self.patient.flat_values(override=self)
+        errors: dict[str, list] = {}
+        own = set(self.clinical_fields())
+        for rule in rules.violations(values, fields=own):
+            # The message goes next to the first of the rule's fields on this form.
+            name = next(n for n in rule.fields if n in own)
+            errors.setdefault(name, []).append(rule.message)
+        if self.status == SectionStatus.COMPLETE:
+            for name in self.missing_for_completion(values):
+                errors.setdefault(name, []).append(_("Required to mark the section complete."))
+        if errors:
+            raise ValidationError(errors)
+
+
+def patient_link(related_name: str) -> models.OneToOneField:
+    return models.OneToOneField(
+        Patient,
+        verbose_name=_("patient"),
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name=related_name,
+    )
+
+
+class Admission(Section):
+    key = "admission"
+    patient = patient_link("admission")
+    onset_time = models.DateTimeField(_("onset (last known well)"), null=True, blank=True)
+    door_time = models.DateTimeField(
+        _("door time"),
+        null=True,
+        blank=True,
+        help_text=_("Arrival at the treating hospital; not before onset."),
+    )
+    transfer = flag(_("transferred from another hospital"))
+    nihss_admission = bounded("nihss_admission", _("NIHSS on admission"), help_text=_("0-42."))
+    premorbid_mrs = bounded("premorbid_mrs", _("pre-stroke mRS"), help_text=HELP["mrs"])
+    admission_mrs = bounded("admission_mrs", _("pre-procedural mRS"), help_text=HELP["mrs"])
+    hypertension = flag(_("hypertension"))
+    smoking = flag(_("smoking (current or former)"))
+    diabetes = flag(_("diabetes"))
+    myocardial_infarction = flag(_("myocardial infarction"))
+    atrial_fibrillation = flag(_("atrial fibrillation"))
+    chronic_kidney_disease = flag(_("chronic kidney disease"))
+    dysphagia = flag(_("dysphagia on admission"))
+    iv_thrombolysis = flag(_("IV thrombolysis (rTPA) before the procedure"))
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("admission")
+        constraints = [
+            *range_constraints("nihss_admission", "premorbid_mrs", "admission_mrs"),
+            models.CheckConstraint(
+                condition=Q(onset_time__isnull=True)
+                | Q(door_time__isnull=True)
+                | Q(door_time__gte=F("onset_time")),
+                name="admission_door_after_onset",
+            ),
+        ]
+
+
+class Imaging(Section):
+    key = "imaging"
+    patient = patient_link("imaging")
+    circulation = category(
+        _("circulation"), Circulation.choices, help_text=_("Territory of the target lesion.")
+    )
+    mri_diagnosis = category(_("3 T MRI/MRA diagnosis"), Diagnosis.choices, help_text=HELP["wasid"])
+    mri_site = category(_("3 T MRI occlusion site"), VesselSite.choices)
+    swi_clot = flag(_("clot on SWI (susceptibility vessel sign)"))
+    dwi_aspects = bounded("dwi_aspects", _("DWI-ASPECTS"), help_text=HELP["dwi_aspects"])
+    pc_aspects = bounded("pc_aspects", _("pc-ASPECTS"), help_text=HELP["pc_aspects"])
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("imaging")
+        verbose_name_plural = _("imaging")
+        constraints = [
+            *range_constraints("dwi_aspects", "pc_aspects"),
+            *choice_constraints(
+                circulation=Circulation, mri_diagnosis=Diagnosis, mri_site=VesselSite
+            ),
+            *branch_constraints("dwi_aspects", "pc_aspects"),
+        ]
+
+
+class Procedure(Section):
+    key = "procedure"
+    patient = patient_link("procedure")
+    anesthesia = category(_("anaesthesia"), Anesthesia.choices)
+    groin_puncture_time = models.DateTimeField(
+        _("groin puncture time"), null=True, blank=True, help_text=_("Not before door time.")
+    )
+    procedure_end_time = models.DateTimeField(
+        _("procedure end time"),
+        null=True,
+        blank=True,
+        help_text=_("After groin puncture; procedure minutes = end - groin puncture."),
+    )
+    dsa_diagnosis = category(
+        _("DSA diagnosis (reference standard)"), Diagnosis.choices, help_text=HELP["wasid"]
+    )
+    dsa_site = category(_("DSA occlusion site"), VesselSite.choices)
+    mt_performed = flag(_("mechanical thrombectomy before stenting"))
+    mt_technique = category(_("MT technique"), MtTechnique.choices)
+    mt_passes = bounded("mt_passes", _("MT passes"), help_text=_("1-10."))
+    mtici_after_mt = category(_("mTICI after MT"), Mtici.choices, help_text=HELP["mtici"])
+    stent_type = category(_("stent type"), StentType.choices)
+    stent_device = models.CharField(
+        _("stent device"),
+        max_length=200,
+        blank=True,
+        null=True,
+        help_text=_("Device name and size, e.g. Acclino 4.0 x 25."),
+    )
+    post_dilation = flag(_("post-dilation (balloon inside the stent)"))
+    residual_stenosis_pct = bounded(
+        "residual_stenosis_pct", _("residual stenosis (%)"), help_text=_("After stenting, 0-100.")
+    )
+    dapt_loading = flag(_("DAPT loading dose before stenting"))
+    final_mtici = category(_("final mTICI"), Mtici.choices, help_text=HELP["mtici"])
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("procedure")
+        constraints = [
+            *range_constraints("mt_passes", "residual_stenosis_pct"),
+            *choice_constraints(
+                anesthesia=Anesthesia,
+                dsa_diagnosis=Diagnosis,
+                dsa_site=VesselSite,
+                mt_technique=MtTechnique,
+                mtici_after_mt=Mtici,
+                stent_type=StentType,
+                final_mtici=Mtici,
+            ),
+            *branch_constraints("mt_technique", "mt_passes", "mtici_after_mt"),
+            models.CheckConstraint(
+                condition=Q(groin_puncture_time__isnull=True)
+                | Q(procedure_end_time__isnull=True)
+                | Q(procedure_end_time__gt=F("groin_puncture_time")),
+                name="procedure_end_after_groin",
+            ),
+        ]
+
+
+class Complications(Section):
+    key = "complications"
+    patient = patient_link("complications")
+    ich = flag(_("ICH on the 24 h CT"), help_text=_("Any intracranial haemorrhage."))
+    sich = flag(_("symptomatic ICH (sICH)"), help_text=HELP["sich"])
+    new_infarct = flag(_("new post-procedural infarct"))
+    cerebral_swelling = flag(_("cerebral swelling"))
+    decompressive_craniectomy = flag(_("decompressive craniectomy"))
+    metabolic_acidosis = flag(_("metabolic acidosis due to renal failure"))
+    discharge_date = models.DateField(
+        _("discharge date"), null=True, blank=True, help_text=_("Not before the door date.")
+    )
+    discharge_mrs = bounded("discharge_mrs", _("mRS at discharge"), help_text=HELP["mrs"])
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("complications and discharge")
+        verbose_name_plural = _("complications and discharge")
+        constraints = [
+            *range_constraints("discharge_mrs"),
+            models.CheckConstraint(
+                condition=Q(sich__isnull=True) | Q(sich=False) | Q(ich=True),
+                name="complications_sich_requires_ich",
+            ),
+        ]
+
+
+class FollowUp(Section):
+    key = "followup"
+    patient = patient_link("followup")
+    followup_date = models.DateField(
+        _("follow-up date"),
+        null=True,
+        blank=True,
+        help_text=_("3-month visit or call; after the discharge date."),
+    )
+    mrs_3m = bounded("mrs_3m", _("mRS at 3 months"), help_text=HELP["mrs"])
+    followup_method = category(_("follow-up method"), FollowupMethod.choices)
+    rehabilitation = flag(_("rehabilitation after discharge"))
+    death_date = models.DateField(
+        _("death date"),
+        null=True,
+        blank=True,
+        help_text=_("Blank if alive at last contact. Required when mRS at 3 months is 6."),
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("3-month follow-up")
+        verbose_name_plural = _("3-month follow-ups")
+        constraints = [
+            *range_constraints("mrs_3m"),
+            *choice_constraints(followup_method=FollowupMethod),
+            models.CheckConstraint(
+                condition=~Q(mrs_3m=6) | Q(death_date__isnull=False),
+                name="followup_mrs6_has_death_date",
+            ),
+        ]
+
+
+SECTION_MODELS: tuple[type[Section], ...] = (Admission, Imaging, Procedure, Complications, FollowUp)
+SECTIONS_BY_KEY: dict[str, type[Section]] = {m.key: m for m in SECTION_MODELS}
+
+
+class ExportLog(models.Model):
+    """Who took which export when (identifiable exports are audited here)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), null=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(_("when"), auto_now_add=True)
+    format = models.CharField(_("format"), max_length=10)
+    identifiable = models.BooleanField(_("identifiable"))
+    site = models.ForeignKey(
+        Site, verbose_name=_("site"), null=True, blank=True, on_delete=models.SET_NULL
+    )
+    n_patients = models.PositiveIntegerField(_("patients"))
+    via = models.CharField(_("via"), max_length=20, help_text=_("web or command"))
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("export log entry")
+        verbose_name_plural = _("export log")
+
+
+def section_of_field(name: str) -> type[Section] | None:
+    for model in SECTION_MODELS:
+        if name in model.clinical_fields():
+            return model
+    return None

@@ -1,0 +1,40 @@
+import pytest
+
+from registry.choices import Role
+
+from .factories import SiteFactory, UserFactory
+
+
+@pytest.fixture
+def site_a(db):
+    return SiteFactory(code="A", name="Site A")
+
+
+@pytest.fixture
+def site_b(db):
+    return SiteFactory(code="B", name="Site B")
+
+
+@pytest.fixture
+def nurse(site_a):
+    return UserFactory(username="nurse_a", role=Role.DATA_ENTRY, sites=[site_a])
+
+
+@pytest.fixture
+def nurse_b(site_b):
+    return UserFactory(username="nurse_b", role=Role.DATA_ENTRY, sites=[site_b])
+
+
+@pytest.fixture
+def investigator(site_a):
+    return UserFactory(username="investigator_a", role=Role.INVESTIGATOR, sites=[site_a])
+
+
+@pytest.fixture
+def monitor(site_a):
+    return UserFactory(username="monitor_a", role=Role.MONITOR, sites=[site_a])
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(username="registry_admin", role=Role.ADMIN)
