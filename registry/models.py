@@ -269,7 +269,12 @@ class Section(models.Model):
 
     def clean(self) -> None:
         super().clean()
-        values = self.patient.flat_values(override=self)
+        # A caller validating a whole patient at once (the bulk import) sets
+        # ``_patient_values`` to the complete flat row; otherwise the other
+        # sections are read from the database.
+        values = getattr(self, "_patient_values", None)
+        if values is None:
+            values = self.patient.flat_values(override=self)
         errors: dict[str, list] = {}
         own = set(self.clinical_fields())
         for rule in rules.violations(values, fields=own):
