@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test lint format install install-dev serve migrate seed clean
+.PHONY: demo test lint format install install-dev serve migrate seed clean browser-deps
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,11 @@ demo: seed
 	@echo "Serving the registry at http://$(HOST):$(PORT)/ (Ctrl+C to stop)"
 	DEBUG=1 $(PY) manage.py runserver $(HOST):$(PORT)
 
-test: install-dev
+# Browser tests drive Debian's Chromium; Playwright cannot download its own browser here.
+browser-deps:
+	@test -x /usr/bin/chromium || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 chromium; }
+
+test: install-dev browser-deps
 	REGISTRY_TESTING=1 $(PY) -m pytest
 
 lint: install-dev

@@ -1,4 +1,12 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "analytics"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.report, name="report"),
+    path("patients/", views.patients, name="patients"),
+    path("published/", views.published_vs_registry, name="published"),
+    path("download/<slug:table>.<str:fmt>", views.download, name="download"),
+    path("figures/<slug:name>.<str:fmt>", views.figure, name="figure"),
+]

@@ -4,12 +4,15 @@ Typed helpers read each variable and fail loudly on a malformed value, so a
 misconfigured hospital server refuses to start instead of running half-set.
 """
 
+import datetime as dt
 import os
 import sys
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from config.db_router import ANALYTICS_ALIAS, analytics_database
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -47,9 +50,22 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_choices(name: str, default: list[str], allowed: set[str]) -> list[str]:
+    """A comma-separated list whose items must all be in ``allowed``."""
+    values = env_list(name, default)
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise ImproperlyConfigured(
+            f"{name} accepts only {', '.join(sorted(allowed))}; got {', '.join(unknown)}"
+        )
+    return values
+
+
 DEBUG = env_bool("DEBUG", False)
 # pytest sets REGISTRY_TESTING through the Makefile; importing pytest also counts.
 TESTING = env_bool("REGISTRY_TESTING", False) or "pytest" in sys.modules
+# A real server: HTTPS-only cookies, HSTS, redirects to HTTPS, compressed static files.
+PRODUCTION = not DEBUG and not TESTING
 
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
@@ -71,21 +87,33 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "bootstrap",
     "simple_history",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
+    "csp",
     "registry",
     "analytics",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from gunicorn (after `collectstatic`); runserver serves them itself.
+    *(["whitenoise.middleware.WhiteNoiseMiddleware"] if PRODUCTION else []),
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # After the login check: a signed-in user whose role needs 2FA verifies first.
+    "registry.twofactor.TwoFactorMiddleware",
+    # Last, as django-axes asks: turns a lockout into a 429 response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -116,8 +144,21 @@ DATABASES = {
         conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
     )
 }
+# ANALYTICS_DATABASE_URL (optional): a read-only PostgreSQL replica the study tables read
+# from, so they never compete with the nurses' writes (config/db_router.py).
+_analytics_db = analytics_database(
+    env_str("ANALYTICS_DATABASE_URL"), conn_max_age=env_int("DB_CONN_MAX_AGE", 0)
+)
+if _analytics_db is not None:
+    DATABASES[ANALYTICS_ALIAS] = _analytics_db
+DATABASE_ROUTERS = ["config.db_router.AnalyticsReplicaRouter"]
 
 AUTH_USER_MODEL = "registry.User"
+# AxesStandaloneBackend refuses a locked-out username/address before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "registry:home"
 LOGOUT_REDIRECT_URL = "login"
@@ -131,6 +172,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+if TESTING:
+    # Factories hash a password per user; the slow production hasher would dominate the suite.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 LANGUAGE_CODE = env_str("LANGUAGE_CODE", "en")
 LANGUAGES = [("en", "English"), ("vi", "Tiếng Việt")]
@@ -141,16 +185,101 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# WhiteNoise serves static files from gunicorn. The hashed, compressed storage needs
+# `collectstatic` first, so it is used on real servers only, not by tests or runserver.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
 
+# Sessions end after SESSION_IDLE_MINUTES without a request (each request pushes the
+# expiry on) and when the browser closes (the cookie has no expiry date).
 SESSION_COOKIE_AGE = env_int("SESSION_IDLE_MINUTES", 30) * 60
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+# Uploads (the CSV/xlsx import): refused above this size; kept until confirmed in
+# IMPORT_UPLOAD_DIR (default: a private folder under the system's temporary directory).
+IMPORT_MAX_UPLOAD_MB = env_int("IMPORT_MAX_UPLOAD_MB", 10)
+IMPORT_UPLOAD_DIR = env_str("IMPORT_UPLOAD_DIR")
+
+# Days either side of the 3-month date in which the follow-up call is due.
+FOLLOWUP_WINDOW_DAYS = env_int("FOLLOWUP_WINDOW_DAYS", 14)
+
+# --- Login throttling (django-axes) ------------------------------------------------
+# After AXES_FAILURE_LIMIT failed logins for one username, or from one address, further
+# attempts are refused (HTTP 429) for AXES_COOLOFF_MINUTES; each lockout is logged.
+# Off under tests unless a test turns it on: the test client's login() has no request.
+AXES_ENABLED = env_bool("AXES_ENABLED", not TESTING)
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = env_choices(
+    "AXES_LOCKOUT_PARAMETERS", ["username", "ip_address"], {"username", "ip_address"}
+)
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "registry.security.client_ip"
+AXES_HTTP_RESPONSE_CODE = 429
+# The security log names the account and address locked out (passwords are always masked).
+AXES_SENSITIVE_PARAMETERS: list[str] = []
+
+# --- Reverse proxy ---------------------------------------------------------------------
+# Behind nginx (docs/deployment.md) the proxy tells Django the request came over HTTPS and
+# from which address. Only trust these headers when a proxy you run sets them.
+BEHIND_PROXY = env_bool("BEHIND_PROXY", PRODUCTION)
+if BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Two-factor login (TOTP, django-otp) -------------------------------------------------
+# Roles (registry.choices.Role codes) whose users must set up and use an authenticator
+# app. Anyone who has set up a device is asked for a code too, whatever the role.
+OTP_REQUIRED_ROLES = env_choices(
+    "OTP_REQUIRED_ROLES", [], {"data_entry", "investigator", "monitor", "admin"}
+)
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "Stroke registry")
+
+# --- HTTP hardening --------------------------------------------------------------------
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", PRODUCTION)
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy: everything from this server, no inline script or style, no
+# framing. Bootstrap's CSS draws some icons from data: URIs, hence img-src data:.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # Pre-specified covariates of the multivariable logistic regression of poor
 # outcome (keys of the derived exposures); investigators may choose others.
@@ -159,10 +288,19 @@ REGRESSION_DEFAULT_COVARIATES = env_list(
     ["age_70_plus", "posterior_circulation", "onset_over_6h", "procedure_over_60min"],
 )
 
+# Security events (lockouts, refused 2FA codes, suspicious requests) go to the console,
+# which gunicorn/systemd keep in the journal.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"registry": {"handlers": ["console"], "level": "INFO"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "registry": {"handlers": ["console"], "level": "INFO"},
+        "axes": {"handlers": ["console"], "level": "WARNING"},
+        "django.security": {"handlers": ["console"], "level": "WARNING"},
+    },
 }
 SIMPLE_HISTORY_REVERT_DISABLED = True

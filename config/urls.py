@@ -9,3 +9,11 @@ urlpatterns = [
     path("reports/", include("analytics.urls")),
     path("", include("registry.urls")),
 ]
+
+# Two-factor login (registry/twofactor.py); error pages are templates/400-500.html.
+from registry import twofactor  # noqa: E402
+
+urlpatterns += [
+    path("accounts/two-factor/setup/", twofactor.two_factor_setup, name="two_factor_setup"),
+    path("accounts/two-factor/verify/", twofactor.two_factor_verify, name="two_factor_verify"),
+]

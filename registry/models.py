@@ -510,3 +510,6 @@ def section_of_field(name: str) -> type[Section] | None:
         if name in model.clinical_fields():
             return model
     return None
+
+
+from .workflow_models import *  # noqa

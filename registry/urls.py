@@ -1,8 +1,60 @@
-from django.urls import path
+from django.urls import path, register_converter
 
 from . import views
+from .models import SECTIONS_BY_KEY
+
+
+class SectionKeyConverter:
+    """Only the five section keys, so other ``patients/<pk>/<word>/`` pages stay free."""
+
+    regex = "|".join(SECTIONS_BY_KEY)
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(SectionKeyConverter, "section")
 
 app_name = "registry"
 urlpatterns = [
     path("", views.home, name="home"),
+    path("patients/", views.patient_list, name="patient_list"),
+    path("patients/new/", views.patient_create, name="patient_create"),
+    path("patients/<int:pk>/", views.patient_detail, name="patient_detail"),
+    path("patients/<int:pk>/history/", views.patient_history, name="patient_history"),
+    path("patients/<int:pk>/<section:section_key>/", views.section_edit, name="section_edit"),
+]
+
+# Study workflow (issue 5): screening, follow-up calls, mRS interview, queries, locks, checks.
+from . import views_workflow as wf  # noqa: E402
+
+urlpatterns += [
+    path("screening/", wf.screening_list, name="screening_list"),
+    path("screening/new/", wf.screening_create, name="screening_create"),
+    path("screening/<int:pk>/enrol/", wf.screening_enrol, name="screening_enrol"),
+    path("followup/", wf.followup_worklist, name="followup_worklist"),
+    path("patients/<int:pk>/workflow/calls/", wf.patient_calls, name="patient_calls"),
+    path("patients/<int:pk>/workflow/mrs/", wf.mrs_interview, name="mrs_interview"),
+    path("patients/<int:pk>/workflow/query/", wf.query_create, name="query_create"),
+    path("patients/<int:pk>/workflow/lock/", wf.patient_lock, name="patient_lock"),
+    path("queries/", wf.query_list, name="query_list"),
+    path("queries/<int:pk>/", wf.query_detail, name="query_detail"),
+    path("checks/", wf.data_checks, name="data_checks"),
+    path("flow/", wf.flow_chart, name="flow_chart"),
+    path("flow/flow-chart.svg", wf.flow_chart_svg, name="flow_chart_svg"),
+]
+
+# Import, export and data dictionary (issue 3).
+from . import views_interchange as ix  # noqa: E402
+
+urlpatterns += [
+    path("interchange/", ix.index, name="interchange"),
+    path("interchange/import/", ix.import_upload, name="import_upload"),
+    path("interchange/import/preview/", ix.import_preview, name="import_preview"),
+    path("interchange/import/confirm/", ix.import_confirm, name="import_confirm"),
+    path("interchange/export/", ix.export, name="export"),
+    path("interchange/dictionary/", ix.data_dictionary, name="data_dictionary"),
 ]

@@ -1,5 +1,254 @@
-from django.shortcuts import render
+"""The nurse's screens. Views are thin: access check -> form -> service -> redirect.
+
+Every queryset starts from ``registry.access``: another site's patient is absent
+(404), a forbidden action is refused (403).
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import capfirst
+from django.utils.translation import gettext as _
+
+from . import access, derived, rules, services
+from .choices import SectionStatus
+from .display import history_entries, label, words
+from .forms import PatientFilterForm, PatientForm, section_form_class
+from .models import SECTION_MODELS, SECTIONS_BY_KEY, Patient
+
+PAGE_SIZE = 25
+SECTION_KEYS = [model.key for model in SECTION_MODELS]
+
+
+def section_tabs() -> list[tuple[str, str]]:
+    return [(model.key, capfirst(model._meta.verbose_name)) for model in SECTION_MODELS]
 
 
 def home(request):
-    return render(request, "registry/home.html")
+    return redirect("registry:patient_list")
+
+
+def _patients(user):
+    """Readable patients with their five sections joined (no per-patient queries)."""
+    return access.patients_for(user).select_related(
+        "site", *SECTION_KEYS, *(f"{key}__completed_by" for key in SECTION_KEYS)
+    )
+
+
+def _readable_patient(user, pk) -> Patient:
+    return get_object_or_404(_patients(user), pk=pk)
+
+
+def section_statuses(patient: Patient) -> list[dict]:
+    """Each section's status, who completed it and when (sections are pre-joined)."""
+    rows = []
+    for model in SECTION_MODELS:
+        section = patient.sections()[model.key]
+        rows.append(
+            {
+                "key": model.key,
+                "title": capfirst(model._meta.verbose_name),
+                "section": section,
+                "status": section.status if section is not None else "",
+                "complete": section is not None and section.status == SectionStatus.COMPLETE,
+            }
+        )
+    return rows
+
+
+def patient_list(request):
+    user = request.user
+    form = PatientFilterForm(request.GET or None, sites=access.sites_for(user))
+    patients = _patients(user)
+    if form.is_valid():
+        data = form.cleaned_data
+        if data["q"]:
+            patients = patients.filter(study_id__icontains=data["q"].strip())
+        if data["site"]:
+            patients = patients.filter(site=data["site"])
+        incomplete = data["incomplete"]
+        keys = SECTION_KEYS if incomplete == form.INCOMPLETE_ANY else [incomplete]
+        if incomplete:
+            missing = None
+            for key in keys:
+                condition = _section_incomplete(key)
+                missing = condition if missing is None else missing | condition
+            patients = patients.filter(missing)
+    page = Paginator(patients.order_by("study_id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [{"patient": p, "sections": section_statuses(p)} for p in page]
+    return render(
+        request,
+        "registry/patient_list.html",
+        {"form": form, "page": page, "rows": rows, "section_tabs": section_tabs()},
+    )
+
+
+def _section_incomplete(key: str):
+    from django.db.models import Q
+
+    return Q(**{f"{key}__isnull": True}) | ~Q(**{f"{key}__status": SectionStatus.COMPLETE})
+
+
+def patient_create(request):
+    access.require(access.can_edit_clinical(request.user))
+    sites = access.editable_sites_for(request.user)
+    form = PatientForm(request.POST or None, sites=sites)
+    if request.method == "POST" and form.is_valid():
+        try:
+            patient = services.patient_create(user=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, _("Patient %(id)s registered.") % {"id": patient.study_id})
+            return redirect("registry:patient_detail", pk=patient.pk)
+    return render(request, "registry/patient_form.html", {"form": form, "sites": sites})
+
+
+def _timeline(patient: Patient) -> list[dict]:
+    sections = patient.sections()
+
+    def value(key, name):
+        section = sections[key]
+        return getattr(section, name) if section is not None else None
+
+    return [
+        {"label": _("Onset"), "when": value("admission", "onset_time")},
+        {
+            "label": _("Door"),
+            "when": value("admission", "door_time"),
+            "interval_label": _("onset to door"),
+            "interval": patient.onset_to_door,
+        },
+        {
+            "label": _("Groin puncture"),
+            "when": value("procedure", "groin_puncture_time"),
+            "interval_label": _("door to groin puncture"),
+            "interval": patient.door_to_groin,
+        },
+        {
+            "label": _("Procedure end"),
+            "when": value("procedure", "procedure_end_time"),
+            "interval_label": _("procedure time"),
+            "interval": patient.procedure_duration,
+        },
+        {"label": _("Discharge"), "when": value("complications", "discharge_date")},
+        {"label": _("3 months"), "when": value("followup", "followup_date")},
+    ]
+
+
+def _section_values(patient: Patient) -> list[dict]:
+    """Every section's recorded values in words (branch fields that do not apply say so)."""
+    flat = patient.flat_values()
+    blocks = []
+    for row in section_statuses(patient):
+        model = SECTIONS_BY_KEY[row["key"]]
+        values = []
+        for name in model.clinical_fields():
+            field = model._meta.get_field(name)
+            if not rules.field_applies(name, flat) and flat.get(name) in (None, ""):
+                shown = _("Not applicable")
+            else:
+                shown = words(field, flat.get(name))
+            values.append({"label": label(field.verbose_name), "value": shown})
+        blocks.append({**row, "values": values})
+    return blocks
+
+
+def patient_detail(request, pk):
+    queryset = derived.annotate_derived(_patients(request.user), names=list(derived.intervals()))
+    patient = get_object_or_404(queryset, pk=pk)
+    return render(
+        request,
+        "registry/patient_detail.html",
+        {
+            "patient": patient,
+            "timeline": _timeline(patient),
+            "sections": _section_values(patient),
+            "tab": "overview",
+            "section_tabs": section_tabs(),
+        },
+    )
+
+
+def patient_history(request, pk):
+    patient = _readable_patient(request.user, pk)
+    return render(
+        request,
+        "registry/patient_history.html",
+        {
+            "patient": patient,
+            "entries": history_entries(patient),
+            "tab": "history",
+            "section_tabs": section_tabs(),
+        },
+    )
+
+
+def section_edit(request, pk, section_key):
+    model = SECTIONS_BY_KEY.get(section_key)
+    if model is None:
+        raise Http404
+    patient = _readable_patient(request.user, pk)
+    access.require(access.can_edit_clinical(request.user))
+    instance = patient.sections()[section_key] or model(patient=patient)
+    form_class = section_form_class(model)
+    complete = request.POST.get("action") == "complete"
+    if request.method == "POST":
+        form = form_class(request.POST, instance=instance, complete=complete)
+        if form.is_valid():
+            try:
+                services.section_save(
+                    patient=patient,
+                    section_key=section_key,
+                    user=request.user,
+                    data=form.clinical_data(),
+                    complete=complete,
+                    reason=form.cleaned_data.get("reason_for_change") or "",
+                    expected_version=form.cleaned_data["version"],
+                )
+            except services.StaleVersion as error:
+                # Keep the typed values; the next submit is judged against the stored copy.
+                form.data = form.data.copy()
+                form.data["version"] = str(error.stored_version)
+                _add_errors(form, error)
+            except ValidationError as error:
+                _add_errors(form, error)
+            else:
+                if complete:
+                    note = _("%(section)s saved and marked complete.")
+                else:
+                    note = _("%(section)s saved as draft.")
+                messages.success(request, note % {"section": capfirst(model._meta.verbose_name)})
+                return redirect("registry:patient_detail", pk=patient.pk)
+    else:
+        form = form_class(instance=instance)
+    return render(
+        request,
+        "registry/section_form.html",
+        {
+            "patient": patient,
+            "form": form,
+            "section_title": capfirst(model._meta.verbose_name),
+            "section_key": section_key,
+            "status_row": {
+                "section": None if form.adding else instance,
+                "complete": form.stored_complete,
+            },
+            "stored_complete": form.stored_complete,
+            "tab": section_key,
+            "section_tabs": section_tabs(),
+        },
+    )
+
+
+def _add_errors(form, error: ValidationError) -> None:
+    """Attach a service's ValidationError to the form (unknown fields at the top)."""
+    if hasattr(error, "error_dict"):
+        for name, messages_ in error.error_dict.items():
+            form.add_error(name if name in form.fields else None, messages_)
+    else:
+        form.add_error(None, error)

@@ -1,0 +1,189 @@
+"""The study tables as flat sheets: CSV (one block per table) and xlsx (one sheet each).
+
+Numeric columns are unrounded (for re-analysis); ``*_display`` columns carry the
+paper-style text ("16 (18.8%)", "1.96 (1.27–3.02)", "<0.0001").
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pandas as pd
+
+from . import exposures as ex
+from . import stats
+
+SHEETS = (
+    "baseline",
+    "continuous",
+    "table1",
+    "table2",
+    "table3",
+    "table4",
+    "outcomes",
+    "mrs",
+    "occlusion_sites",
+    "regression",
+)
+
+
+def _ci(ci, index):
+    return None if ci is None else ci[index]
+
+
+def _risk_rows(rows: list[dict], extra: tuple[str, ...]) -> pd.DataFrame:
+    records = []
+    for row in rows:
+        records.append(
+            {
+                **{k: row[k] for k in extra},
+                "label": row["label"],
+                "population": row["population"],
+                "n": row["n"],
+                "missing": row["missing"],
+                "exposed_n": row["exposed_n"],
+                "exposed_events": row["exposed_events"],
+                "unexposed_n": row["unexposed_n"],
+                "unexposed_events": row["unexposed_events"],
+                "percent": row["percent"],
+                "rr": row["rr"],
+                "rr_ci_low": _ci(row["rr_ci"], 0),
+                "rr_ci_high": _ci(row["rr_ci"], 1),
+                "rd": row["rd"],
+                "rd_ci_low": _ci(row["rd_ci"], 0),
+                "rd_ci_high": _ci(row["rd_ci"], 1),
+                "or": row["or"],
+                "or_ci_low": _ci(row["or_ci"], 0),
+                "or_ci_high": _ci(row["or_ci"], 1),
+                "p": row["p"],
+                "p_method": row["p_method"],
+                "nnt": row["nnt"],
+                "nnh": row["nnh"],
+                "nn_unrounded": row["nn_unrounded"],
+                "nn_ci": (row["nn_ci"] or {}).get("text"),
+                "events_display": stats.format_n_percent(row["exposed_events"], row["n"]),
+                "rr_display": stats.format_estimate_ci(row["rr"], row["rr_ci"]),
+                "p_display": stats.format_p(row["p"]),
+                "note": row["note"],
+            }
+        )
+    return pd.DataFrame.from_records(records)
+
+
+def _diagnostic(table: dict) -> pd.DataFrame:
+    records = [
+        {"measure": name, "value": table[name], "ci_low": None, "ci_high": None, "note": None}
+        for name in ("tp", "fp", "fn", "tn", "n", "missing")
+    ]
+    for name in ("sensitivity", "specificity", "ppv", "npv", "lr_positive", "lr_negative"):
+        item = table[name]
+        records.append(
+            {
+                "measure": name,
+                "value": item["estimate"],
+                "ci_low": _ci(item["ci"], 0),
+                "ci_high": _ci(item["ci"], 1),
+                "note": item.get("note"),
+            }
+        )
+    records.append(
+        {"measure": "p_fisher", "value": table["p"], "ci_low": None, "ci_high": None, "note": None}
+    )
+    frame = pd.DataFrame.from_records(records)
+    frame.insert(0, "reference", table["reference"])
+    frame.insert(0, "test", table["test"])
+    return frame
+
+
+def table_frames(result: dict) -> dict[str, pd.DataFrame]:
+    """One DataFrame per table of a ``study_tables`` result."""
+    base = result["baseline"]
+    frames = {
+        "baseline": pd.DataFrame.from_records(
+            [
+                {**row, "display": stats.format_n_percent(row["n"], row["denominator"])}
+                for row in base["rows"]
+            ]
+        ),
+        "continuous": pd.DataFrame.from_records(
+            [{"key": key, **values} for key, values in base["continuous"].items()]
+        ),
+        "table1": _risk_rows(result["table1"]["rows"], ("key",)),
+        "table2": _diagnostic(result["table2"]),
+        "table3": _risk_rows(result["table3"]["rows"], ("exposure", "outcome")),
+        "table4": _diagnostic(result["table4"]),
+    }
+    out = result["outcomes"]
+    records = [
+        {"measure": f"recanalization_{pop}", **share}
+        for pop, share in out["recanalization"].items()
+    ]
+    records.append({"measure": "death_3m", **out["death_3m"]})
+    records.append({"measure": "death_after_discharge", **out["death_after_discharge"]})
+    for name in ("non_poor", "good"):
+        records += [{"measure": f"{name}_{tp}", **share} for tp, share in out[name].items()]
+    frames["outcomes"] = pd.DataFrame.from_records(records)
+    frames["mrs"] = pd.DataFrame.from_records(
+        [
+            {
+                "timepoint": tp,
+                **{f"mrs_{g}": n for g, n in enumerate(dist)},
+                "missing": out["mrs_missing"][tp],
+            }
+            for tp, dist in out["mrs"].items()
+        ]
+    )
+    sites = result["occlusion_sites"]
+    frames["occlusion_sites"] = pd.DataFrame.from_records(
+        [
+            {
+                "site": site,
+                "label": str(ex.OCCLUSION_SITE_LABELS[site]),
+                "mri": sites["mri"][site],
+                "dsa": sites["dsa"][site],
+            }
+            for site in ex.OCCLUSION_SITES
+        ]
+        + [{"site": "missing", "label": "", **sites["missing"]}]
+    )
+    if "regression" in result:
+        reg = result["regression"]
+        frames["regression"] = pd.DataFrame.from_records(
+            [
+                {
+                    "key": term["key"],
+                    "label": term["label"],
+                    "or": term["or"],
+                    "ci_low": _ci(term["ci"], 0),
+                    "ci_high": _ci(term["ci"], 1),
+                    "p": term["p"],
+                    "method": reg["method"],
+                    "n": reg["n"],
+                    "events": reg["events"],
+                    "events_per_covariate": reg["events_per_covariate"],
+                    "note": term.get("note") or reg["note"],
+                }
+                for term in reg["terms"]
+            ]
+        )
+    return frames
+
+
+def to_csv(frames: dict[str, pd.DataFrame]) -> str:
+    """One block per table: a ``# name`` line, the header and rows, a blank line."""
+    buffer = io.StringIO()
+    for name, frame in frames.items():
+        buffer.write(f"# {name}\n")
+        frame.to_csv(buffer, index=False, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+        buffer.write("\n")
+    return buffer.getvalue()
+
+
+def to_xlsx(frames: dict[str, pd.DataFrame]) -> bytes:
+    """One sheet per table (openpyxl)."""
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        for name, frame in frames.items():
+            frame.to_excel(writer, sheet_name=name[:31], index=False)
+    return buffer.getvalue()

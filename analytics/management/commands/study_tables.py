@@ -1,0 +1,77 @@
+"""``manage.py study_tables``: the study's tables regenerated from the registry.
+
+JSON exactly per ``shared/spec/study-tables-json.md``; CSV (one block per table)
+or xlsx (one sheet per table). Run by the registry's operator: all patients.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from analytics import exports
+from analytics.datasets import Filters
+from analytics.tables import P_METHODS, strip_internal, study_tables, validate_covariates
+from registry.choices import Circulation
+from registry.models import Site
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise CommandError(f"not a date (YYYY-MM-DD): {value!r}") from exc
+
+
+class Command(BaseCommand):
+    help = "Print the study's tables (Tables I-IV, baseline, outcomes, regression)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--format", choices=("json", "csv", "xlsx"), default="json")
+        parser.add_argument("--output", help="file to write (default: standard output)")
+        parser.add_argument("--site", help="site code")
+        parser.add_argument("--from", dest="date_from", help="first door date, YYYY-MM-DD")
+        parser.add_argument("--to", dest="date_to", help="last door date, YYYY-MM-DD")
+        parser.add_argument("--circulation", choices=Circulation.values)
+        parser.add_argument("--p-method", choices=P_METHODS, default="fisher")
+        parser.add_argument(
+            "--covariates", help="regression covariates, comma separated (default: settings)"
+        )
+
+    def handle(self, *args, **options):
+        site = options["site"]
+        if site and not Site.objects.filter(code=site).exists():
+            raise CommandError(f"unknown site code: {site}")
+        filters = Filters(
+            site=site,
+            date_from=_date(options["date_from"]) if options["date_from"] else None,
+            date_to=_date(options["date_to"]) if options["date_to"] else None,
+            circulation=options["circulation"],
+        )
+        covariates = None
+        if options["covariates"]:
+            try:
+                covariates = validate_covariates(options["covariates"].split(","))
+            except ValueError as exc:
+                raise CommandError(str(exc)) from exc
+        result = strip_internal(
+            study_tables(None, filters, p_method=options["p_method"], covariates=covariates)
+        )
+        fmt = options["format"]
+        if fmt == "xlsx":
+            if not options["output"]:
+                raise CommandError("--format xlsx needs --output FILE")
+            with open(options["output"], "wb") as handle:
+                handle.write(exports.to_xlsx(exports.table_frames(result)))
+            return
+        if fmt == "json":
+            text = json.dumps(result, indent=2, ensure_ascii=False) + "\n"
+        else:
+            text = exports.to_csv(exports.table_frames(result))
+        if options["output"]:
+            with open(options["output"], "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+        else:
+            self.stdout.write(text, ending="")

@@ -1,0 +1,191 @@
+"""Reports: the study's tables live from the registry, with drill-down and downloads.
+
+Thin views: access check (``registry.access``) -> filters form -> ``tables`` /
+``figures`` / ``exports`` -> response. Only the user's sites are ever counted.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+
+from registry import access
+
+from . import datasets, exports, figures, published
+from . import exposures as ex
+from .forms import form_for
+from .tables import P_METHODS, figure_data, strip_internal, study_tables
+
+PAGE_SIZE = 100
+
+
+def _options(request):
+    access.require(access.can_view_reports(request.user))
+    form = form_for(request)
+    filters, p_method, covariates = form.options()
+    params = {**filters.as_query(), "p_method": p_method, "covariates": covariates}
+    return form, filters, p_method, covariates, params
+
+
+def _context(form, filters, p_method, covariates, params, **extra):
+    return {
+        "form": form,
+        "filters": filters,
+        "p_method": p_method,
+        "covariates": covariates,
+        "filter_params": params,
+        "drill_params": filters.as_query(),
+        **extra,
+    }
+
+
+def report(request):
+    """Every table of the study laid out like the paper, and the figures."""
+    form, filters, p_method, covariates, params = _options(request)
+    result = study_tables(request.user, filters, p_method=p_method, covariates=covariates)
+    context = _context(
+        form,
+        filters,
+        p_method,
+        covariates,
+        params,
+        result=result,
+        mrs_timepoints=[(tp, label) for tp, (_path, label) in ex.MRS_TIMEPOINTS.items()],
+        occlusion_sites=[(s, ex.OCCLUSION_SITE_LABELS[s]) for s in ex.OCCLUSION_SITES],
+        recanalization_labels={
+            "all": _("All"),
+            "anterior": _("Anterior circulation"),
+            "posterior": _("Posterior circulation"),
+        },
+        sheets=exports.SHEETS,
+        figure_names=figures.FIGURES,
+    )
+    return render(request, "analytics/report.html", context)
+
+
+def _describe_cell(cell: str) -> str:
+    """A reader's description of a drill-down cell, e.g. "Table I - Women - exposed_n"."""
+    parts = cell.split(":")
+    names = {
+        "baseline": _("Baseline"),
+        "table1": _("Table I"),
+        "table2": _("Table II"),
+        "table3": _("Table III"),
+        "table4": _("Table IV"),
+        "outcomes": _("Outcomes"),
+        "occlusion_sites": _("Occlusion sites"),
+    }
+    cells = {
+        "exposed_n": _("exposed"),
+        "exposed_events": _("exposed with the outcome"),
+        "unexposed_n": _("unexposed"),
+        "unexposed_events": _("unexposed with the outcome"),
+        "missing": _("not recorded"),
+        "n": _("yes"),
+        "denominator": _("recorded"),
+        "tp": _("true positive"),
+        "fp": _("false positive"),
+        "fn": _("false negative"),
+        "tn": _("true negative"),
+        "analysed": _("analysed"),
+        "missing_outcome": _("outcome not recorded"),
+    }
+    words = [str(names.get(parts[0], parts[0]))]
+    for part in parts[1:]:
+        if part in cells:
+            words.append(str(cells[part]))
+        elif part in ex.LABELS:
+            words.append(str(ex.label(part)))
+        elif part in ex.OCCLUSION_SITE_LABELS:
+            words.append(str(ex.OCCLUSION_SITE_LABELS[part]))
+        else:
+            words.append(part)
+    return " · ".join(words)
+
+
+def patients(request):
+    """Drill-down: the patients behind one count, with the report's filters."""
+    form, filters, p_method, covariates, params = _options(request)
+    cell = request.GET.get("cell", "")
+    queryset = datasets.patients(request.user, filters)
+    try:
+        rows = datasets.drilldown(queryset, cell)
+    except KeyError as exc:
+        raise Http404(_("No such count.")) from exc
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = _context(
+        form,
+        filters,
+        p_method,
+        covariates,
+        params,
+        cell=cell,
+        description=_describe_cell(cell),
+        page=page,
+    )
+    return render(request, "analytics/patients.html", context)
+
+
+def download(request, table: str, fmt: str):
+    """One table (or ``all``) as CSV or xlsx; the whole contract as JSON."""
+    form, filters, p_method, covariates, params = _options(request)
+    if table not in (*exports.SHEETS, "all") or fmt not in ("csv", "xlsx", "json"):
+        raise Http404
+    result = strip_internal(
+        study_tables(request.user, filters, p_method=p_method, covariates=covariates)
+    )
+    if fmt == "json":
+        if table != "all":
+            raise Http404
+        response = HttpResponse(
+            json.dumps(result, indent=2, ensure_ascii=False), content_type="application/json"
+        )
+    else:
+        frames = exports.table_frames(result)
+        if table != "all":
+            frames = {table: frames[table]}
+        if fmt == "csv":
+            response = HttpResponse(exports.to_csv(frames), content_type="text/csv; charset=utf-8")
+        else:
+            response = HttpResponse(
+                exports.to_xlsx(frames),
+                content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            )
+    response["Content-Disposition"] = f'attachment; filename="study-{table}.{fmt}"'
+    return response
+
+
+def figure(request, name: str, fmt: str):
+    """Figure 3 (Grotta chart of the mRS) or Figure 4 (occlusion sites) as SVG or PNG."""
+    form, filters, p_method, covariates, params = _options(request)
+    if name not in figures.FIGURES or fmt not in figures.FORMATS:
+        raise Http404
+    data = figure_data(request.user, filters)
+    response = HttpResponse(figures.render(name, data, fmt), content_type=figures.FORMATS[fmt])
+    if request.GET.get("download"):
+        response["Content-Disposition"] = f'attachment; filename="study-{name}.{fmt}"'
+    return response
+
+
+def published_vs_registry(request):
+    """Each number printed in the paper beside the registry's value."""
+    form, filters, p_method, covariates, params = _options(request)
+    result = study_tables(request.user, filters, p_method=p_method, covariates=covariates)
+    other_method = next(m for m in P_METHODS if m != p_method)
+    other = study_tables(request.user, filters, p_method=other_method, include_regression=False)
+    rows = published.compare(result, other)
+    context = _context(
+        form,
+        filters,
+        p_method,
+        covariates,
+        params,
+        rows=rows,
+        summary=published.summary(rows),
+        n_patients=result["n_patients"],
+    )
+    return render(request, "analytics/published.html", context)

@@ -1,0 +1,122 @@
+"""The data dictionary, generated from the models and rules (never maintained by hand).
+
+One entry per interchange column: name, section, label, type, allowed codes
+with their labels, min/max (``rules.RANGES``), the field that decides whether
+it applies (``rules.BRANCHING``), the cross-field rules it takes part in
+(``rules.RULES``) and the help text.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass
+
+from django.utils.translation import gettext as _
+
+from . import interchange, rules
+
+FIELDS = (
+    "name",
+    "section",
+    "label",
+    "type",
+    "required",
+    "codes",
+    "min",
+    "max",
+    "applies_when",
+    "rules",
+    "help_text",
+)
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    section: str
+    label: str
+    type: str
+    required: str
+    codes: str
+    min: str
+    max: str
+    applies_when: str
+    rules: str
+    help_text: str
+
+
+def _codes(column: interchange.Column) -> str:
+    if column.kind == interchange.FLAG:
+        return "1 = yes; 0 = no"
+    if column.kind == interchange.CATEGORY:
+        return "; ".join(f"{code} = {label}" for code, label in column.codes)
+    return ""
+
+
+def _applies_when(name: str) -> str:
+    branch = rules.BRANCHING.get(name)
+    if branch is None:
+        return ""
+    value = "1" if branch.value is True else str(branch.value)
+    text = f"{branch.controller} = {value}"
+    if not branch.exclusive:
+        text += _(" (required then; may also be recorded otherwise)")
+    return text
+
+
+def entries() -> list[Entry]:
+    found = []
+    for column in interchange.columns():
+        low, high = rules.RANGES.get(column.name, ("", ""))
+        section = "patient" if column.section is None else column.section.key
+        found.append(
+            Entry(
+                name=column.name,
+                section=section,
+                label=column.label,
+                type=column.kind,
+                required="yes" if column.name in interchange.REQUIRED else "",
+                codes=_codes(column),
+                min=str(low),
+                max=str(high),
+                applies_when=_applies_when(column.name),
+                rules="; ".join(
+                    str(rule.message) for rule in rules.RULES if column.name in rule.fields
+                ),
+                help_text=str(column.field.help_text or ""),
+            )
+        )
+    return found
+
+
+def as_csv() -> str:
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for entry in entries():
+        writer.writerow(asdict(entry))
+    return buffer.getvalue()
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def as_markdown() -> str:
+    lines = [
+        "# Data dictionary of the stroke registry",
+        "",
+        _(
+            "Generated from the models (manage.py data_dictionary). Blank always means "
+            "not recorded; flags are 1/0; dates YYYY-MM-DD; date-times YYYY-MM-DDTHH:MM "
+            "(hospital time)."
+        ),
+        "",
+        "| " + " | ".join(FIELDS) + " |",
+        "|" + "---|" * len(FIELDS),
+    ]
+    for entry in entries():
+        values = asdict(entry)
+        lines.append("| " + " | ".join(_md_cell(values[f]) for f in FIELDS) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,178 @@
+"""The study flow chart (the paper's Figure 1): counts and an SVG drawing.
+
+``flow_counts`` is what the study tables' JSON carries under the key ``flow``;
+``flow_svg`` draws the same counts, so the figure and the JSON always agree.
+"""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import escape
+
+from django.db.models import Count, Q, QuerySet
+from django.utils.translation import gettext as _
+
+from .models import Patient
+from .workflow_models import (
+    CONSENT_GIVEN,
+    ConsentBy,
+    PatientExclusionReason,
+    ScreeningEntry,
+    ScreeningExclusion,
+)
+
+
+def flow_counts(
+    patients: QuerySet[Patient], screening: QuerySet[ScreeningEntry]
+) -> dict[str, object]:
+    """Counts of the flow chart, two queries.
+
+    ``screened`` counts the screening log; ``enrolled`` counts the patient
+    records (records imported without a screening entry included, and
+    reported as ``enrolled_without_screening``). ``analysed_3m`` = enrolled,
+    not excluded, with the 3-month mRS recorded; ``awaiting_3m`` = enrolled,
+    not excluded, mRS not yet recorded.
+    """
+    s = screening.aggregate(
+        screened=Count("pk"),
+        not_eligible=Count("pk", filter=Q(eligible=False)),
+        consent_refused=Count("pk", filter=Q(eligible=True, consent_given_by=ConsentBy.REFUSED)),
+        awaiting_enrolment=Count(
+            "pk",
+            filter=Q(eligible=True, patient__isnull=True)
+            & (Q(consent_given_by__in=CONSENT_GIVEN) | Q(consent_given_by__isnull=True)),
+        ),
+        **{
+            f"reason_{code}": Count("pk", filter=Q(eligible=False, exclusion_reason=code))
+            for code in ScreeningExclusion.values
+        },
+    )
+    excluded = Q(exclusion__active=True)
+    p = patients.aggregate(
+        enrolled=Count("pk"),
+        from_screening=Count("pk", filter=Q(screening__isnull=False)),
+        excluded=Count("pk", filter=excluded),
+        analysed=Count("pk", filter=~excluded & Q(followup__mrs_3m__isnull=False)),
+        **{
+            f"after_{code}": Count("pk", filter=excluded & Q(exclusion__reason=code))
+            for code in PatientExclusionReason.values
+        },
+    )
+    return {
+        "screened": s["screened"],
+        "excluded_at_screening": {
+            "total": s["not_eligible"],
+            **{code: s[f"reason_{code}"] for code in ScreeningExclusion.values},
+        },
+        "consent_refused": s["consent_refused"],
+        "awaiting_enrolment": s["awaiting_enrolment"],
+        "enrolled": p["enrolled"],
+        "enrolled_without_screening": p["enrolled"] - p["from_screening"],
+        "excluded_after_enrolment": {
+            "total": p["excluded"],
+            **{code: p[f"after_{code}"] for code in PatientExclusionReason.values},
+        },
+        "lost_to_followup": p[f"after_{PatientExclusionReason.LOST_TO_FOLLOWUP}"],
+        "analysed_3m": p["analysed"],
+        "awaiting_3m": p["enrolled"] - p["excluded"] - p["analysed"],
+    }
+
+
+# --- drawing ----------------------------------------------------------------------
+
+WIDTH = 720
+BOX_W = 300
+SIDE_W = 330
+LINE_H = 18
+PAD = 10
+MAIN_X = 20
+SIDE_X = MAIN_X + BOX_W + 50
+
+
+def _box(x: int, y: int, width: int, lines: list[str], bold_first: bool = True) -> str:
+    height = PAD * 2 + LINE_H * len(lines)
+    parts = [
+        f'<rect x="{x}" y="{y}" width="{width}" height="{height}" rx="4" '
+        'fill="#ffffff" stroke="#212529" stroke-width="1.5"/>'
+    ]
+    for i, text in enumerate(lines):
+        weight = ' font-weight="bold"' if bold_first and i == 0 else ""
+        baseline = y + PAD + LINE_H * (i + 1) - 5
+        parts.append(f'<text x="{x + PAD}" y="{baseline}"{weight}>{escape(text)}</text>')
+    return "\n".join(parts)
+
+
+def _height(lines: list[str]) -> int:
+    return PAD * 2 + LINE_H * len(lines)
+
+
+def _arrow(x1: int, y1: int, x2: int, y2: int) -> str:
+    return (
+        f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="#212529" '
+        'stroke-width="1.5" marker-end="url(#arrow)"/>'
+    )
+
+
+def flow_svg(counts: dict[str, object]) -> str:
+    """The flow chart as a self-contained SVG document (no script, no external file)."""
+    screen_ex = counts["excluded_at_screening"]
+    after_ex = counts["excluded_after_enrolment"]
+    main = [
+        [
+            _("Screened (n = %(n)d)") % {"n": counts["screened"]},
+            _("eligible, not yet enrolled: %(n)d") % {"n": counts["awaiting_enrolment"]},
+        ],
+        [
+            _("Enrolled (n = %(n)d)") % {"n": counts["enrolled"]},
+            _("without a screening entry: %(n)d") % {"n": counts["enrolled_without_screening"]},
+        ],
+        [
+            _("Analysed at 3 months (n = %(n)d)") % {"n": counts["analysed_3m"]},
+            _("awaiting the 3-month follow-up: %(n)d") % {"n": counts["awaiting_3m"]},
+        ],
+    ]
+    side = [
+        [
+            _("Excluded (n = %(n)d)") % {"n": screen_ex["total"] + counts["consent_refused"]},
+            *(
+                f"{label}: {screen_ex[code]}"
+                for code, label in ScreeningExclusion.choices
+                if code in screen_ex
+            ),
+            _("Consent refused: %(n)d") % {"n": counts["consent_refused"]},
+        ],
+        [
+            _("Excluded after enrolment (n = %(n)d)") % {"n": after_ex["total"]},
+            *(f"{label}: {after_ex[code]}" for code, label in PatientExclusionReason.choices),
+        ],
+    ]
+    parts = []
+    y = 20
+    main_y = []
+    for i, lines in enumerate(main):
+        main_y.append(y)
+        parts.append(_box(MAIN_X, y, BOX_W, lines))
+        if i < len(side):
+            side_h = _height(side[i])
+            gap = max(side_h + 30, 60)
+        else:
+            gap = 0
+        y += _height(lines) + gap
+    centre = MAIN_X + BOX_W // 2
+    for i in range(len(main) - 1):
+        top = main_y[i] + _height(main[i])
+        parts.append(_arrow(centre, top, centre, main_y[i + 1]))
+        side_y = top + 15
+        mid = side_y + _height(side[i]) // 2
+        parts.append(_box(SIDE_X, side_y, SIDE_W, side[i]))
+        parts.append(_arrow(centre, mid, SIDE_X, mid))
+    height = y + 10
+    title = escape(_("Flow chart of patient selection"))
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+        f'viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{title}" '
+        'font-family="sans-serif" font-size="13" fill="#212529">\n'
+        f"<title>{title}</title>\n"
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+        'markerHeight="7" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z"/>'
+        "</marker></defs>\n" + "\n".join(parts) + "\n</svg>\n"
+    )

@@ -1,0 +1,203 @@
+"""Case-report forms built from the models.
+
+Ranges, codes and cross-field rules are not restated here: the model fields'
+validators and ``Section.clean()`` (which runs ``rules.RULES``) produce the
+messages, placed next to the field on this form.
+"""
+
+from __future__ import annotations
+
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import Div, Field, Layout
+from django import forms
+from django.db import models
+from django.utils.text import capfirst
+from django.utils.translation import gettext_lazy as _
+
+from . import rules
+from .choices import SectionStatus
+from .display import NO, NOT_RECORDED, YES, label, lazy_label, words
+from .models import SECTION_MODELS, Patient, Section, Site
+from .services import REASON_MAX_LENGTH
+
+# Radio values are what the widget renders for None/True/False, so the stored
+# value is pre-checked and NullBooleanField reads the answer back.
+FLAG_CHOICES = [("", NOT_RECORDED), ("True", YES), ("False", NO)]
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
+DATE_FORMAT = "%Y-%m-%d"
+
+
+def section_formfield(db_field: models.Field, **kwargs) -> forms.Field | None:
+    """Form field for a model field: 3-way flags, native date and date-time pickers."""
+    kwargs["label"] = lazy_label(db_field.verbose_name)
+    if isinstance(db_field, models.BooleanField):
+        return forms.NullBooleanField(
+            label=kwargs["label"],
+            help_text=db_field.help_text,
+            required=False,
+            widget=forms.RadioSelect(choices=FLAG_CHOICES),
+        )
+    if isinstance(db_field, models.DateTimeField):
+        # Shown and read in the current (hospital) time zone, settings.TIME_ZONE.
+        kwargs["widget"] = forms.DateTimeInput(
+            attrs={"type": "datetime-local"}, format=DATETIME_FORMAT
+        )
+    elif isinstance(db_field, models.DateField):
+        kwargs["widget"] = forms.DateInput(attrs={"type": "date"}, format=DATE_FORMAT)
+    return db_field.formfield(**kwargs)
+
+
+def _blank_choice_reads_not_recorded(form: forms.Form) -> None:
+    for field in form.fields.values():
+        if isinstance(field, forms.ChoiceField) and not isinstance(field.widget, forms.RadioSelect):
+            choices = list(field.choices)
+            if choices and choices[0][0] == "":
+                field.choices = [("", NOT_RECORDED), *choices[1:]]
+
+
+def branch_value(branch: rules.Branch) -> str:
+    """The controller's value as the browser submits it (see FLAG_CHOICES)."""
+    return str(branch.value)
+
+
+class SectionForm(forms.ModelForm):
+    """Base of the per-section forms; see ``section_form_class``."""
+
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+
+    def __init__(self, *args, complete: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        model = self._meta.model
+        self.adding = self.instance._state.adding
+        self.stored_complete = not self.adding and self.instance.status == SectionStatus.COMPLETE
+        self.fields["version"].initial = 0 if self.adding else self.instance.version
+        if self.stored_complete:
+            self.fields["reason_for_change"] = forms.CharField(
+                label=_("Reason for change"),
+                max_length=REASON_MAX_LENGTH,
+                required=False,
+                help_text=_(
+                    "This section is complete. Any change needs a short reason, kept in "
+                    "the audit trail."
+                ),
+            )
+        if self.is_bound:
+            # Validate completeness when the nurse pressed "Mark complete".
+            self.instance.status = SectionStatus.COMPLETE if complete else SectionStatus.DRAFT
+        _blank_choice_reads_not_recorded(self)
+        self._add_branch_notes(model)
+        self.helper = self._helper(model)
+
+    def _branches(self, model) -> dict[str, rules.Branch]:
+        """Exclusive branches whose controller is on this same form."""
+        own = set(model.clinical_fields())
+        return {
+            name: branch
+            for name, branch in rules.BRANCHING.items()
+            if name in own and branch.exclusive and branch.controller in own
+        }
+
+    def _add_branch_notes(self, model) -> None:
+        for name, branch in self._branches(model).items():
+            controller = model._meta.get_field(branch.controller)
+            note = _("Fill only if %(controller)s = %(value)s.") % {
+                "controller": label(controller.verbose_name),
+                "value": words(controller, branch.value),
+            }
+            field = self.fields[name]
+            field.help_text = f"{note} {field.help_text}".strip()
+
+    def _helper(self, model) -> FormHelper:
+        helper = FormHelper()
+        helper.form_tag = False
+        helper.disable_csrf = True
+        branches = self._branches(model)
+        items = []
+        for name in model.clinical_fields():
+            if name in branches:
+                items.append(
+                    Div(
+                        Field(name),
+                        css_class="registry-branch",
+                        data_branch_controller=branches[name].controller,
+                        data_branch_value=branch_value(branches[name]),
+                    )
+                )
+            else:
+                items.append(Field(name))
+        items.append(Field("version"))
+        if "reason_for_change" in self.fields:
+            items.append(Field("reason_for_change", wrapper_class="registry-reason"))
+        helper.layout = Layout(*items)
+        return helper
+
+    def clean(self):
+        cleaned = super().clean()
+        # The picker shows minutes only: a stored time with seconds comes back truncated.
+        # Keep the stored value then, so an untouched field is not a change.
+        if not self.adding:
+            for name, field in self.fields.items():
+                stored = getattr(self.instance, name, None)
+                if (
+                    isinstance(field, forms.DateTimeField)
+                    and stored is not None
+                    and cleaned.get(name) == stored.replace(second=0, microsecond=0)
+                ):
+                    cleaned[name] = stored
+        return cleaned
+
+    def clinical_data(self) -> dict[str, object]:
+        return {name: self.cleaned_data.get(name) for name in self._meta.model.clinical_fields()}
+
+
+_FORM_CLASSES: dict[str, type[SectionForm]] = {}
+
+
+def section_form_class(model: type[Section]) -> type[SectionForm]:
+    if model.key not in _FORM_CLASSES:
+        _FORM_CLASSES[model.key] = forms.modelform_factory(
+            model,
+            form=SectionForm,
+            fields=model.clinical_fields(),
+            formfield_callback=section_formfield,
+        )
+    return _FORM_CLASSES[model.key]
+
+
+for _model in SECTION_MODELS:
+    section_form_class(_model)
+
+
+class PatientForm(forms.ModelForm):
+    class Meta:
+        model = Patient
+        fields = ["study_id", "site", "sex", "age_years"]
+
+    def __init__(self, *args, sites, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["site"].queryset = sites
+        self.fields["site"].empty_label = None if len(sites) == 1 else _("Choose a site")
+        self.helper = FormHelper()
+        self.helper.form_tag = False
+        self.helper.disable_csrf = True
+
+
+class PatientFilterForm(forms.Form):
+    """The patient list's search and filters (a GET form)."""
+
+    INCOMPLETE_ANY = "any"
+
+    q = forms.CharField(label=_("Study ID"), required=False, max_length=32)
+    site = forms.ModelChoiceField(
+        label=_("Site"), queryset=Site.objects.none(), required=False, empty_label=_("All sites")
+    )
+    incomplete = forms.ChoiceField(label=_("Section incomplete"), required=False)
+
+    def __init__(self, *args, sites, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["site"].queryset = sites
+        self.fields["incomplete"].choices = [
+            ("", _("Any status")),
+            (self.INCOMPLETE_ANY, _("Any section incomplete")),
+            *((m.key, capfirst(m._meta.verbose_name)) for m in SECTION_MODELS),
+        ]

@@ -1,0 +1,133 @@
+"""Forms of the study workflow. Validation lives in the models and services;
+these forms only collect the values."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from . import rules
+from .choices import Sex
+from .workflow_models import (
+    ConsentBy,
+    ContactOutcome,
+    PatientExclusionReason,
+    Respondent,
+    ScreeningExclusion,
+    query_field_choices,
+)
+
+DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+YES_NO = [("yes", _("Yes")), ("no", _("No"))]
+BLANK = [("", "---------")]
+
+
+def _date_field(label, **kwargs) -> forms.DateField:
+    return forms.DateField(label=label, widget=DATE_WIDGET, **kwargs)
+
+
+class ScreeningForm(forms.Form):
+    site = forms.ModelChoiceField(label=_("Site"), queryset=None)
+    screening_date = _date_field(_("Screening date"), initial=timezone.localdate)
+    screening_number = forms.CharField(
+        label=_("Screening log number"),
+        max_length=32,
+        required=False,
+        help_text=_("The site's own log number; no names or hospital numbers."),
+    )
+    eligible = forms.TypedChoiceField(
+        label=_("Eligible"),
+        choices=YES_NO,
+        coerce=lambda v: v == "yes",
+        widget=forms.RadioSelect,
+    )
+    exclusion_reason = forms.ChoiceField(
+        label=_("Exclusion reason (when not eligible)"),
+        choices=BLANK + list(ScreeningExclusion.choices),
+        required=False,
+    )
+    consent_given_by = forms.ChoiceField(
+        label=_("Consent"), choices=BLANK + list(ConsentBy.choices), required=False
+    )
+    consent_date = _date_field(_("Consent date"), required=False)
+    note = forms.CharField(
+        label=_("Note"), widget=forms.Textarea(attrs={"rows": 2}), required=False
+    )
+
+    def __init__(self, *args, sites, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["site"].queryset = sites
+        if sites.count() == 1:
+            self.fields["site"].initial = sites.first()
+
+
+class EnrolForm(forms.Form):
+    study_id = forms.RegexField(
+        label=_("Study ID"), regex=rules.STUDY_ID_PATTERN, max_length=32, strip=True
+    )
+    sex = forms.ChoiceField(label=_("Sex"), choices=Sex.choices, widget=forms.RadioSelect)
+    age_years = forms.IntegerField(
+        label=_("Age (years)"),
+        min_value=rules.RANGES["age_years"][0],
+        max_value=rules.RANGES["age_years"][1],
+    )
+
+
+class ContactAttemptForm(forms.Form):
+    attempt_date = _date_field(_("Date"), initial=timezone.localdate)
+    outcome = forms.ChoiceField(
+        label=_("Outcome"), choices=ContactOutcome.choices, widget=forms.RadioSelect
+    )
+    note = forms.CharField(
+        label=_("Note"), widget=forms.Textarea(attrs={"rows": 2}), required=False
+    )
+
+
+class ExclusionForm(forms.Form):
+    reason = forms.ChoiceField(label=_("Reason"), choices=PatientExclusionReason.choices)
+    excluded_on = _date_field(_("Date"), initial=timezone.localdate)
+    note = forms.CharField(
+        label=_("Note"), widget=forms.Textarea(attrs={"rows": 2}), required=False
+    )
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason"), widget=forms.Textarea(attrs={"rows": 2}), required=False
+    )
+
+
+class QueryRaiseForm(forms.Form):
+    field = forms.ChoiceField(label=_("Field"), choices=())
+    text = forms.CharField(label=_("Message"), widget=forms.Textarea(attrs={"rows": 3}))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["field"].choices = query_field_choices()
+
+
+class QueryMessageForm(forms.Form):
+    text = forms.CharField(label=_("Message"), widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class InterviewFinishForm(forms.Form):
+    """The last step of the questionnaire: who answered, when, and an optional override."""
+
+    interview_date = _date_field(_("Interview date"), initial=timezone.localdate)
+    respondent = forms.ChoiceField(
+        label=_("Who answered"), choices=Respondent.choices, widget=forms.RadioSelect
+    )
+    death_date = _date_field(_("Date of death"), required=False)
+    override_score = forms.TypedChoiceField(
+        label=_("Different score (only with a reason)"),
+        choices=BLANK + [(str(i), str(i)) for i in range(7)],
+        coerce=int,
+        empty_value=None,
+        required=False,
+    )
+    override_reason = forms.CharField(
+        label=_("Reason for the different score"),
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+    )

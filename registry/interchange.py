@@ -1,0 +1,188 @@
+"""The interchange format (shared/spec/interchange-columns.md): columns, parse, format.
+
+Everything here is read from the models: the column list is the patient's
+fields followed by each section's clinical fields (the models declare them in
+contract order), a column's type comes from its model field, the allowed
+codes from the field's choices. Ranges and cross-field rules are not checked
+here: the model validators and ``clean()`` do that, for the forms and the
+import alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from django.db import models
+from django.utils import timezone
+
+from .models import SECTION_MODELS, Patient, Section
+
+PATIENT_COLUMNS = ("study_id", "site", "sex", "age_years")
+REQUIRED = PATIENT_COLUMNS
+
+TEXT, CATEGORY, INTEGER, FLAG, DATE, DATETIME = (
+    "text",
+    "category",
+    "integer",
+    "flag",
+    "date",
+    "date-time",
+)
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:\d{2})?$")
+INTEGER_RE = re.compile(r"^[+-]?\d+$")
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str
+    field: models.Field
+    section: type[Section] | None  # None for the patient's own columns
+
+    @property
+    def label(self) -> str:
+        return str(self.field.verbose_name)
+
+    @property
+    def codes(self) -> list[tuple[str, str]]:
+        """Allowed codes with their labels (categories only)."""
+        return [(str(code), str(label)) for code, label in self.field.flatchoices]
+
+    @property
+    def free_text(self) -> bool:
+        """Free text a person typed (the only cells neutralised against CSV injection)."""
+        return self.kind == TEXT and self.name not in PATIENT_COLUMNS
+
+
+def _kind(field: models.Field) -> str:
+    if isinstance(field, models.DateTimeField):
+        return DATETIME
+    if isinstance(field, models.DateField):
+        return DATE
+    if isinstance(field, models.BooleanField):
+        return FLAG
+    if field.choices:
+        return CATEGORY
+    if isinstance(field, models.IntegerField):
+        return INTEGER
+    return TEXT
+
+
+@cache
+def columns() -> tuple[Column, ...]:
+    """Every interchange column, in contract order."""
+    found = [
+        Column(name, _kind(Patient._meta.get_field(name)), Patient._meta.get_field(name), None)
+        for name in PATIENT_COLUMNS
+    ]
+    for model in SECTION_MODELS:
+        for name in model.clinical_fields():
+            field = model._meta.get_field(name)
+            found.append(Column(name, _kind(field), field, model))
+    return tuple(found)
+
+
+@cache
+def column_names() -> tuple[str, ...]:
+    return tuple(c.name for c in columns())
+
+
+@cache
+def by_name() -> dict[str, Column]:
+    return {c.name: c for c in columns()}
+
+
+@cache
+def _allowed_codes(name: str) -> tuple[str, ...]:
+    return tuple(str(code) for code, _ in by_name()[name].field.flatchoices)
+
+
+class ParseError(ValueError):
+    """A cell that is not in the contract's encoding; the message says what is expected."""
+
+
+def parse(column: Column, text: str) -> object:
+    """The typed value of one CSV cell (None for blank = not recorded)."""
+    text = text.strip()
+    if text == "":
+        return None
+    kind = column.kind
+    if kind == FLAG:
+        if text == "1":
+            return True
+        if text == "0":
+            return False
+        raise ParseError(f"use 1 (yes), 0 (no) or blank (not recorded), not {text!r}.")
+    if kind == INTEGER:
+        if not INTEGER_RE.match(text):
+            raise ParseError(f"a whole number is expected, not {text!r}.")
+        return int(text)
+    if kind == CATEGORY:
+        allowed = _allowed_codes(column.name)
+        if text not in allowed:
+            raise ParseError(f"unknown code {text!r}; allowed: {', '.join(allowed)}.")
+        return text
+    if kind == DATE:
+        try:
+            if not DATE_RE.match(text):
+                raise ValueError
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            raise ParseError(f"a date YYYY-MM-DD is expected, not {text!r}.") from None
+    if kind == DATETIME:
+        try:
+            if not DATETIME_RE.match(text):
+                raise ValueError
+            value = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise ParseError(
+                f"a date-time YYYY-MM-DDTHH:MM (hospital time, optional offset such as "
+                f"+07:00) is expected, not {text!r}."
+            ) from None
+        if timezone.is_naive(value):
+            value = timezone.make_aware(value)
+        return value
+    if column.free_text and text[0] == "'" and text[1:2] and text[1] in FORMULA_PREFIXES:
+        return text[1:]  # undo the export's CSV-injection guard
+    return text
+
+
+def format_value(column: Column, value: object, *, neutralise: bool = True) -> str:
+    """The CSV text of a typed value ('' for not recorded)."""
+    if value is None:
+        return ""
+    kind = column.kind
+    if kind == FLAG:
+        return "1" if value else "0"
+    if kind == DATETIME:
+        return timezone.localtime(value).strftime(DATETIME_FORMAT)
+    if kind == DATE:
+        return value.isoformat()
+    text = str(value)
+    if neutralise and column.free_text and text.startswith(FORMULA_PREFIXES):
+        return "'" + text
+    return text
+
+
+def cell_text(column: Column, value: object) -> str:
+    """CSV-equivalent text of a spreadsheet cell (openpyxl gives typed values)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, dt.datetime):
+        if column.kind == DATE and value.time() == dt.time(0, 0):
+            return value.date().isoformat()
+        return value.strftime(DATETIME_FORMAT if value.second == 0 else "%Y-%m-%dT%H:%M:%S")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -1,0 +1,373 @@
+"""Screens of the study workflow: screening log, follow-up calls and the mRS
+questionnaire, data queries, record locks, consistency checks, flow chart.
+
+Views are thin: access check -> form -> service -> redirect. Patients and
+screening entries come from ``registry.access`` (another site: 404); a
+forbidden action answers 403.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+
+from . import access, checks, flow, smrs, workflow
+from .forms_workflow import (
+    ContactAttemptForm,
+    EnrolForm,
+    ExclusionForm,
+    InterviewFinishForm,
+    QueryMessageForm,
+    QueryRaiseForm,
+    ReasonForm,
+    ScreeningForm,
+)
+from .workflow_models import DataQuery, QueryStatus, ScreeningExclusion
+
+T = "registry/workflow/"
+
+
+def _add_errors(form, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for name, errors in error.message_dict.items():
+            form.add_error(name if name in form.fields else None, errors)
+    else:
+        form.add_error(None, error.messages)
+
+
+# --- screening ---------------------------------------------------------------------
+
+
+def screening_list(request):
+    entries = workflow.screening_for(request.user)
+    return render(
+        request,
+        T + "screening_list.html",
+        {
+            "entries": entries[:500],
+            "counts": flow.flow_counts(access.patients_for(request.user), entries),
+            "reasons": ScreeningExclusion.choices,
+            "can_log": access.editable_sites_for(request.user).exists(),
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def screening_create(request):
+    sites = access.editable_sites_for(request.user)
+    access.require(sites.exists())
+    form = ScreeningForm(request.POST or None, sites=sites)
+    if request.method == "POST" and form.is_valid():
+        try:
+            entry = workflow.screening_log(user=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, _("Screening entry saved."))
+            if entry.can_enrol:
+                return redirect("registry:screening_enrol", pk=entry.pk)
+            return redirect("registry:screening_list")
+    return render(request, T + "screening_form.html", {"form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def screening_enrol(request, pk):
+    entry = get_object_or_404(workflow.screening_for(request.user), pk=pk)
+    access.require(access.editable_sites_for(request.user).filter(pk=entry.site_id).exists())
+    form = EnrolForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            patient = workflow.patient_enrol_from_screening(
+                user=request.user, entry=entry, **form.cleaned_data
+            )
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, _("Patient %(id)s enrolled.") % {"id": patient.study_id})
+            return redirect("registry:patient_detail", pk=patient.pk)
+    return render(request, T + "enrol_form.html", {"form": form, "entry": entry})
+
+
+# --- follow-up ---------------------------------------------------------------------
+
+
+def followup_worklist(request):
+    items = workflow.worklist(request.user)
+    buckets = [
+        {"key": key, "label": workflow.BUCKET_LABELS[key], "items": items[key]}
+        for key in (*workflow.BUCKETS, *workflow.OTHER_BUCKETS)
+    ]
+    return render(
+        request,
+        T + "worklist.html",
+        {"buckets": buckets, "window": workflow.window_days(), "today": timezone.localdate()},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def patient_calls(request, pk):
+    """One patient's follow-up: due date, attempts, interviews, exclusion."""
+    patient = access.get_patient(request.user, pk)
+    user = request.user
+    attempt_form = ContactAttemptForm(prefix="attempt")
+    exclusion_form = ExclusionForm(prefix="exclude")
+    revoke_form = ReasonForm(prefix="revoke")
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "attempt":
+                attempt_form = ContactAttemptForm(request.POST, prefix="attempt")
+                if attempt_form.is_valid():
+                    workflow.contact_attempt_log(
+                        user=user, patient=patient, **attempt_form.cleaned_data
+                    )
+                    messages.success(request, _("Contact attempt logged."))
+                    return redirect("registry:patient_calls", pk=patient.pk)
+            elif action == "exclude":
+                exclusion_form = ExclusionForm(request.POST, prefix="exclude")
+                if exclusion_form.is_valid():
+                    workflow.patient_exclude(
+                        user=user, patient=patient, **exclusion_form.cleaned_data
+                    )
+                    messages.success(request, _("Patient excluded; the record is kept."))
+                    return redirect("registry:patient_calls", pk=patient.pk)
+            elif action == "revoke":
+                revoke_form = ReasonForm(request.POST, prefix="revoke")
+                if revoke_form.is_valid():
+                    workflow.patient_exclusion_revoke(
+                        user=user, patient=patient, note=revoke_form.cleaned_data["reason"]
+                    )
+                    messages.success(request, _("Exclusion taken back."))
+                    return redirect("registry:patient_calls", pk=patient.pk)
+            else:
+                raise PermissionDenied
+        except ValidationError as error:
+            form = {"attempt": attempt_form, "exclude": exclusion_form}.get(action, revoke_form)
+            _add_errors(form, error)
+    due = workflow.followup_due(patient)
+    attempts = list(patient.contact_attempts.select_related("by"))
+    exclusion = getattr(patient, "exclusion", None)  # reverse 1:1: None when absent
+    failed = sum(1 for a in attempts if a.failed and due and a.attempt_date >= due.window_start)
+    today = timezone.localdate()
+    return render(
+        request,
+        T + "patient_calls.html",
+        {
+            "patient": patient,
+            "due": due,
+            "bucket": workflow.BUCKET_LABELS[workflow.bucket_for(due, today)],
+            "attempts": attempts,
+            "interviews": patient.mrs_interviews.select_related("by"),
+            "exclusion": exclusion,
+            "propose_lost": bool(
+                due and today > due.window_end and failed >= workflow.LOST_AFTER_FAILED_ATTEMPTS
+            ),
+            "locked": workflow.is_locked(patient),
+            "attempt_form": attempt_form,
+            "exclusion_form": exclusion_form,
+            "revoke_form": revoke_form,
+            "can_edit": access.can_edit_clinical(user),
+            "can_exclude": workflow.can_exclude(user),
+        },
+    )
+
+
+def _answers_from(params) -> dict[str, bool]:
+    """Answers carried in the request (``a_<key>`` = yes/no), only along the asked path."""
+    raw = {
+        key: params.get(f"a_{key}") == "yes"
+        for key in smrs.QUESTION_KEYS
+        if params.get(f"a_{key}") in ("yes", "no")
+    }
+    return {question.key: answer for question, answer in smrs.asked_path(raw)}
+
+
+@require_http_methods(["GET", "POST"])
+def mrs_interview(request, pk):
+    """The smRSq, one question per step, no JavaScript: answers travel in the form."""
+    patient = access.get_patient(request.user, pk)
+    access.require(access.can_edit_clinical(request.user))
+    params = request.POST if request.method == "POST" else request.GET
+    answers = _answers_from(params)
+    current = params.get("q")
+    if current in smrs.BY_KEY and params.get("answer") in ("yes", "no"):
+        answers[current] = params["answer"] == "yes"
+        answers = {q.key: a for q, a in smrs.asked_path(answers)}
+    if params.get("back") and answers:
+        answers.pop(list(answers)[-1])
+    question = smrs.next_question(answers)
+    context = {
+        "patient": patient,
+        "answers": answers,
+        "hidden": [(f"a_{k}", "yes" if v else "no") for k, v in answers.items()],
+        "path": smrs.asked_path(answers),
+        "question": question,
+        "step": len(answers) + 1,
+        "n_questions": len(smrs.QUESTIONS),
+        "locked": workflow.is_locked(patient),
+    }
+    if question is not None:
+        return render(request, T + "mrs_question.html", context)
+    score = smrs.smrs_score(answers)
+    form = InterviewFinishForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            workflow.mrs_interview_record(
+                user=request.user, patient=patient, answers=answers, **form.cleaned_data
+            )
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(
+                request, _("3-month mRS %(score)s recorded.") % {"score": form_score(form, score)}
+            )
+            return redirect("registry:patient_calls", pk=patient.pk)
+    context.update(form=form, score=score, dead=answers.get("dead") is True)
+    return render(request, T + "mrs_finish.html", context)
+
+
+def form_score(form, score: int) -> int:
+    override = form.cleaned_data.get("override_score")
+    return score if override is None else override
+
+
+# --- data queries -------------------------------------------------------------------
+
+
+def query_list(request):
+    status = request.GET.get("status")
+    queries = workflow.queries_for(request.user)
+    if status in QueryStatus.values:
+        queries = queries.filter(status=status)
+    elif status != "all":
+        queries = queries.exclude(status=QueryStatus.CLOSED)
+    return render(
+        request,
+        T + "query_list.html",
+        {"queries": queries[:500], "status": status or "", "statuses": QueryStatus.choices},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def query_create(request, pk):
+    patient = access.get_patient(request.user, pk)
+    access.require(workflow.can_raise_query(request.user))
+    form = QueryRaiseForm(request.POST or None, initial={"field": request.GET.get("field")})
+    if request.method == "POST" and form.is_valid():
+        try:
+            query = workflow.query_raise(user=request.user, patient=patient, **form.cleaned_data)
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, _("Query raised."))
+            return redirect("registry:query_detail", pk=query.pk)
+    return render(request, T + "query_form.html", {"form": form, "patient": patient})
+
+
+QUERY_ACTIONS = {
+    "answer": workflow.query_answer,
+    "close": workflow.query_close,
+    "reopen": workflow.query_reopen,
+}
+
+
+@require_http_methods(["GET", "POST"])
+def query_detail(request, pk):
+    query: DataQuery = get_object_or_404(workflow.queries_for(request.user), pk=pk)
+    form = QueryMessageForm(request.POST or None)
+    if request.method == "POST":
+        service = QUERY_ACTIONS.get(request.POST.get("action"))
+        if service is None:
+            raise PermissionDenied
+        if form.is_valid():
+            try:
+                service(user=request.user, query=query, text=form.cleaned_data["text"])
+            except ValidationError as error:
+                _add_errors(form, error)
+            else:
+                messages.success(request, _("Query updated."))
+                return redirect("registry:query_detail", pk=query.pk)
+    user = request.user
+    return render(
+        request,
+        T + "query_detail.html",
+        {
+            "query": query,
+            "patient": query.patient,
+            "messages_list": query.messages.select_related("author"),
+            "form": form,
+            "can_answer": workflow.can_answer_query(user)
+            and query.status in (QueryStatus.OPEN, QueryStatus.REOPENED),
+            "can_close": workflow.can_close_query(user, query)
+            and query.status != QueryStatus.CLOSED,
+            "can_reopen": workflow.can_close_query(user, query)
+            and query.status in (QueryStatus.ANSWERED, QueryStatus.CLOSED),
+        },
+    )
+
+
+# --- locking ---------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def patient_lock(request, pk):
+    patient = access.get_patient(request.user, pk)
+    user = request.user
+    form = ReasonForm(request.POST or None)
+    locked = workflow.is_locked(patient)
+    if request.method == "POST":
+        access.require(workflow.can_lock(user))
+        if form.is_valid():
+            reason = form.cleaned_data["reason"]
+            try:
+                if locked:
+                    workflow.patient_unlock(user=user, patient=patient, reason=reason)
+                    messages.success(request, _("Record unlocked."))
+                else:
+                    workflow.patient_lock(user=user, patient=patient, reason=reason)
+                    messages.success(request, _("Record locked."))
+            except ValidationError as error:
+                _add_errors(form, error)
+            else:
+                return redirect("registry:patient_lock", pk=patient.pk)
+    lock = getattr(patient, "lock", None)
+    history = lock.history.select_related("history_user") if lock is not None else []
+    return render(
+        request,
+        T + "patient_lock.html",
+        {
+            "patient": patient,
+            "locked": locked,
+            "form": form,
+            "history": history,
+            "can_lock": workflow.can_lock(user),
+        },
+    )
+
+
+# --- automatic checks and the flow chart ---------------------------------------------------
+
+
+def data_checks(request):
+    report = checks.run_checks(access.patients_for(request.user))
+    return render(request, T + "checks.html", {"report": report, "grouped": report.by_site()})
+
+
+def _flow_counts(user) -> dict:
+    return flow.flow_counts(access.patients_for(user), workflow.screening_for(user))
+
+
+def flow_chart(request):
+    access.require(access.can_view_reports(request.user))
+    return render(request, T + "flow_chart.html", {"counts": _flow_counts(request.user)})
+
+
+def flow_chart_svg(request):
+    access.require(access.can_view_reports(request.user))
+    svg = flow.flow_svg(_flow_counts(request.user))
+    return HttpResponse(svg, content_type="image/svg+xml; charset=utf-8")

@@ -1,0 +1,551 @@
+"""Services of the study workflow: screening and enrolment, the 3-month
+follow-up worklist, the structured mRS interview, data queries and locking.
+
+Each service is keyword-only, checks who may act (``registry.access``), runs
+``full_clean()`` before ``save()`` and records the acting user in the history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from . import access, derived, rules
+from .choices import FollowupMethod, Role, SectionStatus
+from .models import Admission, Complications, FollowUp, Patient, Site
+from .smrs import QUESTION_KEYS
+from .smrs import smrs_score as smrs_score  # the questionnaire's scoring, re-exported
+from .workflow_models import (
+    AWAITING_ANSWER,
+    ContactAttempt,
+    DataQuery,
+    MrsInterview,
+    PatientExclusion,
+    PatientLock,
+    QueryAction,
+    QueryMessage,
+    QueryStatus,
+    ScreeningEntry,
+)
+
+FOLLOWUP_DAYS = 90
+DEFAULT_WINDOW_DAYS = 14
+LOST_AFTER_FAILED_ATTEMPTS = 3
+QUERY_RAISE_ROLES = frozenset({Role.MONITOR, Role.INVESTIGATOR, Role.ADMIN})
+LOCK_ROLES = QUERY_RAISE_ROLES
+
+
+def window_days() -> int:
+    """``settings.FOLLOWUP_WINDOW_DAYS`` (days either side of the due date), default 14."""
+    return int(getattr(settings, "FOLLOWUP_WINDOW_DAYS", DEFAULT_WINDOW_DAYS))
+
+
+def _save(obj, user) -> None:
+    obj.full_clean()
+    obj._history_user = user if user is not None and user.is_authenticated else None
+    obj.save()
+
+
+def _role(user) -> str | None:
+    return Role.ADMIN if access.is_admin(user) else getattr(user, "role", None)
+
+
+# --- locking -----------------------------------------------------------------
+
+
+def is_locked(patient: Patient) -> bool:
+    """Whether the patient's record is locked (one query, none when prefetched)."""
+    try:
+        return patient.lock.locked
+    except PatientLock.DoesNotExist:
+        return False
+
+
+def ensure_unlocked(patient: Patient) -> None:
+    """Refuse any change to a locked record (forms, import, workflow services).
+
+    Raises ``PermissionDenied`` (a view answers 403) whose message says why;
+    the import catches it per row like a ``ValidationError``.
+    """
+    if PatientLock.objects.filter(patient_id=patient.pk, locked=True).exists():
+        raise PermissionDenied(
+            _("The record of %(study_id)s is locked; ask a monitor to unlock it.")
+            % {"study_id": patient.study_id}
+        )
+
+
+def locked_study_ids(study_ids) -> set[str]:
+    """Which of these study IDs are locked (one query; for the bulk import)."""
+    return set(
+        PatientLock.objects.filter(locked=True, patient__study_id__in=list(study_ids)).values_list(
+            "patient__study_id", flat=True
+        )
+    )
+
+
+LOCKED_MESSAGE = _("The record is locked; ask a monitor to unlock it before changing it.")
+
+
+def can_lock(user) -> bool:
+    return bool(user.is_authenticated and _role(user) in LOCK_ROLES)
+
+
+def patient_lock(*, user, patient: Patient, reason: str = "") -> PatientLock:
+    access.require(can_lock(user))
+    with transaction.atomic():
+        lock = PatientLock.objects.select_for_update().filter(patient=patient).first()
+        if lock is None:
+            lock = PatientLock(patient=patient)
+        elif lock.locked:
+            raise ValidationError(_("The record is already locked."))
+        lock.locked, lock.reason, lock.changed_by = True, (reason or "").strip(), user
+        _save(lock, user)
+    return lock
+
+
+def patient_unlock(*, user, patient: Patient, reason: str) -> PatientLock:
+    access.require(can_lock(user))
+    if not (reason or "").strip():
+        raise ValidationError({"reason": _("Give the reason for unlocking.")})
+    with transaction.atomic():
+        lock = PatientLock.objects.select_for_update().filter(patient=patient).first()
+        if lock is None or not lock.locked:
+            raise ValidationError(_("The record is not locked."))
+        lock.locked, lock.reason, lock.changed_by = False, reason.strip(), user
+        _save(lock, user)
+    return lock
+
+
+# --- screening and enrolment ---------------------------------------------------
+
+
+def screening_for(user) -> QuerySet[ScreeningEntry]:
+    """Screening entries of the user's sites."""
+    return ScreeningEntry.objects.filter(site__in=access.sites_for(user)).select_related(
+        "site", "patient"
+    )
+
+
+def screening_log(
+    *,
+    user,
+    site: Site,
+    screening_date: dt.date,
+    eligible: bool,
+    exclusion_reason: str | None = None,
+    consent_given_by: str | None = None,
+    consent_date: dt.date | None = None,
+    screening_number: str = "",
+    note: str = "",
+) -> ScreeningEntry:
+    """Log one screened patient at ``site``."""
+    access.require(access.editable_sites_for(user).filter(pk=site.pk).exists())
+    entry = ScreeningEntry(
+        site=site,
+        screening_date=screening_date,
+        eligible=eligible,
+        exclusion_reason=exclusion_reason or None,
+        consent_given_by=consent_given_by or None,
+        consent_date=consent_date,
+        screening_number=screening_number,
+        note=note,
+        created_by=user,
+    )
+    _save(entry, user)
+    return entry
+
+
+def patient_enrol_from_screening(
+    *, user, entry: ScreeningEntry, study_id: str, sex: str, age_years: int
+) -> Patient:
+    """Create the patient record of an eligible, consented screening entry."""
+    access.require(access.editable_sites_for(user).filter(pk=entry.site_id).exists())
+    if not entry.eligible or not entry.consented:
+        raise ValidationError(_("Only an eligible patient with consent is enrolled."))
+    if entry.patient_id is not None:
+        raise ValidationError(_("This screening entry is already enrolled."))
+    with transaction.atomic():
+        patient = Patient(
+            study_id=study_id, site_id=entry.site_id, sex=sex, age_years=age_years, created_by=user
+        )
+        _save(patient, user)
+        entry.patient = patient
+        _save(entry, user)
+    return patient
+
+
+def can_exclude(user) -> bool:
+    return bool(
+        user.is_authenticated and _role(user) in {Role.DATA_ENTRY, Role.INVESTIGATOR, Role.ADMIN}
+    )
+
+
+def patient_exclude(
+    *, user, patient: Patient, reason: str, note: str = "", excluded_on: dt.date | None = None
+) -> PatientExclusion:
+    """Exclude an enrolled patient from the analysis (the record is kept)."""
+    access.require(can_exclude(user))
+    ensure_unlocked(patient)
+    exclusion = PatientExclusion.objects.filter(patient=patient).first()
+    if exclusion is None:
+        exclusion = PatientExclusion(patient=patient)
+    elif exclusion.active:
+        raise ValidationError(_("The patient is already excluded."))
+    exclusion.reason = reason
+    exclusion.note = note
+    exclusion.excluded_on = excluded_on or timezone.localdate()
+    exclusion.active = True
+    exclusion.changed_by = user
+    _save(exclusion, user)
+    return exclusion
+
+
+def patient_exclusion_revoke(*, user, patient: Patient, note: str) -> PatientExclusion:
+    """Take back an exclusion (the patient was reached after all); history keeps both."""
+    access.require(can_exclude(user))
+    ensure_unlocked(patient)
+    if not (note or "").strip():
+        raise ValidationError({"note": _("Say why the exclusion is taken back.")})
+    exclusion = PatientExclusion.objects.filter(patient=patient, active=True).first()
+    if exclusion is None:
+        raise ValidationError(_("The patient is not excluded."))
+    exclusion.active, exclusion.note, exclusion.changed_by = False, note.strip(), user
+    _save(exclusion, user)
+    return exclusion
+
+
+# --- 3-month follow-up ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FollowupDue:
+    due: dt.date
+    window_start: dt.date
+    window_end: dt.date
+    from_door: bool  # onset unknown: counted from the door date
+
+
+def followup_due(patient: Patient, *, window: int | None = None) -> FollowupDue | None:
+    """When the 3-month contact is due: onset + 90 days (door date without onset).
+
+    None when neither time is recorded.
+    """
+    window = window_days() if window is None else window
+    try:
+        admission = patient.admission
+    except Admission.DoesNotExist:
+        return None
+    start = admission.onset_time or admission.door_time
+    if start is None:
+        return None
+    due = rules.local_date(start) + dt.timedelta(days=FOLLOWUP_DAYS)
+    span = dt.timedelta(days=window)
+    return FollowupDue(due, due - span, due + span, admission.onset_time is None)
+
+
+BUCKETS = ("due_today", "this_week", "overdue", "outside_window")
+BUCKET_LABELS = {
+    "due_today": _("Calls due today"),
+    "this_week": _("Coming this week"),
+    "overdue": _("Overdue (still within the window)"),
+    "outside_window": _("Outside the window"),
+    "later": _("Later"),
+    "no_date": _("No onset or door date"),
+    "died_in_hospital": _("Died before discharge: record mRS 6 without calling"),
+}
+OTHER_BUCKETS = ("later", "no_date", "died_in_hospital")
+
+
+@dataclass
+class WorklistItem:
+    patient: Patient
+    due: FollowupDue | None
+    bucket: str
+    attempts: list[ContactAttempt] = field(default_factory=list)
+    failed_attempts: int = 0
+    propose_lost: bool = False
+
+    @property
+    def last_attempt(self) -> ContactAttempt | None:
+        return self.attempts[0] if self.attempts else None
+
+
+def bucket_for(due: FollowupDue | None, today: dt.date) -> str:
+    if due is None:
+        return "no_date"
+    if due.due == today:
+        return "due_today"
+    if today < due.due:
+        return "this_week" if due.due <= today + dt.timedelta(days=7) else "later"
+    if today <= due.window_end:
+        return "overdue"
+    return "outside_window"
+
+
+def _died_in_hospital(patient: Patient) -> bool:
+    # Nobody to call about: the 3-month mRS is 6, entered from the hospital record.
+    try:
+        return patient.complications.discharge_mrs == derived.DEAD_MRS
+    except Complications.DoesNotExist:
+        return False
+
+
+def worklist(user, today: dt.date | None = None) -> dict[str, list[WorklistItem]]:
+    """The follow-up calls of the user's sites, by bucket, soonest first.
+
+    A patient is on the worklist until the 3-month mRS is recorded or the
+    patient is excluded. Two queries whatever the number of patients.
+    """
+    today = today or timezone.localdate()
+    window = window_days()
+    patients = (
+        access.patients_for(user)
+        .filter(Q(followup__isnull=True) | Q(followup__mrs_3m__isnull=True))
+        .exclude(exclusion__active=True)
+        .select_related("site", "admission", "complications")
+        .prefetch_related(
+            Prefetch(
+                "contact_attempts",
+                queryset=ContactAttempt.objects.order_by("-attempt_date", "-pk"),
+            )
+        )
+    )
+    result: dict[str, list[WorklistItem]] = {name: [] for name in (*BUCKETS, *OTHER_BUCKETS)}
+    for patient in patients:
+        due = followup_due(patient, window=window)
+        attempts = list(patient.contact_attempts.all())
+        bucket = "died_in_hospital" if _died_in_hospital(patient) else bucket_for(due, today)
+        item = WorklistItem(patient, due, bucket, attempts)
+        if due is not None:
+            item.failed_attempts = sum(
+                1 for a in attempts if a.failed and a.attempt_date >= due.window_start
+            )
+            item.propose_lost = (
+                today > due.window_end and item.failed_attempts >= LOST_AFTER_FAILED_ATTEMPTS
+            )
+        result[item.bucket].append(item)
+    for items in result.values():
+        items.sort(key=lambda i: (i.due.due if i.due else dt.date.max, i.patient.study_id))
+    return result
+
+
+def contact_attempt_log(
+    *,
+    user,
+    patient: Patient,
+    outcome: str,
+    attempt_date: dt.date | None = None,
+    note: str = "",
+) -> ContactAttempt:
+    access.require(access.can_edit_clinical(user))
+    ensure_unlocked(patient)
+    attempt = ContactAttempt(
+        patient=patient,
+        attempt_date=attempt_date or timezone.localdate(),
+        outcome=outcome,
+        by=user,
+        note=note,
+    )
+    _save(attempt, user)
+    return attempt
+
+
+def mrs_interview_record(
+    *,
+    user,
+    patient: Patient,
+    answers: dict[str, bool | None],
+    interview_date: dt.date,
+    respondent: str,
+    death_date: dt.date | None = None,
+    override_score: int | None = None,
+    override_reason: str = "",
+) -> MrsInterview:
+    """Store the questionnaire and write its score into the 3-month follow-up.
+
+    The follow-up section is validated by its own ``full_clean()`` (the
+    registry's rules: mRS 6 needs the death date, follow-up after discharge...),
+    so an interview that would break a rule is refused as a whole.
+    """
+    access.require(access.can_edit_clinical(user))
+    ensure_unlocked(patient)
+    interview = MrsInterview(
+        patient=patient,
+        interview_date=interview_date,
+        respondent=respondent,
+        death_date=death_date,
+        override_score=override_score,
+        override_reason=override_reason or "",
+        by=user,
+        derived_score=0,
+        **{key: answers.get(key) for key in QUESTION_KEYS},
+    )
+    from .services import section_save  # the nurse UI's section service (versioned, audited)
+
+    stored = FollowUp.objects.filter(patient=patient).first()
+    data: dict[str, object] = {
+        "followup_date": interview_date,
+        "followup_method": FollowupMethod.TELEPHONE,
+    }
+    with transaction.atomic():
+        _save(interview, user)
+        data["mrs_3m"] = interview.final_score
+        if interview.dead:
+            data["death_date"] = death_date
+        section_save(
+            patient=patient,
+            section_key=FollowUp.key,
+            user=user,
+            data=data,
+            complete=bool(stored and stored.status == SectionStatus.COMPLETE),
+            reason=str(_("3-month mRS interview")),
+        )
+    return interview
+
+
+# --- data queries ---------------------------------------------------------------
+
+
+def queries_for(user) -> QuerySet[DataQuery]:
+    """Queries on patients the user may read."""
+    return DataQuery.objects.filter(patient__in=access.patients_for(user)).select_related(
+        "patient", "patient__site", "raised_by"
+    )
+
+
+def can_raise_query(user) -> bool:
+    return bool(user.is_authenticated and _role(user) in QUERY_RAISE_ROLES)
+
+
+def can_answer_query(user) -> bool:
+    return access.can_edit_clinical(user)
+
+
+def can_close_query(user, query: DataQuery) -> bool:
+    return bool(
+        user.is_authenticated
+        and (access.is_admin(user) or (can_raise_query(user) and query.raised_by_id == user.pk))
+    )
+
+
+def _message(query: DataQuery, user, action: str, text: str) -> QueryMessage:
+    message = QueryMessage(query=query, author=user, action=action, text=text)
+    _save(message, user)
+    return message
+
+
+def _step(query: DataQuery, *, user, allowed_from, to: str, action: str, text: str) -> DataQuery:
+    if not (text or "").strip():
+        raise ValidationError({"text": _("Write a message.")})
+    with transaction.atomic():
+        query = DataQuery.objects.select_for_update().get(pk=query.pk)
+        if query.status not in allowed_from:
+            raise ValidationError(
+                _("A query that is %(status)s cannot be %(action)s.")
+                % {"status": query.get_status_display(), "action": QueryAction(action).label}
+            )
+        query.status = to
+        _save(query, user)
+        _message(query, user, action, text.strip())
+    return query
+
+
+def query_raise(*, user, patient: Patient, field: str, text: str) -> DataQuery:
+    """Open a query on ``field`` of ``patient`` (monitor, investigator, admin)."""
+    access.require(can_raise_query(user))
+    access.get_patient(user, patient.pk)  # other site: 404
+    if not (text or "").strip():
+        raise ValidationError({"text": _("Write a message.")})
+    with transaction.atomic():
+        query = DataQuery(patient=patient, field=field, raised_by=user)
+        _save(query, user)
+        _message(query, user, QueryAction.RAISE, text.strip())
+    return query
+
+
+def query_answer(*, user, query: DataQuery, text: str) -> DataQuery:
+    """The nurse answers (and has corrected the value in the form if needed)."""
+    access.require(can_answer_query(user))
+    return _step(
+        query,
+        user=user,
+        allowed_from=AWAITING_ANSWER,
+        to=QueryStatus.ANSWERED,
+        action=QueryAction.ANSWER,
+        text=text,
+    )
+
+
+def query_close(*, user, query: DataQuery, text: str) -> DataQuery:
+    access.require(can_close_query(user, query))
+    return _step(
+        query,
+        user=user,
+        allowed_from=(QueryStatus.OPEN, QueryStatus.ANSWERED, QueryStatus.REOPENED),
+        to=QueryStatus.CLOSED,
+        action=QueryAction.CLOSE,
+        text=text,
+    )
+
+
+def query_reopen(*, user, query: DataQuery, text: str) -> DataQuery:
+    access.require(can_close_query(user, query))
+    return _step(
+        query,
+        user=user,
+        allowed_from=(QueryStatus.ANSWERED, QueryStatus.CLOSED),
+        to=QueryStatus.REOPENED,
+        action=QueryAction.REOPEN,
+        text=text,
+    )
+
+
+def open_queries_for(user) -> QuerySet[DataQuery]:
+    """What waits for this user: answers to give (nurse) or answers to review (raiser)."""
+    queries = queries_for(user)
+    if can_answer_query(user) and not access.is_admin(user):
+        return queries.filter(status__in=AWAITING_ANSWER)
+    if access.is_admin(user):
+        return queries.exclude(status=QueryStatus.CLOSED)
+    return queries.filter(raised_by=user, status=QueryStatus.ANSWERED)
+
+
+def open_queries_by_field(patient: Patient) -> dict[str, list[DataQuery]]:
+    """Unclosed queries of one patient keyed by field (shown next to the field)."""
+    found: dict[str, list[DataQuery]] = {}
+    for query in patient.queries.exclude(status=QueryStatus.CLOSED):
+        found.setdefault(query.field, []).append(query)
+    return found
+
+
+# --- home page -------------------------------------------------------------------
+
+
+PANEL_LIMIT = 50
+
+
+def home_panels_context(user, today: dt.date | None = None) -> dict[str, object]:
+    """Context of ``registry/workflow/home_panels.html`` for the home page."""
+    context: dict[str, object] = {"workflow_panels": False}
+    if not user.is_authenticated:
+        return context
+    panels = []
+    if access.can_edit_clinical(user):
+        items = worklist(user, today)
+        panels = [
+            {"key": name, "label": BUCKET_LABELS[name], "items": items[name][:PANEL_LIMIT]}
+            for name in BUCKETS
+        ]
+    context.update(
+        workflow_panels=True,
+        followup_panels=panels,
+        open_queries=list(open_queries_for(user)[:PANEL_LIMIT]),
+    )
+    return context

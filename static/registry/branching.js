@@ -1,0 +1,41 @@
+// Hide the fields that do not apply (rules.BRANCHING), read from data attributes:
+// <div data-branch-controller="circulation" data-branch-value="anterior">.
+// Hidden fields are disabled so they are submitted blank. Without this script every
+// field stays visible with its "Fill only if ..." note.
+(function () {
+  "use strict";
+
+  function controllerValue(form, name) {
+    const inputs = form.querySelectorAll('[name="' + name + '"]');
+    for (const input of inputs) {
+      if (input.type === "radio" || input.type === "checkbox") {
+        if (input.checked) {
+          return input.value;
+        }
+      } else {
+        return input.value;
+      }
+    }
+    return "";
+  }
+
+  function update() {
+    document.querySelectorAll("[data-branch-controller]").forEach(function (wrapper) {
+      const form = wrapper.closest("form");
+      if (!form) {
+        return;
+      }
+      const applies =
+        controllerValue(form, wrapper.dataset.branchController) === wrapper.dataset.branchValue;
+      wrapper.hidden = !applies;
+      wrapper.querySelectorAll("input, select, textarea").forEach(function (input) {
+        input.disabled = !applies;
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    update();
+    document.addEventListener("change", update);
+  });
+})();

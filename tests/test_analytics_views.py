@@ -1,0 +1,170 @@
+"""Reports pages: access per role, site isolation, drill-down, downloads, figures, speed."""
+
+import csv
+import io
+import json
+import re
+import time
+
+import openpyxl
+import pytest
+from django.urls import reverse
+
+from .analytics_cohort import build_cohort, bulk_cohort
+
+pytestmark = pytest.mark.django_db
+
+REPORT = reverse("analytics:report")
+
+
+@pytest.fixture
+def cohort(site_a, site_b):
+    return build_cohort(site_a, site_b)
+
+
+@pytest.fixture
+def as_investigator(client, investigator):
+    client.force_login(investigator)
+    return client
+
+
+def test_anonymous_users_are_sent_to_the_login_page(client):
+    response = client.get(REPORT)
+    assert response.status_code == 302
+    assert reverse("login") in response["Location"]
+
+
+def test_study_nurses_may_not_see_reports(client, nurse):
+    client.force_login(nurse)
+    for url in (
+        REPORT,
+        reverse("analytics:patients") + "?cell=table1:female:exposed_n",
+        reverse("analytics:download", args=["table1", "csv"]),
+        reverse("analytics:figure", args=["mrs", "svg"]),
+        reverse("analytics:published"),
+    ):
+        assert client.get(url).status_code == 403, url
+
+
+@pytest.mark.parametrize("role_user", ["investigator", "monitor", "admin_user"])
+def test_investigators_monitors_and_admins_see_reports(client, role_user, request, cohort):
+    client.force_login(request.getfixturevalue(role_user))
+    response = client.get(REPORT)
+    assert response.status_code == 200
+    assert "Table I" in response.content.decode()
+
+
+def test_other_sites_patients_are_never_counted(as_investigator, cohort):
+    response = as_investigator.get(REPORT)
+    assert response.context["result"]["n_patients"] == 8
+    # Asking for site B is not a choice for a site-A investigator: still only site A.
+    response = as_investigator.get(REPORT, {"site": "B"})
+    assert response.context["result"]["n_patients"] == 8
+    listing = as_investigator.get(
+        reverse("analytics:patients"), {"cell": "baseline:patients", "site": "B"}
+    )
+    ids = [p["study_id"] for p in listing.context["page"]]
+    assert ids and not [i for i in ids if i.startswith("B-")]
+
+
+def test_filters_recompute_the_tables(as_investigator, cohort):
+    response = as_investigator.get(REPORT, {"circulation": "posterior", "p_method": "wald"})
+    result = response.context["result"]
+    assert result["n_patients"] == 2
+    assert result["table1"]["p_method"] == "wald"
+
+
+def test_every_count_links_to_its_patients(as_investigator, cohort):
+    content = as_investigator.get(REPORT).content.decode()
+    assert "cell=table1%3Aage_70_plus%3Aexposed_events" in content
+    response = as_investigator.get(
+        reverse("analytics:patients"), {"cell": "table1:age_70_plus:exposed_events"}
+    )
+    assert response.status_code == 200
+    assert [p["study_id"] for p in response.context["page"]] == ["A-01", "A-03"]
+    assert reverse("registry:patient_detail", args=[response.context["page"][0]["pk"]]) in (
+        response.content.decode()
+    )
+
+
+def test_drilldown_keeps_the_filters(as_investigator, cohort):
+    response = as_investigator.get(
+        reverse("analytics:patients"),
+        {"cell": "table1:age_70_plus:exposed_events", "circulation": "posterior"},
+    )
+    assert [p["study_id"] for p in response.context["page"]] == ["A-03"]
+
+
+def test_an_unknown_count_is_not_found(as_investigator, cohort):
+    response = as_investigator.get(reverse("analytics:patients"), {"cell": "table9:x:y"})
+    assert response.status_code == 404
+
+
+def test_table_downloads_parse(as_investigator, cohort):
+    response = as_investigator.get(reverse("analytics:download", args=["table1", "csv"]))
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert text.startswith("# table1\n")
+    rows = list(csv.DictReader(io.StringIO(text.split("\n", 1)[1].strip())))
+    assert rows[0]["key"] == "age_70_plus" and rows[0]["exposed_events"] == "2"
+    response = as_investigator.get(reverse("analytics:download", args=["all", "xlsx"]))
+    workbook = openpyxl.load_workbook(io.BytesIO(response.content))
+    assert "table3" in workbook.sheetnames
+    response = as_investigator.get(reverse("analytics:download", args=["all", "json"]))
+    assert json.loads(response.content)["n_patients"] == 8
+    assert (
+        as_investigator.get(reverse("analytics:download", args=["nope", "csv"])).status_code == 404
+    )
+
+
+def test_figures_are_valid_svg_and_png(as_investigator, cohort):
+    for name in ("mrs", "occlusion_sites"):
+        svg = as_investigator.get(reverse("analytics:figure", args=[name, "svg"]))
+        assert svg["Content-Type"] == "image/svg+xml"
+        assert b"<svg" in svg.content[:2000]
+        png = as_investigator.get(reverse("analytics:figure", args=[name, "png"]))
+        assert png["Content-Type"] == "image/png"
+        assert png.content.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_published_vs_registry_page(as_investigator, cohort):
+    response = as_investigator.get(reverse("analytics:published"))
+    assert response.status_code == 200
+    summary = response.context["summary"]
+    assert sum(summary.values()) == len(response.context["rows"])
+    assert "92.9" in response.content.decode()
+
+
+def test_no_inline_script(as_investigator, cohort):
+    for url in (REPORT, reverse("analytics:published")):
+        content = as_investigator.get(url).content.decode()
+        assert not re.search(r"<script(?![^>]*\bsrc=)", content), url
+        assert " onclick=" not in content and "javascript:" not in content
+
+
+@pytest.mark.parametrize("n_patients", [10, 300])
+def test_report_page_query_count_does_not_grow(
+    n_patients, client, site_a, investigator, django_assert_max_num_queries
+):
+    bulk_cohort(site_a, n_patients)
+    client.force_login(investigator)
+    with django_assert_max_num_queries(12):
+        response = client.get(REPORT)
+    assert response.context["result"]["n_patients"] == n_patients
+
+
+def test_report_for_85_patients_renders_well_under_a_second(client, site_a, investigator):
+    bulk_cohort(site_a, 85)
+    client.force_login(investigator)
+    client.get(REPORT)  # warm-up: imports and the first (remembered) regression fit
+    start = time.perf_counter()
+    response = client.get(REPORT, {"p_method": "wald"})
+    elapsed = time.perf_counter() - start
+    assert response.status_code == 200
+    assert elapsed < 1.0, f"{elapsed:.2f} s"
+
+
+def test_the_form_shows_the_default_covariates_checked(as_investigator, cohort, settings):
+    content = as_investigator.get(REPORT).content.decode()
+    for key in settings.REGRESSION_DEFAULT_COVARIATES:
+        assert re.search(rf'value="{key}"[^>]*checked', content), key

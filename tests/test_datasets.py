@@ -1,0 +1,164 @@
+"""analytics.datasets: exact counts on a hand-built cohort, filters and site access."""
+
+import datetime as dt
+
+import pytest
+
+from analytics import datasets
+from analytics.datasets import Filters
+
+from .analytics_cohort import build_cohort, make_patient
+from .factories import ONSET
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def cohort(site_a, site_b):
+    return build_cohort(site_a, site_b)
+
+
+def counts_for(user=None, filters=None, table="table1"):
+    return datasets.count_table(datasets.patients(user, filters), table)
+
+
+def test_table1_age_row_counts_only_patients_with_a_three_month_mrs(cohort, investigator):
+    counts = counts_for(investigator)
+    # Site A: mRS recorded for A-01..A-06; aged >= 70: A-01 (5), A-02 (2), A-03 (6).
+    assert counts["table1:analysed"] == 6
+    assert counts["table1:missing_outcome"] == 2  # A-07 blank mRS, A-08 no follow-up
+    assert counts["table1:age_70_plus:exposed_n"] == 3
+    assert counts["table1:age_70_plus:exposed_events"] == 2
+    assert counts["table1:age_70_plus:unexposed_n"] == 3
+    assert counts["table1:age_70_plus:unexposed_events"] == 1
+    assert counts["table1:age_70_plus:missing"] == 0
+
+
+def test_a_blank_exposure_is_left_out_of_its_row_only(cohort, investigator):
+    counts = counts_for(investigator)
+    # smoking: A-01 yes (poor), A-04 yes (poor), A-06 blank, the rest no.
+    assert counts["table1:smoking:exposed_n"] == 2
+    assert counts["table1:smoking:exposed_events"] == 2
+    assert counts["table1:smoking:unexposed_n"] == 3
+    assert counts["table1:smoking:missing"] == 1
+
+
+def test_circulation_rows_use_their_own_population(cohort, investigator):
+    counts = counts_for(investigator)
+    # DWI-ASPECTS < 8 over anterior patients with an mRS: A-01, A-02, A-04, A-06.
+    assert counts["table1:dwi_aspects_lt8:exposed_n"] == 1  # A-04 (6)
+    assert counts["table1:dwi_aspects_lt8:unexposed_n"] == 3
+    # pc-ASPECTS < 6 over posterior patients: A-03 (4, dead) and A-05 (8).
+    assert counts["table1:pc_aspects_lt6:exposed_events"] == 1
+    assert counts["table1:pc_aspects_lt6:unexposed_n"] == 1
+
+
+def test_onset_over_six_hours_reuses_the_derived_threshold(cohort, investigator):
+    counts = counts_for(investigator)
+    assert counts["table1:onset_over_6h:exposed_n"] == 1  # A-01 at 7 h; others 4 h
+    assert counts["table1:onset_over_6h:exposed_events"] == 1
+
+
+def test_other_sites_patients_are_never_counted(cohort, investigator, admin_user):
+    assert counts_for(investigator, table="baseline")["baseline:patients"] == 8
+    assert counts_for(admin_user, table="baseline")["baseline:patients"] == 10
+    assert counts_for(None, table="baseline")["baseline:patients"] == 10
+
+
+def test_site_filter_cannot_widen_access(cohort, investigator):
+    counts = counts_for(investigator, Filters(site="B"), table="baseline")
+    assert counts["baseline:patients"] == 0
+
+
+def test_filters_by_site_circulation_and_door_date(cohort, site_a):
+    assert counts_for(None, Filters(site="B"), "baseline")["baseline:patients"] == 2
+    posterior = counts_for(None, Filters(circulation="posterior"), "baseline")
+    assert posterior["baseline:patients"] == 2
+    make_patient(site_a, study_id="A-late", door_time=ONSET + dt.timedelta(days=40))
+    later = Filters(date_from=(ONSET + dt.timedelta(days=30)).date())
+    assert counts_for(None, later, "baseline")["baseline:patients"] == 1
+    # date_to is inclusive of the whole day in the registry's time zone.
+    same_day = Filters(date_from=ONSET.date(), date_to=ONSET.date())
+    assert counts_for(None, same_day, "baseline")["baseline:patients"] == 10
+
+
+def test_diagnostic_cells_cross_test_and_reference(cohort, site_a):
+    make_patient(site_a, study_id="A-fp", mri_diagnosis="occlusion", dsa_diagnosis="stenosis")
+    make_patient(site_a, study_id="A-fn", mri_diagnosis="stenosis", dsa_diagnosis="occlusion")
+    make_patient(site_a, study_id="A-tn", mri_diagnosis="stenosis", dsa_diagnosis="stenosis")
+    make_patient(site_a, study_id="A-na", mri_diagnosis=None)
+    counts = counts_for(None, Filters(site="A"), "table2")
+    assert (counts["table2:tp"], counts["table2:fp"]) == (8, 1)
+    assert (counts["table2:fn"], counts["table2:tn"]) == (1, 1)
+    assert counts["table2:missing"] == 1
+
+
+def test_mrs_distribution_and_mortality(cohort):
+    counts = counts_for(None, Filters(site="A"), "outcomes")
+    month3 = [counts[f"outcomes:mrs:month3:{g}"] for g in range(7)]
+    assert month3 == [1, 1, 1, 0, 1, 1, 1]
+    assert counts["outcomes:mrs:month3:missing"] == 2
+    assert counts["outcomes:mrs:admission:5"] == 8
+    assert (counts["outcomes:death_3m:n"], counts["outcomes:death_3m:denominator"]) == (1, 6)
+    assert counts["outcomes:death_after_discharge:n"] == 1
+
+
+def test_drilldown_lists_exactly_the_patients_of_a_cell(cohort, investigator):
+    queryset = datasets.patients(investigator)
+    rows = datasets.drilldown(queryset, "table1:age_70_plus:exposed_events")
+    assert [r["study_id"] for r in rows] == ["A-01", "A-03"]
+    assert isinstance(rows[0], dict)
+
+
+def test_every_drilldown_agrees_with_its_count(cohort, investigator):
+    queryset = datasets.patients(investigator)
+    for table in datasets.TABLES:
+        counts = datasets.count_table(queryset, table)
+        for cell_id in list(counts)[:40]:
+            assert datasets.drilldown(queryset, cell_id).count() == counts[cell_id], cell_id
+
+
+def test_unknown_cell_is_a_key_error():
+    with pytest.raises(KeyError):
+        datasets.cell_condition("table1:nope:exposed_n")
+    with pytest.raises(KeyError):
+        datasets.cell_condition("nope:x")
+
+
+def test_one_query_per_table(cohort, django_assert_num_queries):
+    queryset = datasets.patients(None)
+    with django_assert_num_queries(1):
+        datasets.count_table(queryset, "table1")
+    with django_assert_num_queries(1):
+        datasets.continuous_columns(queryset)
+
+
+def test_continuous_columns_convert_intervals(cohort):
+    columns = datasets.continuous_columns(datasets.patients(None, Filters(site="A")))
+    assert sorted(columns["onset_to_door_hours"]) == [4.0] * 7 + [7.0]
+    assert columns["procedure_minutes"][0] == pytest.approx(50.0)
+
+
+def test_patients_excluded_from_the_analysis_are_not_counted(cohort, investigator):
+    from registry.workflow_models import PatientExclusion
+
+    PatientExclusion.objects.create(
+        patient=cohort["A-01"], reason="lost_to_followup", excluded_on=dt.date(2020, 9, 1)
+    )
+    PatientExclusion.objects.create(
+        patient=cohort["A-02"],
+        reason="lost_to_followup",
+        excluded_on=dt.date(2020, 9, 1),
+        active=False,  # revoked: counted again
+    )
+    counts = counts_for(investigator, table="baseline")
+    assert counts["baseline:patients"] == 7
+    assert datasets.patients(investigator, excluded=True).count() == 1
+
+
+def test_a_user_without_access_counts_nothing(cohort):
+    from django.contrib.auth.models import AnonymousUser
+
+    queryset = datasets.patients(AnonymousUser())
+    assert set(datasets.count_table(queryset, "table1").values()) == {0}
+    assert list(datasets.drilldown(queryset, "baseline:patients")) == []

@@ -1,0 +1,131 @@
+"""Every page and the study tables use a constant number of SQL queries, whatever N.
+
+Each is run on a small (5) and a larger (60) cohort: the count must stay under the
+same budget for both and must not grow from the small to the larger cohort. The
+budgets are today's counts (sessions, the user, 2FA devices, the page's own
+queries); a change that adds a query per patient fails here long before it shows
+at 1,000,000 patients (benchmarks/run.py).
+"""
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from registry.choices import Role
+
+from .factories import SiteFactory, UserFactory, full_patient
+
+SIZES = (5, 60)
+
+# Today's counts (+1 of headroom): list 11, overview 7, report 11, study_tables 4.
+BUDGET = {
+    "patient_list": 12,
+    "overview": 8,
+    "report": 12,
+    "study_tables": 5,
+}
+
+
+def _cohort(site, n: int) -> list:
+    return [full_patient(site=site) for _ in range(n)]
+
+
+@pytest.fixture
+def site(db):
+    return SiteFactory(code="A")
+
+
+@pytest.fixture
+def nurse_client(client, site):
+    client.force_login(UserFactory(role=Role.DATA_ENTRY, sites=[site]))
+    return client
+
+
+@pytest.fixture
+def investigator_client(client, site):
+    client.force_login(UserFactory(role=Role.INVESTIGATOR, sites=[site]))
+    return client
+
+
+def _queries(function) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        function()
+    return len(captured)
+
+
+def _get(client, url, **params):
+    def request():
+        response = client.get(url, params)
+        assert response.status_code == 200, response.status_code
+
+    return request
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_the_patient_list_filtered_by_site_uses_a_constant_number_of_queries(
+    nurse_client, site, n, django_assert_max_num_queries
+):
+    _cohort(site, n)
+    with django_assert_max_num_queries(BUDGET["patient_list"]):
+        response = nurse_client.get(reverse("registry:patient_list"), {"site": site.pk})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_the_patient_overview_uses_a_constant_number_of_queries(
+    nurse_client, site, n, django_assert_max_num_queries
+):
+    patients = _cohort(site, n)
+    with django_assert_max_num_queries(BUDGET["overview"]):
+        response = nurse_client.get(reverse("registry:patient_detail", args=[patients[-1].pk]))
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_the_report_page_uses_a_constant_number_of_queries(
+    investigator_client, site, n, django_assert_max_num_queries
+):
+    _cohort(site, n)
+    with django_assert_max_num_queries(BUDGET["report"]):
+        response = investigator_client.get(reverse("analytics:report"))
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_the_study_tables_command_uses_a_constant_number_of_queries(
+    site, n, django_assert_max_num_queries
+):
+    _cohort(site, n)
+    out = io.StringIO()
+    with django_assert_max_num_queries(BUDGET["study_tables"]):
+        call_command("study_tables", "--format", "json", stdout=out)
+    assert f'"n_patients": {n}' in out.getvalue()
+
+
+def test_no_page_issues_more_queries_for_more_patients(nurse_client, site):
+    """The same requests on 5 and then 60 patients issue exactly as many queries."""
+    first = _cohort(site, SIZES[0])
+    reader = Client()
+    reader.force_login(UserFactory(role=Role.INVESTIGATOR, sites=[site]))
+    list_url = reverse("registry:patient_list")
+    overview_url = reverse("registry:patient_detail", args=[first[0].pk])
+
+    def measure() -> dict[str, int]:
+        return {
+            "patient_list": _queries(_get(nurse_client, list_url, site=site.pk)),
+            "overview": _queries(_get(nurse_client, overview_url)),
+            "report": _queries(_get(reader, reverse("analytics:report"))),
+            "study_tables": _queries(
+                lambda: call_command("study_tables", "--format", "json", stdout=io.StringIO())
+            ),
+        }
+
+    small = measure()
+    _cohort(site, SIZES[1] - SIZES[0])
+    larger = measure()
+    assert larger == small
