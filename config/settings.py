@@ -301,6 +301,8 @@ LOGGING = {
         "registry": {"handlers": ["console"], "level": "INFO"},
         "axes": {"handlers": ["console"], "level": "WARNING"},
         "django.security": {"handlers": ["console"], "level": "WARNING"},
+        # Server errors with their traceback, for the admin (the user sees 500.html only).
+        "django.request": {"handlers": ["console"], "level": "ERROR"},
     },
 }
 SIMPLE_HISTORY_REVERT_DISABLED = True

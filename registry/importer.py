@@ -142,20 +142,28 @@ def parse_table(
     for name in interchange.REQUIRED:
         if name not in seen:
             problems.append(Problem(None, (name,), "required column is missing."))
+    # A cell's value depends only on its column and text: each distinct text of a
+    # column is parsed once (codes, flags, scores and dates repeat a lot).
+    parsers = [(index, name, interchange.parser(known[name]), {}) for index, name in present]
+    template = dict.fromkeys(interchange.column_names())
+    width = len(header)
     rows = []
     for number, cells in enumerate(body, start=1):
         if not any(cell.strip() for cell in cells):
             rows.append(None)  # a blank line: skipped, but it keeps the row numbers
             continue
-        if any(cell.strip() for cell in cells[len(header) :]):
+        if len(cells) > width and any(cell.strip() for cell in cells[width:]):
             problems.append(Problem(number, (), "more cells than header columns."))
-        typed = dict.fromkeys(interchange.column_names())
-        for index, name in present:
+        typed = template.copy()
+        for index, name, parse, parsed in parsers:
             text = cells[index] if index < len(cells) else ""
             try:
-                typed[name] = interchange.parse(known[name], text)
-            except interchange.ParseError as exc:
-                problems.append(Problem(number, (name,), str(exc)))
+                typed[name] = parsed[text]
+            except KeyError:
+                try:
+                    typed[name] = parsed[text] = parse(text)
+                except interchange.ParseError as exc:
+                    problems.append(Problem(number, (name,), str(exc)))
         rows.append(typed)
     return rows, problems, [name for _, name in present]
 

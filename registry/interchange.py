@@ -110,46 +110,102 @@ class ParseError(ValueError):
 
 def parse(column: Column, text: str) -> object:
     """The typed value of one CSV cell (None for blank = not recorded)."""
+    return parser(column)(text)
+
+
+@cache
+def parser(column: Column):
+    """The function that parses one cell of ``column`` (what :func:`parse` does).
+
+    Built once per column so that a bulk import does not dispatch on the kind
+    of every cell.
+    """
+    kind = column.kind
+    if kind == FLAG:
+        return _parse_flag
+    if kind == INTEGER:
+        return _parse_integer
+    if kind == CATEGORY:
+        return _category_parser(_allowed_codes(column.name))
+    if kind == DATE:
+        return _parse_date
+    if kind == DATETIME:
+        return _parse_datetime
+    return _parse_free_text if column.free_text else _parse_text
+
+
+def _parse_flag(text: str) -> bool | None:
     text = text.strip()
     if text == "":
         return None
-    kind = column.kind
-    if kind == FLAG:
-        if text == "1":
-            return True
-        if text == "0":
-            return False
-        raise ParseError(f"use 1 (yes), 0 (no) or blank (not recorded), not {text!r}.")
-    if kind == INTEGER:
-        if not INTEGER_RE.match(text):
-            raise ParseError(f"a whole number is expected, not {text!r}.")
-        return int(text)
-    if kind == CATEGORY:
-        allowed = _allowed_codes(column.name)
+    if text == "1":
+        return True
+    if text == "0":
+        return False
+    raise ParseError(f"use 1 (yes), 0 (no) or blank (not recorded), not {text!r}.")
+
+
+def _parse_integer(text: str) -> int | None:
+    text = text.strip()
+    if text == "":
+        return None
+    if not INTEGER_RE.match(text):
+        raise ParseError(f"a whole number is expected, not {text!r}.")
+    return int(text)
+
+
+def _category_parser(allowed: tuple[str, ...]):
+    def parse_category(text: str) -> str | None:
+        text = text.strip()
+        if text == "":
+            return None
         if text not in allowed:
             raise ParseError(f"unknown code {text!r}; allowed: {', '.join(allowed)}.")
         return text
-    if kind == DATE:
-        try:
-            if not DATE_RE.match(text):
-                raise ValueError
-            return dt.date.fromisoformat(text)
-        except ValueError:
-            raise ParseError(f"a date YYYY-MM-DD is expected, not {text!r}.") from None
-    if kind == DATETIME:
-        try:
-            if not DATETIME_RE.match(text):
-                raise ValueError
-            value = dt.datetime.fromisoformat(text)
-        except ValueError:
-            raise ParseError(
-                f"a date-time YYYY-MM-DDTHH:MM (hospital time, optional offset such as "
-                f"+07:00) is expected, not {text!r}."
-            ) from None
-        if timezone.is_naive(value):
-            value = timezone.make_aware(value)
-        return value
-    if column.free_text and text[0] == "'" and text[1:2] and text[1] in FORMULA_PREFIXES:
+
+    return parse_category
+
+
+def _parse_date(text: str) -> dt.date | None:
+    text = text.strip()
+    if text == "":
+        return None
+    try:
+        if not DATE_RE.match(text):
+            raise ValueError
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ParseError(f"a date YYYY-MM-DD is expected, not {text!r}.") from None
+
+
+def _parse_datetime(text: str) -> dt.datetime | None:
+    text = text.strip()
+    if text == "":
+        return None
+    try:
+        if not DATETIME_RE.match(text):
+            raise ValueError
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ParseError(
+            f"a date-time YYYY-MM-DDTHH:MM (hospital time, optional offset such as "
+            f"+07:00) is expected, not {text!r}."
+        ) from None
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value)
+    return value
+
+
+def _parse_text(text: str) -> str | None:
+    text = text.strip()
+    return None if text == "" else text
+
+
+def _parse_free_text(text: str) -> str | None:
+    text = text.strip()
+    if text == "":
+        return None
+    if text[0] == "'" and text[1:2] and text[1] in FORMULA_PREFIXES:
         return text[1:]  # undo the export's CSV-injection guard
     return text
 

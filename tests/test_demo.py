@@ -32,10 +32,19 @@ def test_two_generations_give_the_same_rows():
 def test_seeding_twice_reuses_everything_and_gives_the_same_data(seeded, capsys):
     first = registry_export(user=None, fmt="csv", deidentified=False).content
     call_command("seed_demo")
-    assert "0 patients created, 0 changed, 85 unchanged" in capsys.readouterr().out
+    assert "0 patients created, 85 reused" in capsys.readouterr().out
     assert registry_export(user=None, fmt="csv", deidentified=False).content == first
     assert Patient.objects.count() == 85
     assert User.objects.count() == 4
+
+
+def test_an_edited_demo_patient_is_reused_as_it_is(seeded, capsys):
+    Patient.objects.filter(study_id="DEMO-002").delete()
+    Patient.objects.filter(study_id="DEMO-001").update(age_years=99)
+    call_command("seed_demo")
+    assert "1 patients created, 84 reused" in capsys.readouterr().out
+    assert Patient.objects.get(study_id="DEMO-001").age_years == 99
+    assert Patient.objects.filter(study_id="DEMO-002").exists()
 
 
 def test_the_command_says_the_cohort_is_synthetic_and_prints_the_demo_logins(seeded):

@@ -370,3 +370,17 @@ def test_a_cell_beyond_the_header_is_reported(tmp_path, site_a):
     path.write_text(csv_text([row()]).rstrip("\n") + ",surprise\n")
     result = registry_import(file=path, filename=path.name)
     assert problems_of(result) == ["row 1: more cells than header columns."]
+
+
+def test_the_number_of_queries_does_not_grow_with_the_number_of_rows(tmp_path, site_a):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_for(prefix, n, **overrides):
+        rows = [row(study_id=f"{prefix}-{i:03d}", **overrides) for i in range(n)]
+        with CaptureQueriesContext(connection) as context:
+            assert run(tmp_path, rows).ok
+        return len(context.captured_queries)
+
+    assert queries_for("S", 3) == queries_for("L", 60)  # creating
+    assert queries_for("S", 3, mrs_3m="1") == queries_for("L", 60, mrs_3m="1")  # updating

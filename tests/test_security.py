@@ -73,7 +73,10 @@ def test_production_settings_serve_hashed_static_files_over_https_only(tmp_path)
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split(" ", 1)[0].endswith("CompressedManifestStaticFilesStorage")
-    assert "True True True 31536000 DENY ('HTTP_X_FORWARDED_PROTO', 'https') True True" in result.stdout
+    assert (
+        "True True True 31536000 DENY ('HTTP_X_FORWARDED_PROTO', 'https') True True"
+        in result.stdout
+    )
 
 
 def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path):
@@ -267,6 +270,14 @@ def test_error_pages_are_the_registrys_own_without_trace_or_data(signed_in, url,
     assert f"<h1>{heading}</h1>" in body
     for leak in ("Traceback", "P-0042", "site B only", "tampered", "RuntimeError", "nurse_a"):
         assert leak not in body
+
+
+@override_settings(ROOT_URLCONF=__name__, DEBUG=False)
+def test_a_server_error_is_logged_with_its_traceback_for_the_admin(signed_in, caplog):
+    with caplog.at_level(logging.ERROR, logger="django.request"):
+        assert signed_in.get("/boom/").status_code == 500
+    record = next(r for r in caplog.records if r.name == "django.request")
+    assert record.exc_info and "P-0042" in str(record.exc_info[1])
 
 
 @pytest.mark.parametrize("name", ["400.html", "403.html", "404.html", "500.html"])

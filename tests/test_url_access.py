@@ -18,16 +18,21 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 import pytest
+from django.core.paginator import Page
+from django.db.models import QuerySet
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from registry.choices import Role
+from registry.models import Patient
+from registry.workflow_models import DataQuery, ScreeningEntry
 
 from .factories import SiteFactory, UserFactory, full_patient
 
 ROLES = ("anonymous", "nurse", "investigator", "monitor", "admin")
 SIGNED_IN = ROLES[1:]
 # What must never reach a user of site A (site B's identifiers and free text).
+SITE_MODELS = (Patient, ScreeningEntry, DataQuery)
 B_SECRETS = ("BSECRET-01", "BSECRET-02", "BSECRET-03", "BSCREEN-77", "BQUERY-TEXT")
 
 
@@ -153,7 +158,7 @@ class World:
 
 @pytest.fixture
 def world(db) -> World:
-    from registry.workflow_models import DataQuery, QueryMessage, ScreeningEntry
+    from registry.workflow_models import QueryMessage
 
     site_a = SiteFactory(code="A", name="Site A")
     site_b = SiteFactory(code="B", name="Site B")
@@ -211,6 +216,38 @@ def leaked(response) -> list[str]:
     return [secret for secret in B_SECRETS if secret in text]
 
 
+def site_of(obj) -> str | None:
+    """The site code of a registry record (patient, screening entry, query), else None."""
+    for path in ("site", "patient.site", "query.patient.site"):
+        target = obj
+        for attr in path.split("."):
+            target = getattr(target, attr, None)
+        if target is not None and hasattr(target, "code"):
+            return target.code
+    if isinstance(obj, dict):
+        return obj.get("site__code") or obj.get("patient__site__code")
+    return None
+
+
+def other_site_records(response) -> list:
+    """Records of site B in the template context (what a page could list or count)."""
+    found = []
+    # A ContextList of Contexts, or one Context (whose items are its dicts).
+    contexts = response.context or []
+    dicts = [d for c in contexts for d in (c.dicts if hasattr(c, "dicts") else [c])]
+    for values in dicts:
+        for value in values.values():
+            if isinstance(value, Page):
+                value = value.object_list
+            if isinstance(value, QuerySet) and value.model in SITE_MODELS:
+                value = list(value[:500])
+            if isinstance(value, list | tuple):
+                found += [item for item in value if site_of(item) == "B"]
+            elif site_of(value) == "B":
+                found.append(value)
+    return found
+
+
 def check(role, method, url, expected: tuple[int, ...], world: World, data=None):
     client = client_for(role, world)
     response = client.get(url) if method == "GET" else client.post(url, data or {})
@@ -222,6 +259,7 @@ def check(role, method, url, expected: tuple[int, ...], world: World, data=None)
     assert response.status_code in expected, f"{where}: {response.status_code}, not {expected}"
     if role != "admin":
         assert leaked(response) == [], f"{where} shows site B's data"
+        assert other_site_records(response) == [], f"{where} lists or counts site B's records"
 
 
 @pytest.mark.parametrize("name", sorted(URLS))
@@ -242,3 +280,10 @@ def test_each_role_gets_what_the_table_says_and_nothing_of_another_site(name, wo
                     check(role, method, url, (404,), world, entry.data)
                 else:
                     check(role, method, url, expected.get(role, ()), world, entry.data)
+
+
+def test_the_checks_do_see_another_sites_records_when_a_page_shows_them(world):
+    """The detectors are not blind: the admin's patient list does show site B."""
+    response = client_for("admin", world).get(reverse("registry:patient_list"))
+    assert other_site_records(response)
+    assert leaked(response)

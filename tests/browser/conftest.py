@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from django.core.servers.basehttp import ThreadedWSGIServer
+from django.test.testcases import LiveServerThread
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 CHROMIUM = os.environ.get("REGISTRY_CHROMIUM", "/usr/bin/chromium")
@@ -78,8 +81,44 @@ def browser() -> Iterator[Browser]:
             os.environ[ASYNC_UNSAFE] = previous
 
 
+class OneViewAtATimeServer(ThreadedWSGIServer):
+    """Django's threaded live server, running one request through Django at a time.
+
+    On SQLite the test database is in memory and every request thread shares the test's one
+    connection; two requests at once (the report page's two figure images) can then hang in
+    SQLite. Reading sockets stays threaded (Chromium keeps idle connections open); only the
+    call into Django is serialized. PostgreSQL gives each thread its own connection.
+    """
+
+    def set_app(self, application):
+        if not self.connections_override:
+            return super().set_app(application)
+        lock = threading.Lock()
+
+        def one_at_a_time(environ, start_response):
+            with lock:
+                response = application(environ, start_response)
+                # Read the whole body and close (request_finished) inside the lock too.
+                try:
+                    return [b"".join(response)]
+                finally:
+                    if hasattr(response, "close"):
+                        response.close()
+
+        return super().set_app(one_at_a_time)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_view_at_a_time_live_server():
+    """Installed before pytest-django's session ``live_server`` starts its thread."""
+    previous = LiveServerThread.server_class
+    LiveServerThread.server_class = OneViewAtATimeServer
+    yield
+    LiveServerThread.server_class = previous
+
+
 @pytest.fixture(autouse=True)
-def warm_live_server(live_server):
+def warm_live_server(one_view_at_a_time_live_server, live_server):
     """Answer one request before the browser does: the first one imports the analytics stack
     (pandas, scipy, matplotlib), which would otherwise eat a page's timeout. Once a session."""
     if not getattr(live_server, "_registry_warm", False):

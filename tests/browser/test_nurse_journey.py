@@ -118,7 +118,9 @@ def test_a_nurse_enters_a_whole_patient_with_one_impossible_time_corrected(
     login(page, live_server, "nurse_a")
 
     # New patient, from the navigation bar.
-    page.get_by_role("navigation").get_by_role("link", name="New patient").click()
+    page.get_by_role("navigation", name="Main navigation").get_by_role(
+        "link", name="New patient"
+    ).click()
     assert_accessible(page)
     fill(page, {"Study ID": "CT-0001", "Sex": "Female", "Age (years)": "74"})
     page.get_by_role("button", name="Register patient").click()
@@ -215,7 +217,9 @@ def test_a_nurse_enters_a_whole_patient_with_one_impossible_time_corrected(
     screenshot(page, "nurse-overview")
 
     # The patient list shows the five badges complete too.
-    page.get_by_role("navigation").get_by_role("link", name="Patients").click()
+    page.get_by_role("navigation", name="Main navigation").get_by_role(
+        "link", name="Patients"
+    ).click()
     row = page.get_by_role("row").filter(has_text="CT-0001")
     expect(row.locator(".badge")).to_have_text(["Complete"] * len(SECTIONS))
     assert_accessible(page)

@@ -12,7 +12,7 @@ from django.db import transaction
 
 from registry import demo
 from registry.choices import Role
-from registry.models import Site, User
+from registry.models import Patient, Site, User
 
 # Demo-only credentials, printed by the command and documented in docs/demo-cohort.md.
 DEMO_USERS = (
@@ -56,23 +56,35 @@ class Command(BaseCommand):
         with transaction.atomic():
             site = ensure_site()
             users = ensure_users(site)
-        result = registry_import(
-            rows=demo.cohort_rows(),
-            user=users["admin"],
-            filename="the synthetic demo cohort",
-            dry_run=False,
-            create_sites=False,
+        rows = demo.cohort_rows()
+        # Demo patients already there are reused as they are (perhaps edited or locked
+        # during a demonstration); only missing ones are created.
+        present = set(
+            Patient.objects.filter(study_id__in=[r["study_id"] for r in rows]).values_list(
+                "study_id", flat=True
+            )
         )
-        if result.problems:
-            for problem in result.problems:
-                self.stderr.write(str(problem))
-            raise SystemExit(1)
+        missing = [r for r in rows if r["study_id"] not in present]
+        created = 0
+        if missing:
+            result = registry_import(
+                rows=missing,
+                user=users["admin"],
+                filename="the synthetic demo cohort",
+                dry_run=False,
+                create_sites=False,
+            )
+            if result.problems:
+                for problem in result.problems:
+                    self.stderr.write(str(problem))
+                raise SystemExit(1)
+            created = result.created
         out = self.stdout
         out.write(f"Site {site.code}: {site.name}")
         out.write(
             "SYNTHETIC demo cohort (no real patient): "
-            f"{result.created} patients created, {result.changed} changed, "
-            f"{result.unchanged} unchanged (study IDs {demo.STUDY_ID_PREFIX}001..)."
+            f"{created} patients created, {len(present)} reused "
+            f"(study IDs {demo.STUDY_ID_PREFIX}001 to {demo.STUDY_ID_PREFIX}{len(rows):03d})."
         )
         out.write(
             "Demo logins (demo-only passwords; change or delete these users on a real server):"
