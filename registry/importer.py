@@ -14,24 +14,19 @@ import csv
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 
-from django.core.exceptions import ValidationError
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import connection, models, transaction
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from . import interchange, rules
 from .choices import SectionStatus
 from .models import SECTION_MODELS, Patient, PatientLock, Section, Site
 
 BATCH = 500
-PATIENT_FIELDS = ("site", "sex", "age_years")
-
-
-def _clinical_fields() -> dict[type[Section], tuple[str, ...]]:
-    # Read once per import: the model method walks _meta on every call.
-    return {model: tuple(model.clinical_fields()) for model in SECTION_MODELS}
 
 
 @dataclass(frozen=True)
@@ -171,16 +166,74 @@ def parse_table(
 # ---------------------------------------------------------------- validation
 
 
+class _Validator:
+    """``full_clean()`` of one model, run on one reused instance per import.
+
+    The model's rules run as for a form: every field's ``clean()`` (its
+    validators, choices, null and blank), then the model's ``clean()`` with its
+    cross-field rules. Uniqueness and constraints are checked once for the whole
+    file (study IDs) and by the database on writing. Only the repetition is
+    saved: a non-relation field's ``clean()`` depends on its value alone, so a
+    value already found valid for that field in this import is given its
+    cleaned value and excluded from ``clean_fields()`` instead of being checked
+    again (an import repeats codes, flags and scores on every row).
+    """
+
+    def __init__(self, model: type[models.Model], exclude: Iterable[str]):
+        self.instance = model()
+        self.values = self.instance.__dict__  # where the model keeps field values
+        self.exclude = frozenset(exclude)
+        self.fields = [
+            (f.name, f.attname, f.blank)
+            for f in model._meta.fields
+            if f.name not in self.exclude and not f.is_relation
+        ]
+        self.valid: dict[tuple, object] = {}  # (attname, type, value) -> cleaned value
+
+    def check(self, number: int) -> list[Problem]:
+        """Problems of the values now set on ``instance`` (row ``number``)."""
+        values, valid = self.values, self.valid
+        exclude = set(self.exclude)
+        unchecked = []
+        for name, attname, blank in self.fields:
+            value = values[attname]
+            if value is None and blank:
+                continue  # clean_fields() skips a blank value of a field that allows it
+            key = (attname, value.__class__, value)
+            try:
+                values[attname] = valid[key]
+                exclude.add(name)
+            except KeyError:
+                unchecked.append(key)
+            except TypeError:  # an unhashable value: always checked
+                pass
+        try:
+            self.instance.full_clean(
+                exclude=exclude, validate_unique=False, validate_constraints=False
+            )
+        except ValidationError as exc:
+            return _problems_from(exc, number)
+        for key in unchecked:
+            valid[key] = values[key[0]]
+        return []
+
+
 @dataclass
 class _Planned:
-    """What one row will do: the patient and its sections (new or changed)."""
+    """What one row will do; records are field values keyed by column (attname)."""
 
     number: int
-    patient: Patient
-    patient_new: bool
-    patient_changed: bool
-    sections_new: list[Section]
-    sections_changed: list[Section]
+    study_id: str | None
+    site: Site | None
+    new: bool
+    pk: int | None  # None for a new patient until it is inserted
+    patient: dict | None  # the patient's record when new or changed, else None
+    sections_new: list[tuple[type[Section], dict]]
+    sections_changed: list[tuple[type[Section], dict]]
+
+    @property
+    def changes(self) -> bool:
+        return self.patient is not None or bool(self.sections_new or self.sections_changed)
 
 
 def _rule_columns(message: str) -> tuple[str, ...] | None:
@@ -201,87 +254,122 @@ def _problems_from(error: ValidationError, number: int) -> list[Problem]:
     return found
 
 
-def _status(section: Section, values: dict) -> str:
-    if section.missing_for_completion(values):
-        return SectionStatus.DRAFT
-    return SectionStatus.COMPLETE
+PATIENT_STORED = ("id", "site_id", "sex", "age_years", "created_at", "created_by_id")
+SECTION_STORED = ("version", "status", "completed_at", "completed_by")
 
 
-def _existing_patients(study_ids: list[str]) -> dict[str, Patient]:
-    related = ["site", *(model.key for model in SECTION_MODELS)]
-    found = {}
-    for start in range(0, len(study_ids), BATCH):
-        chunk = study_ids[start : start + BATCH]
-        for patient in Patient.objects.filter(study_id__in=chunk).select_related(*related):
-            found[patient.study_id] = patient
-    return found
+class _Planner:
+    """Validates each row and decides what it writes, from the stored state read at once."""
 
+    def __init__(self, user, now):
+        self.user_id = user.pk if user is not None else None
+        self.now = now
+        self.fields = {model: tuple(model.clinical_fields()) for model in SECTION_MODELS}
+        self.patient = _Validator(Patient, ["site", "created_by"])
+        self.sections = {
+            model: _Validator(model, ["patient", "completed_by"]) for model in SECTION_MODELS
+        }
+        # Where each section's stored values sit in a row of _stored().
+        self.slices, start = {}, len(PATIENT_STORED)
+        for model in SECTION_MODELS:
+            end = start + len(SECTION_STORED) + len(self.fields[model])
+            self.slices[model] = slice(start, end)
+            start = end
 
-def _plan_row(number, values, patient, site, user, now, fields) -> tuple[_Planned, list[Problem]]:
-    problems: list[Problem] = []
-    new = patient is None
-    if new:
-        patient = Patient(study_id=values["study_id"], created_by=user)
-    before = None if new else (patient.site_id, patient.sex, patient.age_years)
-    patient.site = site
-    patient.sex = values["sex"] or ""
-    patient.age_years = values["age_years"]
-    try:
-        patient.full_clean(
-            exclude=["site", "created_by"], validate_unique=False, validate_constraints=False
+    def stored(self, study_ids: list[str]) -> dict[str, tuple]:
+        """The stored patients with every section's values, one query per batch."""
+        names = ["study_id", *PATIENT_STORED]
+        for model in SECTION_MODELS:
+            names += [f"{model.key}__{n}" for n in (*SECTION_STORED, *self.fields[model])]
+        found = {}
+        for start in range(0, len(study_ids), BATCH):
+            chunk = study_ids[start : start + BATCH]
+            for row in Patient.objects.filter(study_id__in=chunk).values_list(*names):
+                found[row[0]] = row[1:]
+        return found
+
+    def plan(self, number: int, values: dict, stored: tuple | None, site: Site | None):
+        problems: list[Problem] = []
+        patient = self.patient.values
+        patient["study_id"] = values["study_id"]
+        patient["sex"] = values["sex"] or ""
+        patient["age_years"] = values["age_years"]
+        problems.extend(self.patient.check(number))
+        sex, age_years = patient["sex"], patient["age_years"]
+        site_id = site.pk if site is not None else None
+        record = None
+        if stored is None:
+            record = {
+                "study_id": patient["study_id"],
+                "sex": sex,
+                "age_years": age_years,
+                "created_by_id": self.user_id,
+            }
+        elif stored[1:4] != (site_id, sex, age_years):
+            record = {
+                "id": stored[0],
+                "study_id": patient["study_id"],
+                "sex": sex,
+                "age_years": age_years,
+                "created_at": stored[4],
+                "created_by_id": stored[5],
+            }
+        planned = _Planned(
+            number,
+            values["study_id"],
+            site,
+            stored is None,
+            None if stored is None else stored[0],
+            record,
+            [],
+            [],
         )
-    except ValidationError as exc:
-        problems.extend(_problems_from(exc, number))
-    patient_changed = not new and before != (patient.site_id, patient.sex, patient.age_years)
+        for model in SECTION_MODELS:
+            old = None if stored is None else stored[self.slices[model]]
+            if old is not None and old[0] is None:
+                old = None  # no such section stored (a LEFT JOIN's NULLs)
+            found = self._plan_section(model, number, values, old, problems)
+            if found is not None:
+                (planned.sections_new if old is None else planned.sections_changed).append(
+                    (model, found)
+                )
+        return planned, problems
 
-    sections_new, sections_changed = [], []
-    existing = {} if new else patient.sections()
-    for model in SECTION_MODELS:
-        names = fields[model]
-        mine = {name: values[name] for name in names}
-        section = existing.get(model.key)
-        if section is None and all(v is None for v in mine.values()):
-            continue
-        section_new = section is None
-        if section_new:
-            section = model(patient=patient)
-        old = None if section_new else ({n: getattr(section, n) for n in names}, section.status)
-        for name, value in mine.items():
-            setattr(section, name, value)
-        section.status = _status(section, values)
-        section._patient_values = values
-        try:
-            section.full_clean(
-                exclude=["patient", "completed_by"],
-                validate_unique=False,
-                validate_constraints=False,
-            )
-        except ValidationError as exc:
-            problems.extend(_problems_from(exc, number))
-        if section_new:
-            sections_new.append(section)
-        elif old != (mine, section.status):
-            sections_changed.append(section)
+    def _plan_section(self, model, number, values, old, problems) -> dict | None:
+        names = self.fields[model]
+        if old is None and all(values[name] is None for name in names):
+            return None  # nothing recorded and nothing stored: no section
+        validator = self.sections[model]
+        section = validator.values
+        for name in names:
+            section[name] = values[name]
+        instance = validator.instance
+        status = (
+            SectionStatus.DRAFT
+            if instance.missing_for_completion(values)
+            else SectionStatus.COMPLETE
+        )
+        section["status"] = status
+        instance._patient_values = values  # clean() reads the whole row, not the database
+        problems.extend(validator.check(number))
+        cleaned = tuple(section[name] for name in names)
+        if old is not None and old[1] == status and old[len(SECTION_STORED) :] == cleaned:
+            return None  # unchanged
+        record = dict(zip(names, cleaned, strict=True))
+        record["status"] = status
+        if status == SectionStatus.COMPLETE and (old is None or old[1] != status):
+            record["completed_at"], record["completed_by_id"] = self.now, self.user_id
+        elif status != SectionStatus.COMPLETE:
+            record["completed_at"], record["completed_by_id"] = None, None
         else:
-            continue
-        section.updated_at = now
-        if section.status == SectionStatus.COMPLETE and (section_new or old[1] != "complete"):
-            section.completed_at, section.completed_by = now, user
-        elif section.status != SectionStatus.COMPLETE:
-            section.completed_at, section.completed_by = None, None
-        if not section_new:
-            section.version += 1
-    planned = _Planned(number, patient, new, patient_changed, sections_new, sections_changed)
-    return planned, problems
+            record["completed_at"], record["completed_by_id"] = old[2], old[3]
+        record["version"] = 1 if old is None else old[0] + 1
+        return record
 
 
 def _locked_problems(planned: list[_Planned]) -> list[Problem]:
     """A locked record (issue 5's data lock) is not changed by an import either."""
-    changing = {
-        p.patient.pk: p
-        for p in planned
-        if not p.patient_new and (p.patient_changed or p.sections_new or p.sections_changed)
-    }
+    changing = {p.pk: p for p in planned if not p.new and p.changes}
     keys = sorted(changing)
     locked = set()
     for start in range(0, len(keys), BATCH):
@@ -295,7 +383,7 @@ def _locked_problems(planned: list[_Planned]) -> list[Problem]:
         Problem(
             changing[pk].number,
             ("study_id",),
-            f"{changing[pk].patient.study_id} is locked; unlock it before changing it.",
+            f"{changing[pk].study_id} is locked; unlock it before changing it.",
         )
         for pk in sorted(locked)
     ]
@@ -384,29 +472,24 @@ def registry_import(
                     )
                 )
 
-    existing = _existing_patients(sorted(first_row))
-    now = timezone.now()
-    fields = _clinical_fields()
+    planner = _Planner(user, timezone.now())
+    stored = planner.stored(sorted(first_row))
     planned: list[_Planned] = []
     for number, values in numbered:
         study_id = values["study_id"]
         if study_id is not None and first_row.get(study_id) != number:
             continue
         site = sites.get(values["site"]) or new_sites.get(values["site"])
-        patient = existing.get(study_id) if study_id else None
-        plan, problems = _plan_row(number, values, patient, site, user, now, fields)
+        old = stored.get(study_id) if study_id else None
+        plan, problems = planner.plan(number, values, old, site)
         result.problems.extend(problems)
         planned.append(plan)
     result.problems.extend(_locked_problems(planned))
     result.problems = _dedupe(result.problems)
     result.problems.sort(key=lambda p: p.row or 0)
 
-    result.created = sum(1 for p in planned if p.patient_new)
-    result.changed = sum(
-        1
-        for p in planned
-        if not p.patient_new and (p.patient_changed or p.sections_new or p.sections_changed)
-    )
+    result.created = sum(1 for p in planned if p.new)
+    result.changed = sum(1 for p in planned if not p.new and p.changes)
     result.unchanged = len(planned) - result.created - result.changed
     result.sites_created = sorted(new_sites)
     if result.problems or dry_run:
@@ -415,102 +498,244 @@ def registry_import(
     return result
 
 
+# ---------------------------------------------------------------- writing
+
+
 def _write(planned: list[_Planned], new_sites: dict[str, Site], user, reason: str) -> None:
-    history = {"default_user": user, "default_change_reason": reason}
+    """Insert and update the planned records and their history rows, in one transaction.
+
+    What ``bulk_create_with_history`` / ``bulk_update_with_history`` write, without
+    building a model and a historical model instance per record: records go to
+    the database as parameter rows (``executemany``; ``COPY`` on PostgreSQL).
+    """
     now = timezone.now()
+    history = {
+        "history_date": now,
+        "history_change_reason": reason,
+        "history_user_id": user.pk if user is not None else None,
+    }
     with transaction.atomic():
         for site in new_sites.values():
             site.save()
-        for plan in planned:  # the site object now has its primary key
-            plan.patient.site = plan.patient.site
-        new_patients = [p.patient for p in planned if p.patient_new]
-        if new_patients:
-            _fast_create(Patient, new_patients, user, reason, now, assign_keys=_patient_keys)
-        changed_patients = [p.patient for p in planned if p.patient_changed]
-        if changed_patients:
-            bulk_update_with_history(
-                changed_patients, Patient, list(PATIENT_FIELDS), batch_size=BATCH, **history
-            )
+        for plan in planned:
+            if plan.patient is not None:
+                plan.patient["site_id"] = plan.site.pk  # a new site has its key now
+
+        writer = _Table(Patient, history)
+        created = [p for p in planned if p.new]
+        if created:
+            for plan in created:
+                plan.patient["created_at"] = now
+            writer.insert([p.patient for p in created])
+            _patient_keys(created)
+            for plan in created:
+                plan.patient["id"] = plan.pk
+            writer.history([p.patient for p in created], "+")
+        changed = [p.patient for p in planned if not p.new and p.patient is not None]
+        if changed:
+            writer.update(changed, ["site_id", "sex", "age_years"], "id")
+            writer.history(changed, "~")
+
         for model in SECTION_MODELS:
-            created = [s for p in planned for s in p.sections_new if isinstance(s, model)]
-            for section in created:
-                section.patient = section.patient  # refresh patient_id after the insert
-            if created:
-                _fast_create(model, created, user, reason, now)
-            changed = [s for p in planned for s in p.sections_changed if isinstance(s, model)]
-            if changed:
-                fields = [*model.clinical_fields(), *model.BOOKKEEPING[1:]]
-                bulk_update_with_history(changed, model, fields, batch_size=BATCH, **history)
+            writer = _Table(model, history)
+            records = []
+            for plan in planned:
+                for section_model, record in plan.sections_new:
+                    if section_model is model:
+                        record["patient_id"], record["updated_at"] = plan.pk, now
+                        records.append(record)
+            if records:
+                writer.insert(records)
+                writer.history(records, "+")
+            records = []
+            for plan in planned:
+                for section_model, record in plan.sections_changed:
+                    if section_model is model:
+                        record["patient_id"], record["updated_at"] = plan.pk, now
+                        records.append(record)
+            if records:
+                columns = [a for a in writer.columns if a != "patient_id"]
+                writer.update(records, columns, "patient_id")
+                writer.history(records, "~")
 
 
-HISTORY_ONLY = ("history_date", "history_change_reason", "history_type", "history_user")
-
-
-def _patient_keys(patients: list[Patient]) -> None:
+def _patient_keys(planned: list[_Planned]) -> None:
     """Set the primary keys of freshly inserted patients (one query per batch)."""
     keys = {}
-    study_ids = [p.study_id for p in patients]
+    study_ids = [p.study_id for p in planned]
     for start in range(0, len(study_ids), BATCH):
         chunk = study_ids[start : start + BATCH]
         keys.update(Patient.objects.filter(study_id__in=chunk).values_list("study_id", "pk"))
-    for patient in patients:
-        patient.pk = keys[patient.study_id]
+    for plan in planned:
+        plan.pk = keys[plan.study_id]
 
 
-def _fast_create(model, objs: list, user, reason: str, now, assign_keys=None) -> None:
-    """INSERT the new records and their "created" history rows with ``executemany``.
+HISTORY_OWN = ("history_date", "history_change_reason", "history_type", "history_user_id")
+PLAIN_TYPES = {  # values the database driver takes as they are (after the field's clean())
+    "AutoField",
+    "BigAutoField",
+    "BigIntegerField",
+    "BooleanField",
+    "CharField",
+    "ForeignKey",
+    "IntegerField",
+    "OneToOneField",
+    "PositiveBigIntegerField",
+    "PositiveIntegerField",
+    "PositiveSmallIntegerField",
+    "SlugField",
+    "SmallIntegerField",
+    "TextField",
+}
 
-    What ``bulk_create_with_history`` writes, without building a historical
-    model instance and compiling an INSERT per batch for every record: the
-    ORM's per-value cost made the import of 10,000 rows twice as slow. Values
-    still pass through each field's ``pre_save`` and ``get_db_prep_save``.
+
+def _to_db(field: models.Field):
+    """``get_db_prep_save`` for a cleaned value of ``field``; None when it is the value."""
+    kind = field.get_internal_type()
+    if kind in PLAIN_TYPES:
+        return None
+    postgresql = connection.vendor == "postgresql"  # psycopg adapts dates and aware date-times
+    if kind == "DateTimeField":
+        adapt = connection.ops.adapt_datetimefield_value
+
+        def datetime_to_db(value):
+            if value is None:
+                return None
+            if value.utcoffset() is None:  # naive: the field makes it aware (and warns)
+                return field.get_db_prep_save(value, connection)
+            return value if postgresql else adapt(value)
+
+        return datetime_to_db
+    if kind == "DateField":
+        if postgresql:
+            return None
+        adapt = connection.ops.adapt_datefield_value
+        return lambda value: None if value is None else adapt(value)
+    return lambda value: field.get_db_prep_save(value, connection)
+
+
+class _Table:
+    """Writes records (field values keyed by attname) of one model, and their history.
+
+    ``insert`` and ``update`` convert the records to database values in place;
+    ``history`` then writes the same records with the history's own columns.
     """
-    history_model = model.history.model
-    own = {
-        "history_date": now,
-        "history_change_reason": reason,
-        "history_type": "+",
-        "history_user": user.pk if user is not None else None,
-    }
-    main_fields = [f for f in model._meta.concrete_fields if not isinstance(f, models.AutoField)]
-    history_fields = [
-        f for f in history_model._meta.concrete_fields if not isinstance(f, models.AutoField)
-    ]
-    unknown = {f.name for f in history_fields if f.name.startswith("history_")} - set(own)
-    if unknown:  # a history configuration this writer does not know: let the library do it
-        bulk_create_with_history(
-            objs, model, batch_size=BATCH, default_user=user, default_change_reason=reason
-        )
-        return
-    for obj in objs:
-        for main_field in main_fields:
-            main_field.pre_save(obj, add=True)  # auto_now / auto_now_add
-    main_rows = [
-        [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in main_fields]
-        for obj in objs
-    ]
-    _executemany(model._meta.db_table, main_fields, main_rows)
-    if assign_keys is not None:
-        assign_keys(objs)  # an auto primary key: the history rows need it
-    history_rows = [
-        [
-            f.get_db_prep_save(
-                own[f.name] if f.name in own else getattr(obj, f.attname), connection
-            )
-            for f in history_fields
+
+    def __init__(self, model: type[models.Model], history: dict):
+        self.model = model
+        fields = model._meta.concrete_fields
+        self.columns = [f.attname for f in fields if not isinstance(f, models.AutoField)]
+        self.converters = [(f.attname, c) for f in fields if (c := _to_db(f)) is not None]
+        history_model = model.history.model
+        history_fields = [
+            f for f in history_model._meta.concrete_fields if not isinstance(f, models.AutoField)
         ]
-        for obj in objs
-    ]
-    _executemany(history_model._meta.db_table, history_fields, history_rows)
+        own = [f for f in history_fields if f.attname in HISTORY_OWN]
+        self.tracked = [f.attname for f in history_fields if f.attname not in HISTORY_OWN]
+        unknown = set(self.tracked) - {f.attname for f in fields}
+        if unknown or len(own) != len(HISTORY_OWN):  # a history this writer does not know
+            raise ImproperlyConfigured(f"the import cannot write {history_model.__name__}")
+        self.history_table = history_model._meta.db_table
+        self.history_columns = [*self.tracked, *(f.attname for f in own)]
+        by_attname = {f.attname: f for f in history_fields}
+        self.type_of = {f.attname: _db_type(f) for f in fields}
+        self.types = [self.type_of[a] for a in self.columns]
+        self.history_types = [_db_type(by_attname[a]) for a in self.history_columns]
+        self.history_own = {
+            kind: tuple(
+                f.get_db_prep_save(
+                    kind if f.attname == "history_type" else history[f.attname], connection
+                )
+                for f in own
+            )
+            for kind in ("+", "~")
+        }
+        self.enabled = getattr(settings, "SIMPLE_HISTORY_ENABLED", True)
+
+    def _to_db(self, records: list[dict]) -> None:
+        for record in records:
+            for attname, convert in self.converters:
+                if attname in record:
+                    record[attname] = convert(record[attname])
+
+    def insert(self, records: list[dict]) -> None:
+        self._to_db(records)
+        rows = _values(records, self.columns)
+        _insert(self.model._meta.db_table, self.columns, rows, self.types)
+
+    def update(self, records: list[dict], columns: list[str], key: str) -> None:
+        self._to_db(records)
+        rows = _values(records, [*columns, key])
+        _update(self.model._meta.db_table, columns, key, rows, self.type_of)
+
+    def history(self, records: list[dict], history_type: str) -> None:
+        """The history rows of records just inserted (``+``) or updated (``~``)."""
+        if not self.enabled:
+            return
+        own = self.history_own[history_type]
+        rows = [row + own for row in _values(records, self.tracked)]
+        _insert(self.history_table, self.history_columns, rows, self.history_types)
 
 
-def _executemany(table: str, fields, rows: list[list]) -> None:
+def _db_type(field: models.Field) -> str:
+    """The column's type name as PostgreSQL's binary COPY wants it (no length)."""
+    name = field.db_type(connection) or ""
+    name = name.split("(")[0].strip()
+    return {"timestamp with time zone": "timestamptz", "double precision": "float8"}.get(name, name)
+
+
+def _values(records: list[dict], columns: list[str]) -> list[tuple]:
+    get = itemgetter(*columns)
+    if len(columns) == 1:
+        return [(get(record),) for record in records]
+    return list(map(get, records))
+
+
+def _insert(table: str, columns: list[str], rows: list[tuple], types: list[str]) -> None:
+    """INSERT the rows: binary ``COPY`` on PostgreSQL (``types`` of the columns), else
+    ``executemany``."""
     quote = connection.ops.quote_name
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        quote(table),
-        ", ".join(quote(f.column) for f in fields),
-        ", ".join(["%s"] * len(fields)),
-    )
+    names = ", ".join(quote(c) for c in columns)
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            sql = f"COPY {quote(table)} ({names}) FROM STDIN (FORMAT BINARY)"
+            with cursor.cursor.copy(sql) as copy:
+                copy.set_types(types)
+                for row in rows:
+                    copy.write_row(row)
+            return
+        sql = f"INSERT INTO {quote(table)} ({names}) VALUES ({', '.join(['%s'] * len(columns))})"
+        for start in range(0, len(rows), 2000):
+            cursor.executemany(sql, rows[start : start + 2000])
+
+
+def _update(table: str, columns: list[str], key: str, rows: list[tuple], types: dict) -> None:
+    """UPDATE the rows by ``key`` (the last value of each row): on PostgreSQL one
+    ``UPDATE ... FROM`` a temporary table filled by binary ``COPY``, else ``executemany``."""
+    quote = connection.ops.quote_name
+    names = [*columns, key]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            temp = quote(f"import_{table}")
+            listed = ", ".join(quote(c) for c in names)
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {temp} ON COMMIT DROP AS "
+                f"SELECT {listed} FROM {quote(table)} WITH NO DATA"
+            )
+            sql = f"COPY {temp} ({listed}) FROM STDIN (FORMAT BINARY)"
+            with cursor.cursor.copy(sql) as copy:
+                copy.set_types([types[c] for c in names])
+                for row in rows:
+                    copy.write_row(row)
+            assignments = ", ".join(f"{quote(c)} = {temp}.{quote(c)}" for c in columns)
+            cursor.execute(
+                f"UPDATE {quote(table)} SET {assignments} FROM {temp} "
+                f"WHERE {quote(table)}.{quote(key)} = {temp}.{quote(key)}"
+            )
+            cursor.execute(f"DROP TABLE {temp}")
+            return
+        sql = "UPDATE {} SET {} WHERE {} = %s".format(
+            quote(table), ", ".join(f"{quote(c)} = %s" for c in columns), quote(key)
+        )
         for start in range(0, len(rows), 2000):
             cursor.executemany(sql, rows[start : start + 2000])

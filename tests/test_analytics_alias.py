@@ -64,9 +64,10 @@ def test_the_url_becomes_a_test_mirror_of_the_default_database():
     assert config["TEST"] == {"MIRROR": DEFAULT_DB_ALIAS}
 
 
-def test_the_replica_sessions_are_read_only_on_postgresql():
+def test_the_replica_sessions_are_read_only_and_without_jit_on_postgresql():
     config = analytics_database("postgres://reader@replica.example:5432/registry")
     assert "-c default_transaction_read_only=on" in config["OPTIONS"]["options"]
+    assert "-c jit=off" in config["OPTIONS"]["options"]
 
 
 def test_the_settings_install_the_router(settings):
