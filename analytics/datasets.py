@@ -35,7 +35,9 @@ except ImportError:  # pragma: no cover - a registry without the replica router
 
 
 from registry.derived import intervals
+from registry.flow import flow_counts
 from registry.models import Patient
+from registry.workflow_models import ScreeningEntry
 
 from . import exposures as ex
 
@@ -73,12 +75,13 @@ def _day_start(day: dt.date) -> dt.datetime:
 
 
 def patients(
-    user=None, filters: Filters | None = None, *, excluded: bool = False
+    user=None, filters: Filters | None = None, *, excluded: bool | None = False
 ) -> QuerySet[Patient]:
     """The analysis set: patients the user may read (all when ``user`` is None), filtered.
 
     Patients excluded from the analysis after enrolment (an exclusion in force, e.g.
-    lost to follow-up) are left out; ``excluded=True`` gives only those instead.
+    lost to follow-up) are left out; ``excluded=True`` gives only those instead, and
+    ``excluded=None`` both.
 
     Parameters
     ----------
@@ -93,9 +96,9 @@ def patients(
     queryset = Patient.objects.all() if user is None else access.patients_for(user)
     # The study tables scan every patient: on a busy registry they read a replica.
     queryset = queryset.using(analytics_db_alias())
-    if excluded:
+    if excluded is True:
         queryset = queryset.filter(exclusion__active=True)
-    else:
+    elif excluded is False:
         queryset = queryset.exclude(exclusion__active=True)
     if filters.site:
         queryset = queryset.filter(site__code=filters.site)
@@ -390,6 +393,27 @@ def count_tables(queryset: QuerySet, tables: Iterable[str] = TABLES) -> dict[str
     for table in tables:
         conditions.update(cells(table))
     return count(queryset, conditions)
+
+
+def flow(user=None, filters: Filters | None = None) -> dict[str, object]:
+    """Counts of the flow chart (screened -> excluded -> enrolled -> analysed), two queries.
+
+    The patients are those of the user and filters *including* the ones excluded after
+    enrolment (the chart shows them); screening entries follow the site filter and the
+    date range applied to the screening date.
+    """
+    filters = filters or Filters()
+    enrolled = patients(user, filters, excluded=None)
+    screening = (
+        ScreeningEntry.objects.all() if user is None else access.screening_for(user)
+    ).using(analytics_db_alias())
+    if filters.site:
+        screening = screening.filter(site__code=filters.site)
+    if filters.date_from:
+        screening = screening.filter(screening_date__gte=filters.date_from)
+    if filters.date_to:
+        screening = screening.filter(screening_date__lte=filters.date_to)
+    return flow_counts(enrolled, screening)
 
 
 def drilldown(queryset: QuerySet, cell_id: str) -> QuerySet:

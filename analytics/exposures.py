@@ -19,7 +19,7 @@ from registry import derived
 from registry.choices import Anesthesia, Circulation, Diagnosis, Sex, StentType, VesselSite
 
 # One definition of "True / False / NULL when an input is missing" (registry.derived).
-tristate = derived._tristate
+tristate = derived.tristate
 
 
 def _field(path: str) -> ExpressionWrapper:

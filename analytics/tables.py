@@ -341,6 +341,7 @@ def study_tables(
         "table4": diagnostic(counts, ex.TABLE4),
         "outcomes": outcomes(counts),
         "occlusion_sites": occlusion_sites(counts),
+        "flow": datasets.flow(user, filters),
     }
     if include_regression:
         columns = datasets.frame_columns(queryset, [ex.TABLE1_OUTCOME, *covariates])

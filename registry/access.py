@@ -40,6 +40,13 @@ def patients_for(user) -> QuerySet[Patient]:
     return Patient.objects.filter(site__in=user.sites.values("pk"))
 
 
+def screening_for(user):
+    """Screening-log entries of the user's sites (the log precedes any patient record)."""
+    from .workflow_models import ScreeningEntry
+
+    return ScreeningEntry.objects.filter(site__in=sites_for(user))
+
+
 def get_patient(user, pk) -> Patient:
     """The patient if the user may read it, else 404."""
     return get_object_or_404(patients_for(user).select_related("site"), pk=pk)

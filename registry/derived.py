@@ -40,7 +40,7 @@ def _interval(end: str, start: str) -> ExpressionWrapper:
     return ExpressionWrapper(F(end) - F(start), output_field=DurationField())
 
 
-def _tristate(condition, *inputs: str) -> Case:
+def tristate(condition, *inputs: str) -> Case:
     """True/False by ``condition``, NULL when any of ``inputs`` is not recorded."""
     missing = Q()
     for name in inputs:
@@ -92,28 +92,28 @@ def intervals() -> dict[str, ExpressionWrapper]:
 def flags() -> dict[str, Case]:
     """Derived yes/no values keyed by the names the study tables use."""
     return {
-        "age_70_plus": _tristate(Q(age_years__gte=AGE_THRESHOLD), "age_years"),
-        "onset_over_6h": _tristate(
+        "age_70_plus": tristate(Q(age_years__gte=AGE_THRESHOLD), "age_years"),
+        "onset_over_6h": tristate(
             GreaterThan(_interval(DOOR, ONSET), ONSET_TO_DOOR_LIMIT), DOOR, ONSET
         ),
-        "procedure_over_60min": _tristate(
+        "procedure_over_60min": tristate(
             GreaterThan(_interval(END, GROIN), PROCEDURE_LIMIT), END, GROIN
         ),
-        "only_ris": _tristate(Q(procedure__mt_performed=False), "procedure__mt_performed"),
+        "only_ris": tristate(Q(procedure__mt_performed=False), "procedure__mt_performed"),
         "any_complication": _any_complication(),
-        "dwi_aspects_lt8": _tristate(
+        "dwi_aspects_lt8": tristate(
             Q(imaging__dwi_aspects__lt=DWI_ASPECTS_CUTOFF), "imaging__dwi_aspects"
         ),
-        "pc_aspects_lt6": _tristate(
+        "pc_aspects_lt6": tristate(
             Q(imaging__pc_aspects__lt=PC_ASPECTS_CUTOFF), "imaging__pc_aspects"
         ),
-        "recanalized": _tristate(
+        "recanalized": tristate(
             Q(procedure__final_mtici__in=RECANALIZED_MTICI), "procedure__final_mtici"
         ),
-        "poor_outcome_3m": _tristate(Q(followup__mrs_3m__gte=POOR_OUTCOME_MIN_MRS), MRS_3M),
-        "non_poor_3m": _tristate(Q(followup__mrs_3m__lt=POOR_OUTCOME_MIN_MRS), MRS_3M),
-        "good_outcome_3m": _tristate(Q(followup__mrs_3m__lte=GOOD_OUTCOME_MAX_MRS), MRS_3M),
-        "death_3m": _tristate(Q(followup__mrs_3m=DEAD_MRS), MRS_3M),
+        "poor_outcome_3m": tristate(Q(followup__mrs_3m__gte=POOR_OUTCOME_MIN_MRS), MRS_3M),
+        "non_poor_3m": tristate(Q(followup__mrs_3m__lt=POOR_OUTCOME_MIN_MRS), MRS_3M),
+        "good_outcome_3m": tristate(Q(followup__mrs_3m__lte=GOOD_OUTCOME_MAX_MRS), MRS_3M),
+        "death_3m": tristate(Q(followup__mrs_3m=DEAD_MRS), MRS_3M),
     }
 
 

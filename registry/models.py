@@ -113,7 +113,10 @@ def branch_constraints(*fields: str) -> list[models.CheckConstraint]:
         branch = rules.BRANCHING[name]
         constraints.append(
             models.CheckConstraint(
-                condition=Q(**{f"{name}__isnull": True}) | Q(**{branch.controller: branch.value}),
+                # "controller = value" alone is NULL (so passes) when the controller is
+                # blank: require it to be recorded as well.
+                condition=Q(**{f"{name}__isnull": True})
+                | Q(**{f"{branch.controller}__isnull": False, branch.controller: branch.value}),
                 name=f"%(class)s_{name}_branch",
             )
         )
@@ -441,7 +444,7 @@ class Complications(Section):
         constraints = [
             *range_constraints("discharge_mrs"),
             models.CheckConstraint(
-                condition=Q(sich__isnull=True) | Q(sich=False) | Q(ich=True),
+                condition=Q(sich__isnull=True) | Q(sich=False) | Q(ich__isnull=False, ich=True),
                 name="complications_sich_requires_ich",
             ),
         ]

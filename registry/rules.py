@@ -42,6 +42,8 @@ class Branch:
     field: str
     controller: str
     value: object
+    # The condition in words, as a nurse reads it next to the field.
+    when: str = ""
     # False when a value outside the branch is still allowed (a death after the
     # 3-month contact is recorded although mRS at 3 months is not 6).
     exclusive: bool = True
@@ -50,12 +52,12 @@ class Branch:
 BRANCHING: dict[str, Branch] = {
     b.field: b
     for b in (
-        Branch("dwi_aspects", "circulation", "anterior"),
-        Branch("pc_aspects", "circulation", "posterior"),
-        Branch("mt_technique", "mt_performed", True),
-        Branch("mt_passes", "mt_performed", True),
-        Branch("mtici_after_mt", "mt_performed", True),
-        Branch("death_date", "mrs_3m", 6, exclusive=False),
+        Branch("dwi_aspects", "circulation", "anterior", _("circulation is anterior")),
+        Branch("pc_aspects", "circulation", "posterior", _("circulation is posterior")),
+        Branch("mt_technique", "mt_performed", True, _("mechanical thrombectomy was performed")),
+        Branch("mt_passes", "mt_performed", True, _("mechanical thrombectomy was performed")),
+        Branch("mtici_after_mt", "mt_performed", True, _("mechanical thrombectomy was performed")),
+        Branch("death_date", "mrs_3m", 6, _("mRS at 3 months is 6"), exclusive=False),
     )
 }
 
@@ -121,9 +123,11 @@ def _branch_rule(branch: Branch) -> Rule:
     return Rule(
         code=f"{branch.field}_only_when_{branch.controller}",
         fields=(branch.field, branch.controller),
-        message=_("%(field)s is recorded only when %(controller)s = %(value)s; leave it blank.")
+        message=_(
+            "Leave this blank: it is recorded only when %(when)s (%(controller)s = %(value)s)."
+        )
         % {
-            "field": branch.field,
+            "when": branch.when,
             "controller": branch.controller,
             "value": "1" if branch.value is True else branch.value,
         },

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from .choices import SectionStatus
 from .display import field_label, value_in_words
 from .models import SECTIONS_BY_KEY, Patient, Section
+from .workflow import ensure_unlocked
 
 # The audit table stores the reason in a 100-character column.
 REASON_MAX_LENGTH = 100
@@ -83,6 +84,7 @@ def section_save(
     version the user's form was built from (0 for a section not yet started); a
     different stored version means someone else saved in between and is refused.
     """
+    ensure_unlocked(patient)  # a locked record is read-only for everyone (issue 5)
     model = SECTIONS_BY_KEY[section_key]
     unknown = set(data) - set(model.clinical_fields())
     if unknown:

@@ -152,7 +152,7 @@ def patient_calls(request, pk):
     due = workflow.followup_due(patient)
     attempts = list(patient.contact_attempts.select_related("by"))
     exclusion = getattr(patient, "exclusion", None)  # reverse 1:1: None when absent
-    failed = sum(1 for a in attempts if a.failed and due and a.attempt_date >= due.window_start)
+    failed = sum(1 for a in attempts if a.failed)
     today = timezone.localdate()
     return render(
         request,
@@ -164,9 +164,7 @@ def patient_calls(request, pk):
             "attempts": attempts,
             "interviews": patient.mrs_interviews.select_related("by"),
             "exclusion": exclusion,
-            "propose_lost": bool(
-                due and today > due.window_end and failed >= workflow.LOST_AFTER_FAILED_ATTEMPTS
-            ),
+            "propose_lost": workflow.proposes_lost(due, failed, today),
             "locked": workflow.is_locked(patient),
             "attempt_form": attempt_form,
             "exclusion_form": exclusion_form,

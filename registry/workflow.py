@@ -8,12 +8,13 @@ Each service is keyword-only, checks who may act (``registry.access``), runs
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -24,7 +25,9 @@ from .smrs import QUESTION_KEYS
 from .smrs import smrs_score as smrs_score  # the questionnaire's scoring, re-exported
 from .workflow_models import (
     AWAITING_ANSWER,
+    FAILED_OUTCOMES,
     ContactAttempt,
+    ContactOutcome,
     DataQuery,
     MrsInterview,
     PatientExclusion,
@@ -81,18 +84,6 @@ def ensure_unlocked(patient: Patient) -> None:
         )
 
 
-def locked_study_ids(study_ids) -> set[str]:
-    """Which of these study IDs are locked (one query; for the bulk import)."""
-    return set(
-        PatientLock.objects.filter(locked=True, patient__study_id__in=list(study_ids)).values_list(
-            "patient__study_id", flat=True
-        )
-    )
-
-
-LOCKED_MESSAGE = _("The record is locked; ask a monitor to unlock it before changing it.")
-
-
 def can_lock(user) -> bool:
     return bool(user.is_authenticated and _role(user) in LOCK_ROLES)
 
@@ -128,9 +119,7 @@ def patient_unlock(*, user, patient: Patient, reason: str) -> PatientLock:
 
 def screening_for(user) -> QuerySet[ScreeningEntry]:
     """Screening entries of the user's sites."""
-    return ScreeningEntry.objects.filter(site__in=access.sites_for(user)).select_related(
-        "site", "patient"
-    )
+    return access.screening_for(user).select_related("site", "patient")
 
 
 def screening_log(
@@ -268,13 +257,21 @@ class WorklistItem:
     patient: Patient
     due: FollowupDue | None
     bucket: str
-    attempts: list[ContactAttempt] = field(default_factory=list)
     failed_attempts: int = 0
+    last_attempt_date: dt.date | None = None
+    last_attempt_outcome: str | None = None
     propose_lost: bool = False
 
     @property
-    def last_attempt(self) -> ContactAttempt | None:
-        return self.attempts[0] if self.attempts else None
+    def last_attempt_label(self) -> str:
+        return ContactOutcome(self.last_attempt_outcome).label if self.last_attempt_outcome else ""
+
+
+def proposes_lost(due: FollowupDue | None, failed_attempts: int, today: dt.date) -> bool:
+    """Three failed attempts and the window has passed: propose lost to follow-up."""
+    return bool(
+        due is not None and today > due.window_end and failed_attempts >= LOST_AFTER_FAILED_ATTEMPTS
+    )
 
 
 def bucket_for(due: FollowupDue | None, today: dt.date) -> str:
@@ -297,11 +294,28 @@ def _died_in_hospital(patient: Patient) -> bool:
         return False
 
 
+def _attempts_annotation() -> dict[str, Subquery]:
+    attempts = ContactAttempt.objects.filter(patient=OuterRef("pk"))
+    latest = attempts.order_by("-attempt_date", "-pk")
+    failed = (
+        attempts.filter(outcome__in=FAILED_OUTCOMES)
+        .values("patient")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return {
+        "failed_attempts": Coalesce(Subquery(failed), 0),
+        "last_attempt_date": Subquery(latest.values("attempt_date")[:1]),
+        "last_attempt_outcome": Subquery(latest.values("outcome")[:1]),
+    }
+
+
 def worklist(user, today: dt.date | None = None) -> dict[str, list[WorklistItem]]:
     """The follow-up calls of the user's sites, by bucket, soonest first.
 
     A patient is on the worklist until the 3-month mRS is recorded or the
-    patient is excluded. Two queries whatever the number of patients.
+    patient is excluded. One query whatever the number of patients (the
+    attempts are counted by subqueries).
     """
     today = today or timezone.localdate()
     window = window_days()
@@ -310,26 +324,21 @@ def worklist(user, today: dt.date | None = None) -> dict[str, list[WorklistItem]
         .filter(Q(followup__isnull=True) | Q(followup__mrs_3m__isnull=True))
         .exclude(exclusion__active=True)
         .select_related("site", "admission", "complications")
-        .prefetch_related(
-            Prefetch(
-                "contact_attempts",
-                queryset=ContactAttempt.objects.order_by("-attempt_date", "-pk"),
-            )
-        )
+        .annotate(**_attempts_annotation())
     )
     result: dict[str, list[WorklistItem]] = {name: [] for name in (*BUCKETS, *OTHER_BUCKETS)}
     for patient in patients:
         due = followup_due(patient, window=window)
-        attempts = list(patient.contact_attempts.all())
         bucket = "died_in_hospital" if _died_in_hospital(patient) else bucket_for(due, today)
-        item = WorklistItem(patient, due, bucket, attempts)
-        if due is not None:
-            item.failed_attempts = sum(
-                1 for a in attempts if a.failed and a.attempt_date >= due.window_start
-            )
-            item.propose_lost = (
-                today > due.window_end and item.failed_attempts >= LOST_AFTER_FAILED_ATTEMPTS
-            )
+        item = WorklistItem(
+            patient,
+            due,
+            bucket,
+            failed_attempts=patient.failed_attempts,
+            last_attempt_date=patient.last_attempt_date,
+            last_attempt_outcome=patient.last_attempt_outcome,
+            propose_lost=proposes_lost(due, patient.failed_attempts, today),
+        )
         result[item.bucket].append(item)
     for items in result.values():
         items.sort(key=lambda i: (i.due.due if i.due else dt.date.max, i.patient.study_id))

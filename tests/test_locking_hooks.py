@@ -44,7 +44,10 @@ def test_section_form_of_a_locked_record_answers_forbidden(client, locked, nurse
 def test_section_save_works_again_after_unlocking(locked, nurse, monitor):
     workflow.patient_unlock(user=monitor, patient=locked, reason="Query on NIHSS")
     services.section_save(
-        patient=locked, section_key="admission", user=nurse, data={"nihss_admission": 10},
+        patient=locked,
+        section_key="admission",
+        user=nurse,
+        data={"nihss_admission": 10},
         complete=False,
     )
     assert Admission.objects.get(patient=locked).nihss_admission == 10

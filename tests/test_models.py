@@ -182,17 +182,9 @@ def test_pc_aspects_is_refused_for_anterior_circulation():
     assert_database_refuses(type(imaging), imaging.pk, pc_aspects=7)
 
 
-# A CHECK passes when its condition is NULL: "mt_performed = true" with mt_performed
-# NULL lets the row in. Reported to the lead (registry.models.branch_constraints needs
-# "controller IS NOT NULL AND controller = value").
-DATABASE_MISSES_NULL_CONTROLLER = pytest.mark.xfail(
-    reason="branch constraint passes when the controller is NULL", raises=pytest.fail.Exception
-)
-
-
 @pytest.mark.parametrize("field", ["mt_technique", "mt_passes", "mtici_after_mt"])
 @pytest.mark.parametrize(
-    "mt_performed", [False, pytest.param(None, marks=DATABASE_MISSES_NULL_CONTROLLER)]
+    "mt_performed", [False, None]
 )
 def test_mt_details_are_refused_unless_mt_was_performed(field, mt_performed):
     procedure = ProcedureFactory(mt_performed=True)
@@ -379,3 +371,13 @@ def test_complete_does_not_require_a_death_date_for_a_living_patient():
     followup = FollowUpFactory(mrs_3m=2, death_date=None)
     followup.status = SectionStatus.COMPLETE
     followup.full_clean()
+
+
+def test_database_refuses_sich_when_ich_is_not_recorded():
+    complications = ComplicationsFactory(ich=False, sich=False)
+    assert_database_refuses(type(complications), complications.pk, ich=None, sich=True)
+
+
+def test_database_refuses_dwi_aspects_when_circulation_is_not_recorded():
+    imaging = ImagingFactory(circulation="anterior", dwi_aspects=7)
+    assert_database_refuses(type(imaging), imaging.pk, circulation=None)

@@ -302,3 +302,40 @@ def test_no_patient_at_all_gives_nulls_with_notes_not_errors(db):
     assert result["baseline"]["age"]["mean"] is None
     assert result["regression"]["terms"][0]["or"] is None
     json.dumps(result, allow_nan=False)
+
+
+def test_study_tables_json_has_the_flow_counts_of_screening_and_enrolment(db):
+    """Hand count: 3 screened (1 not eligible: tandem lesion), 2 enrolled, 1 of them
+    later lost to follow-up, the other analysed at 3 months."""
+    import datetime as dt
+
+    from analytics.tables import study_tables
+    from registry.workflow_models import PatientExclusion, ScreeningEntry
+
+    from .factories import FollowUpFactory, PatientFactory, SiteFactory
+
+    site = SiteFactory(code="FLOW")
+    analysed = FollowUpFactory(patient=PatientFactory(site=site)).patient
+    lost = PatientFactory(site=site)
+    PatientExclusion.objects.create(
+        patient=lost, reason="lost_to_followup", active=True, excluded_on=dt.date(2020, 9, 1)
+    )
+    day = dt.date(2020, 6, 1)
+    ScreeningEntry.objects.create(
+        site=site, screening_date=day, eligible=False, exclusion_reason="tandem_lesion"
+    )
+    for patient in (analysed, lost):
+        ScreeningEntry.objects.create(
+            site=site,
+            screening_date=day,
+            eligible=True,
+            consent_given_by="representative",
+            consent_date=day,
+            patient=patient,
+        )
+    flow = study_tables(include_regression=False)["flow"]
+    assert flow["screened"] == 3
+    assert flow["excluded_at_screening"]["tandem_lesion"] == 1
+    assert flow["enrolled"] == 2
+    assert flow["lost_to_followup"] == 1
+    assert flow["analysed_3m"] == 1

@@ -270,3 +270,12 @@ def test_field_queries_tag_shows_the_open_query_next_to_the_field(rf, nurse, mon
     request.user = monitor
     html = template.render(Context({"request": request, "patient": recent}))
     assert "raise a query" in html
+
+
+def test_home_page_shows_the_nurses_calls_and_hides_them_on_a_search(client, nurse, recent):
+    login(client, nurse)
+    home = client.get(reverse("registry:home"), follow=True)
+    assert "Calls due today" in text(home)
+    assert reverse("registry:followup_worklist") in text(home)  # the navigation link
+    search = client.get(reverse("registry:patient_list"), {"q": "CT-090"})
+    assert "Calls due today" not in text(search)

@@ -11,8 +11,15 @@ register = template.Library()
 
 @register.inclusion_tag("registry/workflow/home_panels.html", takes_context=True)
 def workflow_home_panels(context):
-    """Calls due and open queries for the signed-in user: ``{% workflow_home_panels %}``."""
-    return workflow.home_panels_context(context["request"].user)
+    """Calls due and open queries for the signed-in user: ``{% workflow_home_panels %}``.
+
+    Shown on the plain home page only: a search or a later page of the patient
+    list does not repeat them (two queries, whatever the number of patients).
+    """
+    request = context["request"]
+    if request.GET:
+        return {"workflow_panels": False}
+    return workflow.home_panels_context(request.user)
 
 
 @register.inclusion_tag("registry/workflow/_field_queries.html", takes_context=True)

@@ -254,6 +254,17 @@ def logout(page: Page) -> None:
     expect(page).to_have_url(re.compile(r"/accounts/login/"))
 
 
+def patient_table(page: Page):
+    """The patient list's table (the list page also shows workflow panels above it)."""
+    return page.get_by_role("table", name=re.compile(r"^Patients and the status"))
+
+
+def open_patient(page: Page, study_id: str) -> None:
+    """From the patient list, open a patient by its study ID in the table."""
+    patient_table(page).get_by_role("rowheader", name=study_id).get_by_role("link").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(study_id)
+
+
 def assert_accessible(page: Page, *, context: str | dict | None = None) -> None:
     """axe-core finds no serious or critical violation on the page as it is now.
 

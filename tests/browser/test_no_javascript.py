@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from tests.factories import AdmissionFactory, PatientFactory
 
-from .conftest import assert_accessible, login, screenshot, scripts_blocked
+from .conftest import assert_accessible, login, open_patient, screenshot, scripts_blocked
 from .forms import field, fill, message_next_to
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -27,7 +27,7 @@ def test_without_javascript_a_nurse_completes_the_imaging_section(
     page: Page = new_context(java_script_enabled=False).new_page()
     login(page, live_server, "nurse_a", scan=False)
 
-    page.get_by_role("link", name="CT-NOJS").click()
+    open_patient(page, "CT-NOJS")
     page.get_by_role("link", name="Start Imaging").click()
     # Both ASPECTS are on screen, each saying when it applies.
     expect(field(page, "DWI-ASPECTS")).to_be_visible()

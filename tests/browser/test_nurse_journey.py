@@ -21,7 +21,15 @@ from tests.factories import (
     ProcedureFactory,
 )
 
-from .conftest import assert_accessible, keyboard_focus_order, login, logout, screenshot
+from .conftest import (
+    assert_accessible,
+    keyboard_focus_order,
+    login,
+    logout,
+    open_patient,
+    patient_table,
+    screenshot,
+)
 from .forms import choose, field, fill, flag_group, message_next_to
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -220,7 +228,7 @@ def test_a_nurse_enters_a_whole_patient_with_one_impossible_time_corrected(
     page.get_by_role("navigation", name="Main navigation").get_by_role(
         "link", name="Patients"
     ).click()
-    row = page.get_by_role("row").filter(has_text="CT-0001")
+    row = patient_table(page).get_by_role("row").filter(has_text="CT-0001")
     expect(row.locator(".badge")).to_have_text(["Complete"] * len(SECTIONS))
     assert_accessible(page)
 
@@ -247,7 +255,7 @@ def test_changing_a_completed_section_asks_a_reason_that_history_shows(
 ):
     patient = completed_patient(site_a, nurse)
     login(page, live_server, "nurse_a")
-    page.get_by_role("link", name="CT-0002").click()
+    open_patient(page, "CT-0002")
     expect(badge(page, "Procedure")).to_have_text("Complete")
 
     open_section(page, "Procedure")

@@ -7,7 +7,7 @@ from playwright.sync_api import Page, expect
 
 from tests.factories import AdmissionFactory, PatientFactory
 
-from .conftest import assert_accessible, login, screenshot
+from .conftest import assert_accessible, login, patient_table, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -20,9 +20,9 @@ def test_a_nurse_of_site_b_gets_not_found_for_a_site_a_patient_typed_into_the_ad
     login(page, live_server, "nurse_b")
 
     # Not listed, not found by searching its study ID.
-    page.get_by_label("Study ID").fill("A-SECRET-01")
+    page.get_by_role("search").get_by_label("Study ID").fill("A-SECRET-01")
     page.get_by_role("button", name="Search").click()
-    expect(page.get_by_role("table")).to_contain_text("No patient matches.")
+    expect(patient_table(page)).to_contain_text("No patient matches.")
     expect(page.get_by_text("A-SECRET-01", exact=True)).to_have_count(0)
 
     # Typing the addresses of its overview, a section form and its history: 404 each time,
