@@ -831,8 +831,16 @@ def _joint_separation(y: np.ndarray, X) -> list[str] | None:
     from firthmodels import detect_separation as konis
     from scipy.linalg import LinAlgError
 
+    # The LP (maximise sum_i s_i x_i.b subject to s_i x_i.b >= 0, s_i = +-1 by y_i) only
+    # sees each distinct (x, y) point, once per patient: n identical rows are one
+    # constraint and n times its objective term. So solve it over the distinct points,
+    # each row (intercept included) multiplied by its count: the same LP, hence the same
+    # answer, with at most 2^k x 2 rows for k binary covariates instead of one per patient.
+    points = np.column_stack([X.to_numpy(dtype=float), np.asarray(y, dtype=float)])
+    distinct, counts = np.unique(points, axis=0, return_counts=True)
+    design = np.column_stack([distinct[:, :-1], np.ones(len(distinct))]) * counts[:, None]
     try:
-        found = konis(X.to_numpy(dtype=float), y, fit_intercept=True)
+        found = konis(design, distinct[:, -1], fit_intercept=False)
     except LinAlgError:
         return None
     # is_finite lists the covariates then the intercept.

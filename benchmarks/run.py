@@ -447,6 +447,14 @@ def child(args) -> None:
     from registry.models import Patient
 
     skip = set(args.skip or [])
+    if connection.vendor == "postgresql":
+        # As autovacuum would: the previous run's rolled-back import leaves dead rows
+        # and stale statistics behind (which mislead the planner and JIT).
+        from registry.models import SECTION_MODELS
+
+        with connection.cursor() as cursor:
+            for model in (Patient, *SECTION_MODELS):
+                cursor.execute(f'VACUUM (ANALYZE) "{model._meta.db_table}"')
     out = {"vendor": connection.vendor, "n_patients": Patient.objects.count()}
     load_before = os.getloadavg()[0]
 

@@ -181,6 +181,9 @@ class Patient(models.Model):
     class Meta:
         ordering = ["study_id"]
         verbose_name = _("patient")
+        # The nurse's patient list filters by site and orders by study ID: at 1,000,000
+        # patients this index turns a 46-82 ms filtered scan into 0.8 ms (docs/performance.md).
+        indexes = [models.Index(fields=["site", "study_id"], name="patient_site_study_id_idx")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(age_years__gte=rules.RANGES["age_years"][0])
@@ -249,13 +252,18 @@ class Section(models.Model):
     BOOKKEEPING = ("patient", "status", "completed_at", "completed_by", "updated_at", "version")
 
     @classmethod
-    def clinical_fields(cls) -> list[str]:
+    def clinical_fields(cls) -> tuple[str, ...]:
         """Names of the section's clinical fields, in interchange order."""
-        return [
-            f.name
-            for f in cls._meta.concrete_fields
-            if f.name not in cls.BOOKKEEPING and not f.name.endswith("_ptr")
-        ]
+        # Computed once per class: the import validates every field of every row.
+        cached = cls.__dict__.get("_clinical_fields")
+        if cached is None:
+            cached = tuple(
+                f.name
+                for f in cls._meta.concrete_fields
+                if f.name not in cls.BOOKKEEPING and not f.name.endswith("_ptr")
+            )
+            cls._clinical_fields = cached
+        return cached
 
     def values(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.clinical_fields()}

@@ -148,7 +148,7 @@ def test_report_page_query_count_does_not_grow(
 ):
     bulk_cohort(site_a, n_patients)
     client.force_login(investigator)
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(14):
         response = client.get(REPORT)
     assert response.context["result"]["n_patients"] == n_patients
 

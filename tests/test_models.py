@@ -183,9 +183,7 @@ def test_pc_aspects_is_refused_for_anterior_circulation():
 
 
 @pytest.mark.parametrize("field", ["mt_technique", "mt_passes", "mtici_after_mt"])
-@pytest.mark.parametrize(
-    "mt_performed", [False, None]
-)
+@pytest.mark.parametrize("mt_performed", [False, None])
 def test_mt_details_are_refused_unless_mt_was_performed(field, mt_performed):
     procedure = ProcedureFactory(mt_performed=True)
     procedure.full_clean()
