@@ -4,8 +4,8 @@ Everything the study tables need is counted inside the database with
 conditional aggregation: all the cells of all the tables in ONE
 ``SELECT COUNT(CASE WHEN ... THEN 1 END), ...`` query over one row per patient,
 whatever the number of patients; the few columns that need the individual values
-(ages for the median, the regression's design matrix) are read with one
-``values_list`` query each. No model instance is loaded.
+(ages for the median, the regression's design matrix) are read together with one
+``values_list`` query (``study_columns``). No model instance is loaded.
 
 A count is identified by a *cell id* such as ``"table1:age_70_plus:exposed_events"``.
 The same condition (a ``Cond`` on the per-patient row) counts the cell and lists
@@ -446,6 +446,54 @@ def drilldown(queryset: QuerySet, cell_id: str) -> QuerySet:
     )
 
 
+def _continuous_annotations() -> dict[str, object]:
+    spans = intervals()
+    return {"c_onset_to_door": spans["onset_to_door"], "c_procedure": spans["procedure_duration"]}
+
+
+_CONTINUOUS_FIELDS = ("age_years", "admission__nihss_admission", "c_onset_to_door", "c_procedure")
+
+
+def _continuous_from(columns: list[tuple]) -> dict[str, list[float | None]]:
+    """The four continuous columns (``_CONTINUOUS_FIELDS`` order), intervals in hours/minutes."""
+
+    def seconds(values, unit: float) -> list[float | None]:
+        return [None if v is None else v.total_seconds() / unit for v in values]
+
+    age, nihss, onset_to_door, procedure = columns
+    return {
+        "age": list(age),
+        "nihss_admission": list(nihss),
+        "onset_to_door_hours": seconds(onset_to_door, 3600.0),
+        "procedure_minutes": seconds(procedure, 60.0),
+    }
+
+
+def _transpose(rows: list[tuple], width: int) -> list[tuple]:
+    """Rows -> columns (``width`` empty columns when there is no row)."""
+    return list(zip(*rows, strict=True)) if rows else [()] * width
+
+
+def study_columns(
+    queryset: QuerySet, keys: Iterable[str]
+) -> tuple[dict[str, list[float | None]], dict[str, list]]:
+    """``continuous_columns`` and ``frame_columns(keys)`` together, ONE query.
+
+    The study tables need both; one scan of the joined sections instead of two.
+    """
+    keys = list(dict.fromkeys(keys))
+    expressions = ex.variable_expressions()
+    annotated = queryset.annotate(
+        **_continuous_annotations(), **{alias(k): expressions[k] for k in keys}
+    )
+    fields = (*_CONTINUOUS_FIELDS, *(alias(k) for k in keys))
+    rows = list(annotated.order_by("pk").values_list(*fields))
+    columns = _transpose(rows, len(fields))
+    n = len(_CONTINUOUS_FIELDS)
+    binary = {key: list(columns[n + i]) for i, key in enumerate(keys)}
+    return _continuous_from(columns[:n]), binary
+
+
 def frame_columns(queryset: QuerySet, keys: Iterable[str]) -> dict[str, list]:
     """Per-patient values of binary variables (True/False/None), one query.
 
@@ -455,27 +503,12 @@ def frame_columns(queryset: QuerySet, keys: Iterable[str]) -> dict[str, list]:
     expressions = ex.variable_expressions()
     annotated = queryset.annotate(**{alias(k): expressions[k] for k in keys})
     rows = list(annotated.order_by("pk").values_list(*(alias(k) for k in keys)))
-    return {key: [row[i] for row in rows] for i, key in enumerate(keys)}
+    columns = _transpose(rows, len(keys))
+    return {key: list(column) for key, column in zip(keys, columns, strict=True)}
 
 
 def continuous_columns(queryset: QuerySet) -> dict[str, list[float | None]]:
     """Age, NIHSS, onset-to-door hours and procedure minutes per patient, one query."""
-    spans = intervals()
-    annotated = queryset.annotate(
-        c_onset_to_door=spans["onset_to_door"], c_procedure=spans["procedure_duration"]
-    )
-    rows = list(
-        annotated.order_by("pk").values_list(
-            "age_years", "admission__nihss_admission", "c_onset_to_door", "c_procedure"
-        )
-    )
-
-    def seconds(value, unit: float):
-        return None if value is None else value.total_seconds() / unit
-
-    return {
-        "age": [r[0] for r in rows],
-        "nihss_admission": [r[1] for r in rows],
-        "onset_to_door_hours": [seconds(r[2], 3600.0) for r in rows],
-        "procedure_minutes": [seconds(r[3], 60.0) for r in rows],
-    }
+    annotated = queryset.annotate(**_continuous_annotations())
+    rows = list(annotated.order_by("pk").values_list(*_CONTINUOUS_FIELDS))
+    return _continuous_from(_transpose(rows, len(_CONTINUOUS_FIELDS)))

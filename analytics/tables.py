@@ -315,9 +315,9 @@ def study_tables(
     Notes
     -----
     A constant number of SQL queries whatever the number of patients: one
-    aggregate for every table, one for the continuous columns, one for the regression,
-    one counting the patients excluded from the analysis after enrolment (``n_excluded``;
-    they are left out of everything else).
+    aggregate for every table, one for the continuous columns and the regression's
+    design matrix together, one counting the patients excluded from the analysis after
+    enrolment (``n_excluded``; they are left out of everything else), two for the flow chart.
     """
     if p_method not in P_METHODS:
         raise ValueError(f"p_method must be one of {P_METHODS}")
@@ -325,6 +325,9 @@ def study_tables(
     covariates = validate_covariates(covariates or default_covariates())
     queryset = datasets.patients(user, filters)
     counts = datasets.count_tables(queryset, datasets.TABLES)
+    # The continuous values and the regression's design matrix: one scan, one query.
+    design_keys = [ex.TABLE1_OUTCOME, *covariates] if include_regression else []
+    continuous, design = datasets.study_columns(queryset, design_keys)
     result = {
         "generated_at": timezone.localtime().isoformat(timespec="seconds"),
         "filters": filters.as_contract(),
@@ -332,9 +335,7 @@ def study_tables(
         # Excluded from the analysis after enrolment (same access and filters).
         "n_excluded": datasets.patients(user, filters, excluded=True).count(),
         "p_method": p_method,
-        "baseline": baseline(
-            counts, datasets.continuous_columns(queryset), percentile_method=percentile_method
-        ),
+        "baseline": baseline(counts, continuous, percentile_method=percentile_method),
         "table1": table1(counts, p_method=p_method),
         "table2": diagnostic(counts, ex.TABLE2),
         "table3": table3(counts, p_method=p_method),
@@ -344,8 +345,7 @@ def study_tables(
         "flow": datasets.flow(user, filters),
     }
     if include_regression:
-        columns = datasets.frame_columns(queryset, [ex.TABLE1_OUTCOME, *covariates])
-        result["regression"] = regression(columns, covariates)
+        result["regression"] = regression(design, covariates)
     return result
 
 

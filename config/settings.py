@@ -144,6 +144,10 @@ DATABASES = {
         conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
     )
 }
+if "postgresql" in DATABASES["default"]["ENGINE"]:
+    # No JIT: compiling the study tables' wide counting query costs seconds below 1,000,000
+    # patients (3.7 s of a 3.8 s query at 1,000; docs/performance.md), no extra query.
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
 # ANALYTICS_DATABASE_URL (optional): a read-only PostgreSQL replica the study tables read
 # from, so they never compete with the nurses' writes (config/db_router.py).
 _analytics_db = analytics_database(

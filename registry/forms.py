@@ -8,7 +8,7 @@ messages, placed next to the field on this form.
 from __future__ import annotations
 
 from crispy_forms.helper import FormHelper
-from crispy_forms.layout import Div, Field, Layout
+from crispy_forms.layout import HTML, Div, Field, Layout
 from django import forms
 from django.db import models
 from django.utils.text import capfirst
@@ -65,8 +65,10 @@ class SectionForm(forms.ModelForm):
 
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
 
-    def __init__(self, *args, complete: bool = False, **kwargs):
+    def __init__(self, *args, complete: bool = False, field_notes=None, **kwargs):
         super().__init__(*args, **kwargs)
+        # Rendered HTML shown right under a field (the open data queries on it).
+        self.field_notes = field_notes or {}
         model = self._meta.model
         self.adding = self.instance._state.adding
         self.stored_complete = not self.adding and self.instance.status == SectionStatus.COMPLETE
@@ -125,6 +127,8 @@ class SectionForm(forms.ModelForm):
                 )
             else:
                 items.append(Field(name))
+            if name in self.field_notes:
+                items.append(HTML(self.field_notes[name]))
         items.append(Field("version"))
         if "reason_for_change" in self.fields:
             items.append(Field("reason_for_change", wrapper_class="registry-reason"))

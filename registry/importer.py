@@ -42,6 +42,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
+        if self.row is None and not self.columns:
+            return self.message  # about the whole file, which the message names
         where = "header" if self.row is None else f"row {self.row}"
         if not self.columns:
             return f"{where}: {self.message}"
@@ -67,9 +69,27 @@ class ImportResult:
 
 # ---------------------------------------------------------------- reading files
 
+NOT_UTF8 = (
+    "the file is not UTF-8 text; save it as CSV UTF-8 "
+    '(in Excel: Save As, "CSV UTF-8 (Comma delimited)") and upload it again.'
+)
+NOT_XLSX = (
+    "the file is not a valid Excel .xlsx file; save it again from Excel as an "
+    ".xlsx workbook or as CSV UTF-8."
+)
+
+
+class UnreadableFile(Exception):
+    """The file is neither CSV UTF-8 text nor an .xlsx workbook; the message says so."""
+
 
 def read_table(file, filename: str) -> tuple[list[str], list[list[str]]]:
-    """Header and data rows as CSV text, from a CSV or .xlsx file (path or binary file)."""
+    """Header and data rows as CSV text, from a CSV or .xlsx file (path or binary file).
+
+    Raises :class:`UnreadableFile` for a file that cannot be read as either. A
+    CSV must be UTF-8 (with or without Excel's byte order mark): other encodings
+    are refused rather than guessed, since a wrong guess silently garbles names.
+    """
     if isinstance(file, str | Path):
         with open(file, "rb") as handle:
             data = handle.read()
@@ -78,9 +98,19 @@ def read_table(file, filename: str) -> tuple[list[str], list[list[str]]]:
     if isinstance(data, str):
         data = data.encode("utf-8")
     if str(filename).lower().endswith(".xlsx") or data[:2] == b"PK":
-        return _read_xlsx(data)
-    text = data.decode("utf-8-sig")
-    table = list(csv.reader(io.StringIO(text, newline="")))
+        try:
+            return _read_xlsx(data)
+        except Exception as exc:  # noqa: BLE001 - a damaged or fake workbook makes
+            # openpyxl (zipfile, XML parsers, its own readers) raise almost anything
+            raise UnreadableFile(NOT_XLSX) from exc
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(NOT_UTF8) from exc
+    try:
+        table = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:  # e.g. a cell over the csv module's field size limit
+        raise UnreadableFile(f"the file cannot be read as CSV ({exc}).") from exc
     return _header_and_body(table, lambda v: v.strip() != "")
 
 
@@ -195,6 +225,11 @@ class _Validator:
             if f.name not in self.exclude and not f.is_relation
         ]
         self.valid: dict[tuple, object] = {}  # (attname, type, value) -> cleaned value
+        # The fields clean() may attach a cross-field rule's message to.
+        if issubclass(model, Section):
+            self.own = frozenset(model.clinical_fields())
+        else:
+            self.own = frozenset(f.name for f in model._meta.fields)
 
     def check(self, number: int) -> list[Problem]:
         """Problems of the values now set on ``instance`` (row ``number``)."""
@@ -218,7 +253,7 @@ class _Validator:
                 exclude=exclude, validate_unique=False, validate_constraints=False
             )
         except ValidationError as exc:
-            return _problems_from(exc, number)
+            return _problems_from(exc, number, self.own)
         for key in unchecked:
             valid[key] = values[key[0]]
         return []
@@ -242,18 +277,26 @@ class _Planned:
         return self.patient is not None or bool(self.sections_new or self.sections_changed)
 
 
-def _rule_columns(message: str) -> tuple[str, ...] | None:
+def _rule_columns(name: str, message: str, own: frozenset[str]) -> tuple[str, ...] | None:
+    """The columns of the cross-field rule behind ``message`` attached to field ``name``.
+
+    Several rules can share one message (the branch rules of one controller do), so
+    the message alone does not tell them apart: ``Section.clean()`` attaches a rule's
+    message to the first of the rule's fields that is on the section (``own``).
+    """
     for rule in rules.RULES:
-        if str(rule.message) == message:
+        if str(rule.message) == message and next(
+            (n for n in rule.fields if n in own), None
+        ) == name:
             return rule.fields
     return None
 
 
-def _problems_from(error: ValidationError, number: int) -> list[Problem]:
+def _problems_from(error: ValidationError, number: int, own: frozenset[str]) -> list[Problem]:
     found = []
     for name, messages in error.message_dict.items():
         for message in messages:
-            columns = _rule_columns(message)
+            columns = _rule_columns(name, message, own)
             if columns is None:
                 columns = () if name == "__all__" else (name,)
             found.append(Problem(number, columns, message))
@@ -396,9 +439,13 @@ def _locked_problems(planned: list[_Planned]) -> list[Problem]:
 
 
 def _dedupe(problems: Iterable[Problem]) -> list[Problem]:
+    """Drop repeats: a rule across two sections is reported by both sections' clean().
+
+    The columns are part of the key: rules sharing one message are different problems.
+    """
     seen, unique = set(), []
     for problem in problems:
-        key = (problem.row, problem.message)
+        key = (problem.row, problem.columns, problem.message)
         if problem.row is None or key not in seen:
             seen.add(key)
             unique.append(problem)
@@ -425,7 +472,11 @@ def registry_import(
     filename = str(filename or getattr(file, "name", "") or "rows")
     result = ImportResult(filename=Path(filename).name, dry_run=dry_run)
     if rows is None:
-        header, body = read_table(file, filename)
+        try:
+            header, body = read_table(file, filename)
+        except UnreadableFile as exc:
+            result.problems.append(Problem(None, (), str(exc)))
+            return result
         rows, problems, _ = parse_table(header, body)
         result.problems.extend(problems)
     else:

@@ -18,6 +18,7 @@ from functools import cache
 from django.db import models
 from django.utils import timezone
 
+from . import rules
 from .models import SECTION_MODELS, Patient, Section
 
 PATIENT_COLUMNS = ("study_id", "site", "sex", "age_years")
@@ -124,7 +125,7 @@ def parser(column: Column):
     if kind == FLAG:
         return _parse_flag
     if kind == INTEGER:
-        return _parse_integer
+        return _integer_parser(rules.RANGES.get(column.name))
     if kind == CATEGORY:
         return _category_parser(_allowed_codes(column.name))
     if kind == DATE:
@@ -145,13 +146,27 @@ def _parse_flag(text: str) -> bool | None:
     raise ParseError(f"use 1 (yes), 0 (no) or blank (not recorded), not {text!r}.")
 
 
-def _parse_integer(text: str) -> int | None:
-    text = text.strip()
-    if text == "":
-        return None
-    if not INTEGER_RE.match(text):
-        raise ParseError(f"a whole number is expected, not {text!r}.")
-    return int(text)
+def _integer_parser(bounds: tuple[int, int] | None):
+    if bounds is None:
+        expected = "a whole number is expected"
+    else:
+        expected = f"must be a whole number between {bounds[0]} and {bounds[1]}"
+
+    def parse_integer(text: str) -> int | None:
+        text = text.strip()
+        if text == "":
+            return None
+        if not INTEGER_RE.match(text):
+            raise ParseError(f"a whole number is expected, not {text!r}.")
+        try:
+            return int(text)
+        except ValueError:  # over sys.get_int_max_str_digits() (4,300) digits
+            raise ParseError(
+                f"{expected}, not a number of {len(text.lstrip('+-'))} digits "
+                f"({text[:12]}...)."
+            ) from None
+
+    return parse_integer
 
 
 def _category_parser(allowed: tuple[str, ...]):

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
@@ -188,6 +189,22 @@ def patient_history(request, pk):
     )
 
 
+def _open_query_notes(request, patient, model) -> dict[str, str]:
+    """The open data queries on this section's fields, rendered to sit under each field."""
+    from .workflow import open_queries_by_field
+
+    own = set(model.clinical_fields())
+    return {
+        name: render_to_string(
+            "registry/workflow/_field_queries.html",
+            {"patient": patient, "field_name": name, "queries": queries, "can_raise": False},
+            request=request,
+        )
+        for name, queries in open_queries_by_field(patient).items()
+        if name in own
+    }
+
+
 def section_edit(request, pk, section_key):
     model = SECTIONS_BY_KEY.get(section_key)
     if model is None:
@@ -197,8 +214,9 @@ def section_edit(request, pk, section_key):
     instance = patient.sections()[section_key] or model(patient=patient)
     form_class = section_form_class(model)
     complete = request.POST.get("action") == "complete"
+    notes = _open_query_notes(request, patient, model)
     if request.method == "POST":
-        form = form_class(request.POST, instance=instance, complete=complete)
+        form = form_class(request.POST, instance=instance, complete=complete, field_notes=notes)
         if form.is_valid():
             try:
                 services.section_save(
@@ -225,7 +243,7 @@ def section_edit(request, pk, section_key):
                 messages.success(request, note % {"section": capfirst(model._meta.verbose_name)})
                 return redirect("registry:patient_detail", pk=patient.pk)
     else:
-        form = form_class(instance=instance)
+        form = form_class(instance=instance, field_notes=notes)
     return render(
         request,
         "registry/section_form.html",

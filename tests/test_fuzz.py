@@ -10,23 +10,18 @@ from __future__ import annotations
 
 import csv
 import io
-import zipfile
 
-import pytest
 from django.test import Client
 from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
-from registry import interchange
+from registry import importer, interchange
 from registry.choices import Role
 from registry.models import SECTION_MODELS, Patient
 
 from .factories import SiteFactory, UserFactory, full_patient
-
-# Raised by the importer's file reading today (see the xfail test at the end).
-KNOWN_READ_ERRORS = (UnicodeDecodeError, zipfile.BadZipFile)
 
 FUZZ = settings(
     max_examples=30,
@@ -176,10 +171,8 @@ class ImportParserFuzz(TestCase):
         ]
 
     def run_import(self, payload: bytes, filename="fuzz.csv"):
-        from registry.importer import registry_import
-
         before = Patient.objects.count()
-        result = registry_import(
+        result = importer.registry_import(
             file=io.BytesIO(payload), user=self.admin, filename=filename, create_sites=False
         )
         if result.problems:
@@ -200,12 +193,7 @@ class ImportParserFuzz(TestCase):
             for index in data.draw(st.lists(st.integers(0, len(row) - 1), max_size=4)):
                 row[index] = data.draw(VALUES)
             rows.append(row)
-        try:
-            result = self.run_import(csv_bytes([names, *rows]))
-        except ValueError as exc:
-            if "integer string conversion" in str(exc):
-                return  # see the xfail test at the end
-            raise
+        result = self.run_import(csv_bytes([names, *rows]))
         ids = [row[names.index("study_id")] for row in rows]
         if result.problems:
             assert not Patient.objects.filter(study_id__in=ids).exclude(pk=self.template_pk)
@@ -216,23 +204,23 @@ class ImportParserFuzz(TestCase):
     @FUZZ
     @given(payload=st.one_of(st.binary(max_size=2000), ODD_TEXT.map(str.encode)))
     def test_arbitrary_bytes_are_refused_with_a_problem_never_an_exception(self, payload):
-        try:
-            result = self.run_import(payload)
-        except KNOWN_READ_ERRORS:
-            return  # see the xfail test below
-        assert result.problems
+        assert self.run_import(payload).problems
 
-    @pytest.mark.xfail(
-        strict=False,
-        reason="registry.importer raises on a non-UTF-8 CSV, a fake .xlsx or a 5000-digit "
-        "number instead of reporting a problem (a 500 at import preview); the importer must "
-        "fix it (then drop this mark and the two `except` clauses above)",
-    )
-    def test_a_non_utf8_csv_or_a_fake_xlsx_is_refused_with_a_problem(self):
-        for payload in (b"\xff\xfestudy_id", "study_id;sex\nA-1;n\u1eef".encode("cp1258")):
-            assert self.run_import(payload).problems
-        assert self.run_import(b"PK\x03\x04 not a workbook", filename="x.xlsx").problems
+    def test_a_non_utf8_csv_a_fake_xlsx_or_a_huge_number_is_refused_with_a_problem(self):
+        # Windows-1258 writes "nữ" as "nư" + a combining tilde (no precomposed letter).
+        not_utf8 = (
+            b"\xff\xfestudy_id",
+            "study_id;sex\nA-1;n\u01b0\u0303".encode("cp1258"),
+            "study_id\nHà Tiên".encode("cp1252"),
+        )
+        for payload in not_utf8:
+            problems = [str(p) for p in self.run_import(payload).problems]
+            assert problems == [importer.NOT_UTF8], payload
+        problems = self.run_import(b"PK\x03\x04 not a workbook", filename="x.xlsx").problems
+        assert [str(p) for p in problems] == [importer.NOT_XLSX]
         names = [c.name for c in self.columns]
         row = list(self.valid_row)
         row[names.index("age_years")] = "9" * 5000  # int() refuses > 4300 digits
-        assert self.run_import(csv_bytes([names, row])).problems
+        problems = self.run_import(csv_bytes([names, row])).problems
+        assert [(p.row, p.columns) for p in problems] == [(1, ("age_years",))]
+        assert "must be a whole number between 18 and 120" in problems[0].message

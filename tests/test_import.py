@@ -253,6 +253,14 @@ def test_a_broken_cross_field_rule_names_the_row_and_the_columns_involved(tmp_pa
     assert not Patient.objects.exists()
 
 
+def test_branch_rules_sharing_one_message_each_name_their_own_column(tmp_path, site_a):
+    result = run(tmp_path, [row(mt_performed="0", mtici_after_mt="")])
+    assert sorted(p.columns for p in result.problems) == [
+        ("mt_passes", "mt_performed"),
+        ("mt_technique", "mt_performed"),
+    ], problems_of(result)
+
+
 # --- all or nothing, re-import -----------------------------------------------------------
 
 
@@ -353,6 +361,67 @@ def test_a_utf8_bom_and_crlf_line_ends_are_accepted(tmp_path, site_a):
     path = tmp_path / "excel.csv"
     path.write_bytes(("\ufeff" + csv_text([row()]).replace("\n", "\r\n")).encode("utf-8"))
     assert registry_import(file=path, filename=path.name).ok
+
+
+def test_excel_csv_utf8_with_a_bom_keeps_vietnamese_text(tmp_path, site_a):
+    path = tmp_path / "excel-utf8.csv"
+    text = csv_text([row(stent_device="Solitaire, bác sĩ Nguyễn Hữu")])
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))  # Excel's "CSV UTF-8"
+    result = registry_import(file=path, filename=path.name)
+    assert result.ok, problems_of(result)
+    assert Procedure.objects.get().stent_device == "Solitaire, bác sĩ Nguyễn Hữu"
+
+
+# Excel's "CSV" on a Vietnamese Windows is Windows-1258: "Nguyễn Hữu" is written as
+# base letters with combining tone marks, which cp1258 encodes (it has no "ễ" or "ữ").
+CP1258_NAME = "Nguy\u00ea\u0303n H\u01b0\u0303u"
+
+
+def run_command(path, capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("import_registry", str(path))
+    assert exit_info.value.code == 1
+    return capsys.readouterr().err
+
+
+def test_the_command_refuses_a_csv_that_is_not_utf8_and_writes_nothing(tmp_path, site_a, capsys):
+    path = tmp_path / "windows-1258.csv"
+    path.write_bytes(csv_text([row(stent_device=CP1258_NAME)]).encode("cp1258"))
+    err = run_command(path, capsys)
+    assert "the file is not UTF-8 text; save it as CSV UTF-8" in err
+    assert "nothing was written" in err
+    assert not Patient.objects.exists()
+
+
+def test_the_command_refuses_a_fake_xlsx_and_writes_nothing(tmp_path, site_a, capsys):
+    path = tmp_path / "patients.xlsx"
+    path.write_bytes(b"PK\x03\x04 this is not a workbook")
+    err = run_command(path, capsys)
+    assert "not a valid Excel .xlsx file" in err
+    assert not Patient.objects.exists()
+
+
+def test_the_command_refuses_a_csv_renamed_to_xlsx(tmp_path, site_a, capsys):
+    path = tmp_path / "renamed.xlsx"
+    path.write_text(csv_text([row()]), encoding="utf-8")
+    assert "not a valid Excel .xlsx file" in run_command(path, capsys)
+    assert not Patient.objects.exists()
+
+
+def test_the_command_refuses_a_number_of_5000_digits_naming_its_row_and_column(
+    tmp_path, site_a, capsys
+):
+    path = write_csv(tmp_path, [row(), row(study_id="T-002", age_years="9" * 5000)])
+    err = run_command(path, capsys)
+    assert "row 2, column age_years: must be a whole number between 18 and 120" in err
+    assert "9" * 100 not in err  # the number is not echoed whole
+    assert not Patient.objects.exists()
+
+
+def test_a_number_of_5000_digits_in_a_column_without_a_range_is_a_parse_problem():
+    column = next(c for c in interchange.columns() if c.kind == interchange.INTEGER)
+    with pytest.raises(interchange.ParseError, match="whole number"):
+        interchange.parse(column, "-" + "1" * 5000)
 
 
 def test_blank_lines_are_skipped_but_keep_the_row_numbers(tmp_path, site_a):

@@ -279,3 +279,19 @@ def test_home_page_shows_the_nurses_calls_and_hides_them_on_a_search(client, nur
     assert reverse("registry:followup_worklist") in text(home)  # the navigation link
     search = client.get(reverse("registry:patient_list"), {"q": "CT-090"})
     assert "Calls due today" not in text(search)
+
+
+def test_nurse_sees_an_open_query_next_to_the_field_it_is_about(client, nurse, monitor, site_a):
+    patient = full_patient(site=site_a)
+    query = workflow.query_raise(
+        user=monitor, patient=patient, field="door_time", text="Check the ambulance sheet."
+    )
+    client.force_login(nurse)
+    html = client.get(reverse("registry:section_edit", args=[patient.pk, "admission"])).content
+    page = html.decode()
+    link = reverse("registry:query_detail", args=[query.pk])
+    assert link in page
+    # The badge sits after the door time input and before the next field's input.
+    assert page.index('name="door_time"') < page.index(link) < page.index('name="transfer"')
+    other = client.get(reverse("registry:section_edit", args=[patient.pk, "imaging"])).content
+    assert link not in other.decode()
