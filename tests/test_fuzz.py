@@ -222,5 +222,5 @@ class ImportParserFuzz(TestCase):
         row = list(self.valid_row)
         row[names.index("age_years")] = "9" * 5000  # int() refuses > 4300 digits
         problems = self.run_import(csv_bytes([names, row])).problems
-        assert [(p.row, p.columns) for p in problems] == [(1, ("age_years",))]
-        assert "must be a whole number between 18 and 120" in problems[0].message
+        assert {(p.row, p.columns) for p in problems} == {(1, ("age_years",))}
+        assert any("must be a whole number between 18 and 120" in p.message for p in problems)

@@ -170,3 +170,29 @@ def test_a_forged_session_token_is_ignored(client, admin_user):
     session.save()
     response = client.get(reverse("registry:import_preview"))
     assert response.url == reverse("registry:import_upload")
+
+
+def test_a_csv_that_is_not_utf8_gives_the_preview_with_the_problem_not_an_error(
+    client, admin_user, site_a
+):
+    client.force_login(admin_user)
+    # Excel's plain "CSV" on a Vietnamese Windows: Windows-1258, not UTF-8.
+    content = csv_text([row(stent_device="Nguy\u00ea\u0303n H\u01b0\u0303u")]).encode("cp1258")
+    data = {"file": SimpleUploadedFile("patients.csv", content, content_type="text/csv")}
+    assert client.post(reverse("registry:import_upload"), data).status_code == 302
+    response = client.get(reverse("registry:import_preview"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "the file is not UTF-8 text; save it as CSV UTF-8" in page
+    assert 'value="confirm"' not in page
+    assert not Patient.objects.exists()
+
+
+def test_a_fake_xlsx_gives_the_preview_with_the_problem_not_an_error(client, admin_user, site_a):
+    client.force_login(admin_user)
+    content = b"PK\x03\x04 not a workbook"
+    data = {"file": SimpleUploadedFile("patients.xlsx", content)}
+    assert client.post(reverse("registry:import_upload"), data).status_code == 302
+    response = client.get(reverse("registry:import_preview"))
+    assert response.status_code == 200
+    assert "not a valid Excel .xlsx file" in response.content.decode()
