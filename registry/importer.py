@@ -40,6 +40,9 @@ class Problem:
     row: int | None  # 1-based data row; None for the header
     columns: tuple[str, ...]
     message: str
+    # A cell that could not be read: the model's checks of the blank left in its place
+    # ("cannot be null") say nothing more and are dropped.
+    unreadable: bool = False
 
     def __str__(self) -> str:
         if self.row is None and not self.columns:
@@ -100,8 +103,9 @@ def read_table(file, filename: str) -> tuple[list[str], list[list[str]]]:
     if str(filename).lower().endswith(".xlsx") or data[:2] == b"PK":
         try:
             return _read_xlsx(data)
-        except Exception as exc:  # noqa: BLE001 - a damaged or fake workbook makes
-            # openpyxl (zipfile, XML parsers, its own readers) raise almost anything
+        # A damaged or fake workbook makes openpyxl (zipfile, the XML parsers, its
+        # own readers) raise almost any exception: each means "not an .xlsx file".
+        except Exception as exc:
             raise UnreadableFile(NOT_XLSX) from exc
     try:
         text = data.decode("utf-8-sig")
@@ -194,7 +198,7 @@ def parse_table(
                 try:
                     typed[name] = parsed[text] = parse(text)
                 except interchange.ParseError as exc:
-                    problems.append(Problem(number, (name,), str(exc)))
+                    problems.append(Problem(number, (name,), str(exc), unreadable=True))
         rows.append(typed)
     return rows, problems, [name for _, name in present]
 
@@ -285,9 +289,10 @@ def _rule_columns(name: str, message: str, own: frozenset[str]) -> tuple[str, ..
     message to the first of the rule's fields that is on the section (``own``).
     """
     for rule in rules.RULES:
-        if str(rule.message) == message and next(
-            (n for n in rule.fields if n in own), None
-        ) == name:
+        if (
+            str(rule.message) == message
+            and next((n for n in rule.fields if n in own), None) == name
+        ):
             return rule.fields
     return None
 
@@ -443,8 +448,12 @@ def _dedupe(problems: Iterable[Problem]) -> list[Problem]:
 
     The columns are part of the key: rules sharing one message are different problems.
     """
+    problems = list(problems)
+    unreadable = {(p.row, p.columns) for p in problems if p.unreadable}
     seen, unique = set(), []
     for problem in problems:
+        if not problem.unreadable and (problem.row, problem.columns) in unreadable:
+            continue
         key = (problem.row, problem.columns, problem.message)
         if problem.row is None or key not in seen:
             seen.add(key)

@@ -162,8 +162,7 @@ def _integer_parser(bounds: tuple[int, int] | None):
             return int(text)
         except ValueError:  # over sys.get_int_max_str_digits() (4,300) digits
             raise ParseError(
-                f"{expected}, not a number of {len(text.lstrip('+-'))} digits "
-                f"({text[:12]}...)."
+                f"{expected}, not a number of {len(text.lstrip('+-'))} digits ({text[:12]}...)."
             ) from None
 
     return parse_integer

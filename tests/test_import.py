@@ -415,7 +415,16 @@ def test_the_command_refuses_a_number_of_5000_digits_naming_its_row_and_column(
     err = run_command(path, capsys)
     assert "row 2, column age_years: must be a whole number between 18 and 120" in err
     assert "9" * 100 not in err  # the number is not echoed whole
+    # One problem for the unreadable cell, not a second one about the blank left in its place.
+    assert "cannot be null" not in err
     assert not Patient.objects.exists()
+
+
+def test_a_cell_over_the_csv_field_limit_is_a_problem_of_the_file(tmp_path, site_a):
+    path = write_csv(tmp_path, [row(stent_device="x" * 200_000)])
+    result = registry_import(file=path, filename=path.name)
+    assert [(p.row, p.columns) for p in result.problems] == [(None, ())]
+    assert "the file cannot be read as CSV" in str(result.problems[0])
 
 
 def test_the_parser_turns_a_number_too_long_for_int_into_a_parse_error():
