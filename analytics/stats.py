@@ -828,6 +828,7 @@ def _not_estimable(header: dict, reason: str, notes: list[str]) -> RegressionRes
 
 def _joint_separation(y: np.ndarray, X) -> list[str] | None:
     """Covariates whose ML coefficient is infinite (Konis LP); None if X is collinear."""
+    import pandas as pd  # heavy: imported only by the regression
     from firthmodels import detect_separation as konis
     from scipy.linalg import LinAlgError
 
@@ -836,8 +837,11 @@ def _joint_separation(y: np.ndarray, X) -> list[str] | None:
     # constraint and n times its objective term. So solve it over the distinct points,
     # each row (intercept included) multiplied by its count: the same LP, hence the same
     # answer, with at most 2^k x 2 rows for k binary covariates instead of one per patient.
-    points = np.column_stack([X.to_numpy(dtype=float), np.asarray(y, dtype=float)])
-    distinct, counts = np.unique(points, axis=0, return_counts=True)
+    points = pd.DataFrame(np.column_stack([X.to_numpy(dtype=float), np.asarray(y, dtype=float)]))
+    # Sorted like np.unique(axis=0, return_counts=True), which is 20x slower (1.7 s at 1,000,000).
+    counted = points.groupby(list(points.columns), sort=True, dropna=False).size()
+    distinct = np.array(counted.index.tolist(), dtype=float).reshape(len(counted), -1)
+    counts = counted.to_numpy()
     design = np.column_stack([distinct[:, :-1], np.ones(len(distinct))]) * counts[:, None]
     try:
         found = konis(design, distinct[:, -1], fit_intercept=False)

@@ -147,7 +147,8 @@ DATABASES = {
 if "postgresql" in DATABASES["default"]["ENGINE"]:
     # No JIT: compiling the study tables' wide counting query costs seconds below 1,000,000
     # patients (3.7 s of a 3.8 s query at 1,000; docs/performance.md), no extra query.
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = f"{_options.get('options', '')} -c jit=off".strip()
 # ANALYTICS_DATABASE_URL (optional): a read-only PostgreSQL replica the study tables read
 # from, so they never compete with the nurses' writes (config/db_router.py).
 _analytics_db = analytics_database(
