@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -50,11 +51,11 @@ HELP = {
     ),
     "dwi_aspects": _(
         "DWI-ASPECTS, anterior circulation only: 10 minus one point per affected MCA "
-        "region (caudate, lentiform, internal capsule, insula, M1-M6). 0-10."
+        "region (caudate, lentiform, internal capsule, insula, M1-M6)."
     ),
     "pc_aspects": _(
         "pc-ASPECTS, posterior circulation only: 10 minus 1 per thalamus, cerebellum or "
-        "PCA territory and minus 2 per midbrain or pons involved. 0-10."
+        "PCA territory and minus 2 per midbrain or pons involved."
     ),
     "sich": _(
         "Symptomatic ICH per protocol: post-procedural ICH with mRS >= 5 and no other "
@@ -63,9 +64,17 @@ HELP = {
 }
 
 
+def range_help(field: str, text=""):
+    """Help text ending with the allowed range, read from ``rules.RANGES`` (stated once)."""
+    low, high = rules.RANGES[field]
+    allowed = format_lazy(_("Allowed: {low}-{high}."), low=low, high=high)
+    return format_lazy("{} {}", text, allowed) if text else allowed
+
+
 def bounded(field: str, verbose_name, **kwargs) -> models.PositiveSmallIntegerField:
     """An optional integer field whose range is ``rules.RANGES[field]``."""
     low, high = rules.RANGES[field]
+    kwargs["help_text"] = range_help(field, kwargs.get("help_text", ""))
     kwargs.setdefault("null", True)
     kwargs.setdefault("blank", True)
     return models.PositiveSmallIntegerField(
@@ -165,7 +174,7 @@ class Patient(models.Model):
             MinValueValidator(rules.RANGES["age_years"][0]),
             MaxValueValidator(rules.RANGES["age_years"][1]),
         ],
-        help_text=_("Age at stroke onset, 18-120."),
+        help_text=range_help("age_years", _("Age at stroke onset.")),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     created_by = models.ForeignKey(
@@ -320,7 +329,7 @@ class Admission(Section):
         help_text=_("Arrival at the treating hospital; not before onset."),
     )
     transfer = flag(_("transferred from another hospital"))
-    nihss_admission = bounded("nihss_admission", _("NIHSS on admission"), help_text=_("0-42."))
+    nihss_admission = bounded("nihss_admission", _("NIHSS on admission"))
     premorbid_mrs = bounded("premorbid_mrs", _("pre-stroke mRS"), help_text=HELP["mrs"])
     admission_mrs = bounded("admission_mrs", _("pre-procedural mRS"), help_text=HELP["mrs"])
     hypertension = flag(_("hypertension"))
@@ -390,7 +399,7 @@ class Procedure(Section):
     dsa_site = category(_("DSA occlusion site"), VesselSite.choices)
     mt_performed = flag(_("mechanical thrombectomy before stenting"))
     mt_technique = category(_("MT technique"), MtTechnique.choices)
-    mt_passes = bounded("mt_passes", _("MT passes"), help_text=_("1-10."))
+    mt_passes = bounded("mt_passes", _("MT passes"))
     mtici_after_mt = category(_("mTICI after MT"), Mtici.choices, help_text=HELP["mtici"])
     stent_type = category(_("stent type"), StentType.choices)
     stent_device = models.CharField(
@@ -402,7 +411,7 @@ class Procedure(Section):
     )
     post_dilation = flag(_("post-dilation (balloon inside the stent)"))
     residual_stenosis_pct = bounded(
-        "residual_stenosis_pct", _("residual stenosis (%)"), help_text=_("After stenting, 0-100.")
+        "residual_stenosis_pct", _("residual stenosis (%)"), help_text=_("After stenting.")
     )
     dapt_loading = flag(_("DAPT loading dose before stenting"))
     final_mtici = category(_("final mTICI"), Mtici.choices, help_text=HELP["mtici"])
