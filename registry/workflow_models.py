@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from . import rules, smrs
-from .models import Patient, Site
+from .models import Patient, Site, choice_constraints
 
 __all__ = [
     "ScreeningExclusion",
@@ -74,13 +74,6 @@ def _user_fk(verbose_name, **kwargs) -> models.ForeignKey:
     )
 
 
-def _code_constraint(name: str, field: str, choices) -> models.CheckConstraint:
-    return models.CheckConstraint(
-        condition=Q(**{f"{field}__isnull": True}) | Q(**{f"{field}__in": choices.values}),
-        name=name,
-    )
-
-
 class ScreeningEntry(models.Model):
     """One screened patient, logged before (and whether or not) they are enrolled."""
 
@@ -123,8 +116,8 @@ class ScreeningEntry(models.Model):
         verbose_name = _("screening log entry")
         verbose_name_plural = _("screening log")
         constraints = [
-            _code_constraint("screening_exclusion_code", "exclusion_reason", ScreeningExclusion),
-            _code_constraint("screening_consent_code", "consent_given_by", ConsentBy),
+            *choice_constraints(exclusion_reason=ScreeningExclusion),
+            *choice_constraints(consent_given_by=ConsentBy),
             models.CheckConstraint(
                 condition=Q(eligible=True, exclusion_reason__isnull=True)
                 | Q(eligible=False, exclusion_reason__isnull=False),
@@ -212,7 +205,7 @@ class PatientExclusion(models.Model):
         verbose_name = _("exclusion after enrolment")
         verbose_name_plural = _("exclusions after enrolment")
         constraints = [
-            _code_constraint("patientexclusion_reason_code", "reason", PatientExclusionReason),
+            *choice_constraints(reason=PatientExclusionReason),
             models.CheckConstraint(
                 condition=~Q(reason=PatientExclusionReason.OTHER) | ~Q(note=""),
                 name="patientexclusion_other_has_note",
@@ -263,7 +256,7 @@ class ContactAttempt(models.Model):
         ordering = ["-attempt_date", "-pk"]
         verbose_name = _("contact attempt")
         constraints = [
-            _code_constraint("contactattempt_outcome_code", "outcome", ContactOutcome),
+            *choice_constraints(outcome=ContactOutcome),
         ]
 
     def __str__(self) -> str:
@@ -329,7 +322,7 @@ class MrsInterview(models.Model):
         ordering = ["-interview_date", "-pk"]
         verbose_name = _("mRS interview")
         constraints = [
-            _code_constraint("mrsinterview_respondent_code", "respondent", Respondent),
+            *choice_constraints(respondent=Respondent),
             models.CheckConstraint(
                 condition=Q(derived_score__gte=MRS_LOW, derived_score__lte=MRS_HIGH),
                 name="mrsinterview_derived_score_range",
@@ -444,7 +437,7 @@ class DataQuery(models.Model):
         verbose_name = _("data query")
         verbose_name_plural = _("data queries")
         constraints = [
-            _code_constraint("dataquery_status_code", "status", QueryStatus),
+            *choice_constraints(status=QueryStatus),
         ]
 
     def __str__(self) -> str:
@@ -472,7 +465,7 @@ class QueryMessage(models.Model):
         ordering = ["created_at", "pk"]
         verbose_name = _("query message")
         constraints = [
-            _code_constraint("querymessage_action_code", "action", QueryAction),
+            *choice_constraints(action=QueryAction),
         ]
 
     def __str__(self) -> str:
