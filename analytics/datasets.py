@@ -1,27 +1,34 @@
 """The only module of ``analytics`` that reads the registry.
 
-Everything the study tables need is counted inside the database with
-conditional aggregation: all the cells of all the tables in ONE
-``SELECT COUNT(CASE WHEN ... THEN 1 END), ...`` query over one row per patient,
-whatever the number of patients; the few columns that need the individual values
-(ages for the median, the regression's design matrix) are read together with one
-``values_list`` query (``study_columns``). No model instance is loaded.
+Everything the study tables need comes from ONE query, whatever the number of
+patients (``fetch_columns``): one row per patient holding the study variables as
+the database computes them from the registry's derived expressions, the raw
+columns the cells compare and the continuous values (ages for the median...). The
+cells of all the tables are then counted with numpy over those columns; the
+regression's design matrix is taken from them too. No model instance is loaded.
 
 A count is identified by a *cell id* such as ``"table1:age_70_plus:exposed_events"``.
-The same condition (a ``Cond`` on the per-patient row) counts the cell and lists
-the patients behind it (drill-down), so the two can never disagree.
+The same condition (a ``Cond``) counts the cell and, as SQL on the per-patient
+query, lists the patients behind it (drill-down); a test checks that the two agree
+on every cell.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+import functools
+import io
+import operator
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
 
+import numpy as np
+import pandas as pd
 from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.models import Case, F, IntegerField, QuerySet, Value, When
+from django.db.models import Exists, F, FloatField, Func, IntegerField, OuterRef, QuerySet, Value
 from django.db.models.expressions import RawSQL
-from django.db.models.lookups import Exact
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from registry import access
@@ -34,10 +41,10 @@ except ImportError:  # pragma: no cover - a registry without the replica router
         return DEFAULT_DB_ALIAS
 
 
-from registry.derived import intervals
+from registry.derived import DEAD_MRS, intervals
 from registry.flow import flow_counts
 from registry.models import Patient
-from registry.workflow_models import ScreeningEntry
+from registry.workflow_models import PatientExclusion, ScreeningEntry
 
 from . import exposures as ex
 
@@ -96,10 +103,13 @@ def patients(
     queryset = Patient.objects.all() if user is None else access.patients_for(user)
     # The study tables scan every patient: on a busy registry they read a replica.
     queryset = queryset.using(analytics_db_alias())
+    # EXISTS rather than a join on the exclusion: the planner then estimates the
+    # patients left correctly and sizes the study tables' hash joins for them.
+    excluded_now = Exists(PatientExclusion.objects.filter(patient=OuterRef("pk"), active=True))
     if excluded is True:
-        queryset = queryset.filter(exclusion__active=True)
+        queryset = queryset.filter(excluded_now)
     elif excluded is False:
-        queryset = queryset.exclude(exclusion__active=True)
+        queryset = queryset.filter(~excluded_now)
     if filters.site:
         queryset = queryset.filter(site__code=filters.site)
     if filters.date_from:
@@ -114,33 +124,50 @@ def patients(
 
 # -- conditions ------------------------------------------------------------------------------
 #
-# Counting happens in two levels inside the database: an inner query (compiled by the
-# ORM from the registry's derived expressions) gives one row per patient with every
-# variable as 1 / 0 / NULL, and the outer query counts each cell with
-# ``COUNT(CASE WHEN <condition> THEN 1 END)``. Each derived expression is thus
-# evaluated once per patient, however many cells use it, and building the query costs
-# a few milliseconds. A ``Cond`` is a condition on the inner query's columns.
+# A count is computed from ONE fetch of the per-patient columns (``fetch_columns``): the
+# registry's derived expressions are evaluated by the database, once per patient, and
+# every cell is then counted with numpy over those columns. A ``Cond`` says what a cell
+# counts twice over, from the same constructors: as SQL on the per-patient query (the
+# drill-down lists the patients behind a count with it) and as a numpy mask on the
+# fetched columns (the count). ``tests/test_datasets.py`` checks that both agree on
+# every cell.
 
 
 @dataclass(frozen=True)
 class Cond:
-    """A SQL condition on the per-patient columns (``%s`` placeholders + params)."""
+    """A condition on the per-patient columns: SQL (``%s`` placeholders + params) and
+    the same test as a numpy mask (``test(columns) -> bool array``)."""
 
     sql: str
     params: tuple = ()
+    test: Callable[[PatientColumns], np.ndarray] | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    @property
+    def key(self) -> tuple:
+        return (self.sql, self.params)
 
     def __and__(self, other: Cond) -> Cond:
         if other is ALWAYS:
             return self
         if self is ALWAYS:
             return other
-        return Cond(f"({self.sql} AND {other.sql})", self.params + other.params)
+        return Cond(
+            f"({self.sql} AND {other.sql})",
+            self.params + other.params,
+            lambda c: c.mask(self) & c.mask(other),
+        )
 
     def __or__(self, other: Cond) -> Cond:
-        return Cond(f"({self.sql} OR {other.sql})", self.params + other.params)
+        return Cond(
+            f"({self.sql} OR {other.sql})",
+            self.params + other.params,
+            lambda c: c.mask(self) | c.mask(other),
+        )
 
 
-ALWAYS = Cond("1 = 1")
+ALWAYS = Cond("1 = 1", (), lambda c: np.ones(c.n, dtype=bool))
 
 # Plain columns the cells compare with a value: name -> database path.
 RAW_COLUMNS = {
@@ -159,25 +186,35 @@ def _column(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
+# A variable's value as fetched: 0 = False, 1 = True, 2 = not recorded (NULL).
+FALSE, TRUE, UNRECORDED = 0, 1, 2
+
+
 def is_(key: str, value: bool | None) -> Cond:
     """Variable ``key`` is True, False, or (``None``) not recorded."""
     column = _column(alias(key))
     if value is None:
-        return Cond(f"{column} IS NULL")
-    return Cond(f"{column} = {1 if value else 0}")
+        return Cond(f"{column} IS NULL", (), lambda c: c.flags[key] == UNRECORDED)
+    code = TRUE if value else FALSE
+    return Cond(f"{column} = {code}", (), lambda c: c.flags[key] == code)
 
 
 def recorded(key: str) -> Cond:
-    return Cond(f"{_column(alias(key))} IS NOT NULL")
+    return Cond(f"{_column(alias(key))} IS NOT NULL", (), lambda c: c.flags[key] != UNRECORDED)
 
 
 def equals(name: str, value) -> Cond:
     """Raw column ``name`` (a key of ``RAW_COLUMNS``) equals ``value``."""
-    return Cond(f"{_column('r_' + name)} = %s", (value,))
+    return Cond(f"{_column('r_' + name)} = %s", (value,), lambda c: c.raw_equals(name, value))
+
+
+def less_than(name: str, value: int) -> Cond:
+    """Raw numeric column ``name`` is recorded and below ``value``."""
+    return Cond(f"{_column('r_' + name)} < %s", (value,), lambda c: c.raw[name] < value)
 
 
 def blank(name: str) -> Cond:
-    return Cond(f"{_column('r_' + name)} IS NULL")
+    return Cond(f"{_column('r_' + name)} IS NULL", (), lambda c: c.raw_blank(name))
 
 
 def population(name: str) -> Cond:
@@ -260,7 +297,7 @@ def _outcome_cells() -> dict[str, Cond]:
     cells["outcomes:death_3m:n"] = is_("death_3m", True)
     cells["outcomes:death_3m:denominator"] = recorded("death_3m")
     # Died between discharge and 3 months (alive at discharge, mRS 6 at 3 months).
-    alive_at_discharge = Cond(f"{_column('r_mrs_discharge')} < %s", (6,))
+    alive_at_discharge = less_than("mrs_discharge", DEAD_MRS)
     cells["outcomes:death_after_discharge:n"] = is_("death_3m", True) & alive_at_discharge
     for timepoint in ex.MRS_TIMEPOINTS:
         for grade in ex.MRS_GRADES:
@@ -305,14 +342,9 @@ def cell_condition(cell_id: str) -> Cond:
 # -- queries ---------------------------------------------------------------------------------
 
 
-def _as_int(expression) -> Case:
-    """A three-valued boolean expression as 1 / 0 / NULL (portable comparisons)."""
-    return Case(
-        When(Exact(expression, True), then=Value(1)),
-        When(Exact(expression, False), then=Value(0)),
-        default=Value(None),
-        output_field=IntegerField(null=True),
-    )
+def _as_int(expression) -> Cast:
+    """A three-valued boolean expression as 1 / 0 / NULL (evaluated once, portable)."""
+    return Cast(expression, IntegerField())
 
 
 _PER_PATIENT_SQL: dict[tuple[str, str], tuple[str, tuple]] = {}
@@ -322,7 +354,7 @@ def _all_patients_sql(using: str) -> tuple[str, tuple]:
     """SQL of one row per registry patient: pk, each variable (1/0/NULL), raw columns.
 
     It does not depend on the user or the filters, so it is compiled once per
-    database (building ~60 expressions with the ORM costs more than the query).
+    database (building ~60 expressions with the ORM costs more than a small query).
     """
     key = (using, connections[using].vendor)
     if key not in _PER_PATIENT_SQL:
@@ -336,24 +368,15 @@ def _all_patients_sql(using: str) -> tuple[str, tuple]:
 
 
 def per_patient_sql(queryset: QuerySet) -> tuple[str, tuple]:
-    """The per-patient rows restricted to ``queryset`` (access and filters)."""
+    """The per-patient rows (SQL) restricted to ``queryset``: what ``Cond.sql`` reads."""
     sql, params = _all_patients_sql(queryset.db)
     selected, selected_params = queryset.order_by().values("pk").query.sql_with_params()
     restricted = f"SELECT * FROM ({sql}) all_patients WHERE r_pk IN ({selected})"
     return restricted, (*params, *selected_params)
 
 
-def _supports_materialized(connection_) -> bool:
-    """``WITH ... AS MATERIALIZED``: PostgreSQL 12+, SQLite 3.35+."""
-    if connection_.vendor == "postgresql":
-        return connection_.pg_version >= 120000
-    if connection_.vendor == "sqlite":
-        return connection_.Database.sqlite_version_info >= (3, 35, 0)
-    return False
-
-
 def count(queryset: QuerySet, conditions: dict[str, Cond]) -> dict[str, int]:
-    """Count every condition in ONE query.
+    """Count every condition: one query (``fetch_columns``), then numpy.
 
     Returns
     -------
@@ -362,24 +385,12 @@ def count(queryset: QuerySet, conditions: dict[str, Cond]) -> dict[str, int]:
     """
     if not conditions:
         return {}
-    if queryset.query.is_empty():  # e.g. no access at all: nothing to ask the database
-        return dict.fromkeys(conditions, 0)
-    inner, params = per_patient_sql(queryset)
-    selects, select_params = [], []
-    for condition in conditions.values():
-        selects.append(f"COUNT(CASE WHEN {condition.sql} THEN 1 END)")
-        select_params.extend(condition.params)
-    connection_ = connections[queryset.db]
-    # MATERIALIZED: otherwise the planner inlines each derived expression into every
-    # COUNT that uses it (6x slower at 20,000 patients on SQLite).
-    materialized = "MATERIALIZED " if _supports_materialized(connection_) else ""
-    sql = (
-        f"WITH per_patient AS {materialized}({inner}) SELECT {', '.join(selects)} FROM per_patient"
-    )
-    with connection_.cursor() as cursor:
-        cursor.execute(sql, (*params, *select_params))
-        values = cursor.fetchone()
-    return {cell_id: int(value or 0) for cell_id, value in zip(conditions, values, strict=True)}
+    return count_columns(fetch_columns(queryset), conditions)
+
+
+def count_columns(columns: PatientColumns, conditions: dict[str, Cond]) -> dict[str, int]:
+    """Count every condition on columns already fetched (no query)."""
+    return {cell: int(np.count_nonzero(columns.mask(c))) for cell, c in conditions.items()}
 
 
 def count_table(queryset: QuerySet, table: str) -> dict[str, int]:
@@ -389,10 +400,15 @@ def count_table(queryset: QuerySet, table: str) -> dict[str, int]:
 
 def count_tables(queryset: QuerySet, tables: Iterable[str] = TABLES) -> dict[str, int]:
     """All counts of several tables in one query."""
+    return count(queryset, all_cells(tables))
+
+
+def all_cells(tables: Iterable[str] = TABLES) -> dict[str, Cond]:
+    """The conditions of every cell of ``tables``, by cell id."""
     conditions: dict[str, Cond] = {}
     for table in tables:
         conditions.update(cells(table))
-    return count(queryset, conditions)
+    return conditions
 
 
 def flow(user=None, filters: Filters | None = None) -> dict[str, object]:
@@ -446,69 +462,155 @@ def drilldown(queryset: QuerySet, cell_id: str) -> QuerySet:
     )
 
 
-def _continuous_annotations() -> dict[str, object]:
+# -- the columnar fetch ----------------------------------------------------------------------
+#
+# The study tables read every patient once: one query returns, per patient, the codes of
+# the study variables (computed by the database from ``registry.derived`` and
+# ``exposures``: the definitions stay there), the raw columns the cells compare and the
+# continuous values. On PostgreSQL the rows come as CSV through ``COPY ... TO STDOUT``
+# and pandas parses them in C: converting a million rows to Python tuples would cost
+# more than the query itself (docs/performance.md).
+
+# The variables' codes travel packed, 2 bits each, 15 to an integer: 3 numbers per
+# patient instead of 43, so the database writes and pandas parses far less text. 15
+# keeps the largest word (2 * 4**14 + ...) within a 32-bit integer on every database.
+FLAG_KEYS = ex.VARIABLE_KEYS
+BITS_PER_FLAG = 2
+FLAGS_PER_WORD = 15
+TEXT_RAW_COLUMNS = ("circulation", *(f"site_{m}" for m in ex.OCCLUSION_PATHS))
+
+
+class Seconds(Func):
+    """A duration as seconds (float), as the database computes it."""
+
+    output_field = FloatField()
+
+    def as_postgresql(self, compiler, connection_, **extra):
+        template = "EXTRACT(EPOCH FROM %(expressions)s)::double precision"
+        return self.as_sql(compiler, connection_, template=template, **extra)
+
+    def as_sqlite(self, compiler, connection_, **extra):
+        # Django's SQLite backend gives a difference of datetimes in microseconds.
+        return self.as_sql(compiler, connection_, template="(%(expressions)s) / 1e6", **extra)
+
+
+def _packed_words() -> dict[str, object]:
+    expressions = ex.variable_expressions()
+    words = {}
+    for start in range(0, len(FLAG_KEYS), FLAGS_PER_WORD):
+        keys = FLAG_KEYS[start : start + FLAGS_PER_WORD]
+        terms = [
+            Coalesce(_as_int(expressions[key]), Value(UNRECORDED)) * (1 << (BITS_PER_FLAG * i))
+            for i, key in enumerate(keys)
+        ]
+        words[f"w_{start // FLAGS_PER_WORD}"] = functools.reduce(operator.add, terms)
+    return words
+
+
+def _fetch_annotations() -> dict[str, object]:
     spans = intervals()
-    return {"c_onset_to_door": spans["onset_to_door"], "c_procedure": spans["procedure_duration"]}
-
-
-_CONTINUOUS_FIELDS = ("age_years", "admission__nihss_admission", "c_onset_to_door", "c_procedure")
-
-
-def _continuous_from(columns: list[tuple]) -> dict[str, list[float | None]]:
-    """The four continuous columns (``_CONTINUOUS_FIELDS`` order), intervals in hours/minutes."""
-
-    def seconds(values, unit: float) -> list[float | None]:
-        return [None if v is None else v.total_seconds() / unit for v in values]
-
-    age, nihss, onset_to_door, procedure = columns
     return {
-        "age": list(age),
-        "nihss_admission": list(nihss),
-        "onset_to_door_hours": seconds(onset_to_door, 3600.0),
-        "procedure_minutes": seconds(procedure, 60.0),
+        **_packed_words(),
+        **{f"r_{name}": F(path) for name, path in RAW_COLUMNS.items()},
+        "c_age": F("age_years"),
+        "c_nihss_admission": F("admission__nihss_admission"),
+        "c_onset_to_door_hours": Seconds(spans["onset_to_door"]) / 3600.0,
+        "c_procedure_minutes": Seconds(spans["procedure_duration"]) / 60.0,
     }
 
 
-def _transpose(rows: list[tuple], width: int) -> list[tuple]:
-    """Rows -> columns (``width`` empty columns when there is no row)."""
-    return list(zip(*rows, strict=True)) if rows else [()] * width
+@dataclass
+class PatientColumns:
+    """One array per column, one element per patient (the order is the database's).
 
-
-def study_columns(
-    queryset: QuerySet, keys: Iterable[str]
-) -> tuple[dict[str, list[float | None]], dict[str, list]]:
-    """``continuous_columns`` and ``frame_columns(keys)`` together, ONE query.
-
-    The study tables need both; one scan of the joined sections instead of two.
+    ``flags``: variable -> uint8 codes (``FALSE``, ``TRUE``, ``UNRECORDED``); ``raw``:
+    the raw columns (numbers as float with NaN, codes as ``pandas.Categorical``);
+    ``continuous``: float with NaN. ``mask`` remembers each condition's mask, so a
+    condition shared by many cells is evaluated once.
     """
-    keys = list(dict.fromkeys(keys))
-    expressions = ex.variable_expressions()
-    annotated = queryset.annotate(
-        **_continuous_annotations(), **{alias(k): expressions[k] for k in keys}
-    )
-    fields = (*_CONTINUOUS_FIELDS, *(alias(k) for k in keys))
-    rows = list(annotated.order_by("pk").values_list(*fields))
-    columns = _transpose(rows, len(fields))
-    n = len(_CONTINUOUS_FIELDS)
-    binary = {key: list(columns[n + i]) for i, key in enumerate(keys)}
-    return _continuous_from(columns[:n]), binary
+
+    n: int
+    flags: dict[str, np.ndarray]
+    raw: dict[str, object]
+    continuous: dict[str, np.ndarray]
+    _masks: dict[tuple, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def mask(self, condition: Cond) -> np.ndarray:
+        if condition.key not in self._masks:
+            self._masks[condition.key] = np.asarray(condition.test(self), dtype=bool)
+        return self._masks[condition.key]
+
+    def raw_equals(self, name: str, value) -> np.ndarray:
+        column = self.raw[name]
+        if isinstance(column, pd.Categorical):
+            code = column.categories.get_indexer([value])[0]
+            return column.codes == code if code >= 0 else np.zeros(self.n, dtype=bool)
+        return column == value
+
+    def raw_blank(self, name: str) -> np.ndarray:
+        column = self.raw[name]
+        return column.codes == -1 if isinstance(column, pd.Categorical) else np.isnan(column)
+
+    def binary(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        """Variables as 1.0 / 0.0 / NaN (not recorded), e.g. a regression's design."""
+        return {
+            key: np.where(self.flags[key] == UNRECORDED, np.nan, self.flags[key]) for key in keys
+        }
 
 
-def frame_columns(queryset: QuerySet, keys: Iterable[str]) -> dict[str, list]:
-    """Per-patient values of binary variables (True/False/None), one query.
-
-    Used for the regression's design matrix; the caller builds the DataFrame.
-    """
-    keys = list(dict.fromkeys(keys))
-    expressions = ex.variable_expressions()
-    annotated = queryset.annotate(**{alias(k): expressions[k] for k in keys})
-    rows = list(annotated.order_by("pk").values_list(*(alias(k) for k in keys)))
-    columns = _transpose(rows, len(keys))
-    return {key: list(column) for key, column in zip(keys, columns, strict=True)}
+def _frame_dtypes(names: list[str]) -> dict[str, str]:
+    text = {f"r_{name}" for name in TEXT_RAW_COLUMNS}
+    return {
+        name: "int64" if name.startswith("w_") else "category" if name in text else "float64"
+        for name in names
+    }
 
 
-def continuous_columns(queryset: QuerySet) -> dict[str, list[float | None]]:
-    """Age, NIHSS, onset-to-door hours and procedure minutes per patient, one query."""
-    annotated = queryset.annotate(**_continuous_annotations())
-    rows = list(annotated.order_by("pk").values_list(*_CONTINUOUS_FIELDS))
-    return _continuous_from(_transpose(rows, len(_CONTINUOUS_FIELDS)))
+def _read_postgresql(connection_, sql: str, params: tuple, names: list[str]) -> pd.DataFrame:
+    copy_sql = f"COPY ({sql}) TO STDOUT (FORMAT csv)"
+    with connection_.cursor() as cursor:
+        # COPY bypasses the cursor wrapper: log it like any query (tests count them).
+        logged = (
+            cursor.debug_sql(copy_sql, params) if hasattr(cursor, "debug_sql") else nullcontext()
+        )
+        with connection_.wrap_database_errors, logged, cursor.cursor.copy(copy_sql, params) as copy:
+            data = b"".join(copy)
+    if not data:
+        return pd.DataFrame({name: pd.Series(dtype=t) for name, t in _frame_dtypes(names).items()})
+    return pd.read_csv(io.BytesIO(data), header=None, names=names, dtype=_frame_dtypes(names))
+
+
+def _read_rows(connection_, sql: str, params: tuple, names: list[str]) -> pd.DataFrame:
+    with connection_.cursor() as cursor:
+        cursor.execute(sql, params)
+        frame = pd.DataFrame.from_records(cursor.fetchall(), columns=names)
+    return frame.astype(_frame_dtypes(names))
+
+
+def fetch_columns(queryset: QuerySet) -> PatientColumns:
+    """Every per-patient column the study tables need, for ``queryset``: ONE query."""
+    annotations = _fetch_annotations()
+    names = list(annotations)
+    if queryset.query.is_empty():  # e.g. no access at all: nothing to ask the database
+        frame = pd.DataFrame({n: pd.Series(dtype=t) for n, t in _frame_dtypes(names).items()})
+    else:
+        rows = queryset.order_by().annotate(**annotations).values_list(*names)
+        sql, params = rows.query.sql_with_params()
+        connection_ = connections[queryset.db]
+        read = _read_postgresql if connection_.vendor == "postgresql" else _read_rows
+        frame = read(connection_, sql, tuple(params), names)
+    return _columns_from(frame)
+
+
+def _columns_from(frame: pd.DataFrame) -> PatientColumns:
+    flags = {}
+    for index, key in enumerate(FLAG_KEYS):
+        word = frame[f"w_{index // FLAGS_PER_WORD}"].to_numpy(dtype=np.int64)
+        shift = BITS_PER_FLAG * (index % FLAGS_PER_WORD)
+        flags[key] = ((word >> shift) & 0b11).astype(np.uint8)
+    raw = {}
+    for name in RAW_COLUMNS:
+        column = frame[f"r_{name}"]
+        raw[name] = column.array if name in TEXT_RAW_COLUMNS else column.to_numpy(dtype=float)
+    continuous = {key: frame[f"c_{key}"].to_numpy(dtype=float) for key in ex.CONTINUOUS}
+    return PatientColumns(n=len(frame), flags=flags, raw=raw, continuous=continuous)

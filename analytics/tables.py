@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 
+import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.utils import timezone
@@ -239,25 +241,51 @@ def validate_covariates(keys) -> list[str]:
     return keys
 
 
+class _Design:
+    """A regression's data, hashable by content so that ``_fit`` can remember its fit.
+
+    The rows are put in a canonical order first: the database returns patients in
+    no fixed order, and the same data must give the same fit and the same digits.
+    """
+
+    def __init__(self, outcome: str, covariates: tuple[str, ...], columns: dict):
+        self.names = (outcome, *covariates)
+        matrix = np.column_stack([np.asarray(columns[k], dtype=float) for k in self.names])
+        if len(matrix):
+            matrix = matrix[np.lexsort(matrix.T[::-1])]
+        self.matrix = matrix
+        self._digest = hashlib.blake2b(matrix.tobytes(), digest_size=16).digest()
+
+    def __hash__(self) -> int:
+        return hash((self.names, self.matrix.shape, self._digest))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _Design) and (self.names, self._digest) == (
+            other.names,
+            other._digest,
+        )
+
+
 @functools.lru_cache(maxsize=8)
-def _fit(outcome: str, covariates: tuple[str, ...], data: tuple[tuple, ...]):
+def _fit(design: _Design):
     """The fit of one design matrix, remembered: a Firth fit with profile-likelihood
     CIs takes a few hundred milliseconds and the report page asks for the same one
     on every visit until the data change."""
-    frame = pd.DataFrame(dict(zip((outcome, *covariates), data, strict=True))).astype(float)
+    outcome, *covariates = design.names
+    frame = pd.DataFrame(design.matrix.reshape(-1, len(design.names)), columns=design.names)
     return stats.logistic_regression(
-        frame[outcome].to_numpy(), frame[list(covariates)], outcome=outcome, method="auto"
+        frame[outcome].to_numpy(), frame[covariates], outcome=outcome, method="auto"
     )
 
 
-def regression(columns: dict[str, list], covariates: list[str]) -> dict[str, object]:
+def regression(columns: dict[str, object], covariates: list[str]) -> dict[str, object]:
     """Multivariable logistic regression of poor outcome on ``covariates``.
 
+    ``columns`` holds one array per variable (1 / 0 / NaN or True / False / None).
     Complete cases (``stats.logistic_regression`` excludes and counts the others).
     """
     outcome = ex.TABLE1_OUTCOME
-    data = tuple(tuple(columns[k]) for k in [outcome, *covariates])
-    result = _fit(outcome, tuple(covariates), data)
+    result = _fit(_Design(outcome, tuple(covariates), columns))
     terms = [
         {
             "key": term.key,
@@ -314,26 +342,28 @@ def study_tables(
 
     Notes
     -----
-    A constant number of SQL queries whatever the number of patients: one
-    aggregate for every table, one for the continuous columns and the regression's
-    design matrix together, one counting the patients excluded from the analysis after
-    enrolment (``n_excluded``; they are left out of everything else), two for the flow chart.
+    A constant number of SQL queries whatever the number of patients: one reading
+    the per-patient columns that every count, the continuous values and the
+    regression's design matrix come from (``datasets.fetch_columns``) and two for
+    the flow chart, which also gives ``n_excluded`` (the patients excluded from the
+    analysis after enrolment, left out of everything else).
     """
     if p_method not in P_METHODS:
         raise ValueError(f"p_method must be one of {P_METHODS}")
     filters = filters or Filters()
     covariates = validate_covariates(covariates or default_covariates())
     queryset = datasets.patients(user, filters)
-    counts = datasets.count_tables(queryset, datasets.TABLES)
-    # The continuous values and the regression's design matrix: one scan, one query.
-    design_keys = [ex.TABLE1_OUTCOME, *covariates] if include_regression else []
-    continuous, design = datasets.study_columns(queryset, design_keys)
+    # Every count, the continuous values and the regression's design: one query.
+    columns = datasets.fetch_columns(queryset)
+    counts = datasets.count_columns(columns, datasets.all_cells(datasets.TABLES))
+    continuous = columns.continuous
+    flow = datasets.flow(user, filters)
     result = {
         "generated_at": timezone.localtime().isoformat(timespec="seconds"),
         "filters": filters.as_contract(),
         "n_patients": counts["baseline:patients"],
         # Excluded from the analysis after enrolment (same access and filters).
-        "n_excluded": datasets.patients(user, filters, excluded=True).count(),
+        "n_excluded": flow["excluded_after_enrolment"]["total"],
         "p_method": p_method,
         "baseline": baseline(counts, continuous, percentile_method=percentile_method),
         "table1": table1(counts, p_method=p_method),
@@ -342,9 +372,10 @@ def study_tables(
         "table4": diagnostic(counts, ex.TABLE4),
         "outcomes": outcomes(counts),
         "occlusion_sites": occlusion_sites(counts),
-        "flow": datasets.flow(user, filters),
+        "flow": flow,
     }
     if include_regression:
+        design = columns.binary([ex.TABLE1_OUTCOME, *covariates])
         result["regression"] = regression(design, covariates)
     return result
 

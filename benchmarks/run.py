@@ -193,7 +193,9 @@ def table(results: list[dict]) -> str:
             if error:
                 notes.append(f"- {r['vendor']} {r['n_patients']:,} {part}: {error}")
             if part == "pandas" and r[part].get("counts_match") is False:
-                notes.append(f"- {r['vendor']} {r['n_patients']:,}: pandas counts differ!")
+                notes.append(
+                    f"- {r['vendor']} {r['n_patients']:,}: numpy counts differ from the SQL counts!"
+                )
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
@@ -245,114 +247,55 @@ def measure_study_tables(repeat: int) -> dict:
     return {"seconds": seconds, "queries": queries, "json_bytes": len(text)}
 
 
-class Columnar:
-    """The per-patient columns as numpy arrays (NULL = -1, categories as int codes)."""
+def sql_counts() -> dict[str, int]:
+    """Every cell counted by the database itself, with conditional aggregation over
+    the drill-down's per-patient SQL (``Cond.sql``): an independent check of the
+    registry's numpy counts, and what the registry did before it counted in numpy."""
+    from django.db import connection
 
-    def __init__(self, frame):
-        import numpy as np
-        import pandas as pd
+    from analytics import datasets
 
-        self.arrays, self.nulls, self.codes = {}, {}, {}
-        for name in frame.columns:
-            column = frame[name]
-            self.nulls[name] = column.isna().to_numpy()
-            if pd.api.types.is_numeric_dtype(column.dtype) or name.startswith("v_"):
-                values = pd.to_numeric(column).fillna(-1).to_numpy(dtype=np.int64)
-            else:
-                categorical = pd.Categorical(column)
-                self.codes[name] = {v: i for i, v in enumerate(categorical.categories)}
-                values = categorical.codes.astype(np.int64)
-            self.arrays[name] = values
-        self.length = len(frame)
-
-    def compile(self, sql: str, params: tuple):
-        """A ``datasets.Cond`` (SQL over the per-patient columns) as a numpy function.
-
-        Translating is done once, outside the timing, like planning a query.
-        """
-        import re
-
-        values = iter(params)
-
-        def literal(name: str, value) -> str:
-            if name in self.codes:
-                return repr(self.codes[name].get(value, -2))
-            return repr(value)
-
-        def comparison(match) -> str:
-            name, op, value = match.group(1), match.group(2), match.group(3)
-            if value == "%s":
-                value = next(values)
-            else:
-                value = int(value)
-            op = "==" if op == "=" else op
-            test = f"(A[{name!r}] {op} {literal(name, value)})"
-            return test if op == "==" else f"({test} & ~N[{name!r}])"
-
-        expression = re.sub(r'"(\w+)" IS NOT NULL', r"(~N['\1'])", sql)
-        expression = re.sub(r'"(\w+)" IS NULL', r"N['\1']", expression)
-        expression = re.sub(r'"(\w+)" (=|<=|>=|<|>) (%s|-?\d+)', comparison, expression)
-        expression = expression.replace("1 = 1", "T")
-        expression = expression.replace(" AND ", " & ").replace(" OR ", " | ")
-        code = compile(expression, "<cond>", "eval")
-        scope = {"A": self.arrays, "N": self.nulls, "T": True}
-
-        def evaluate():
-            import numpy as np
-
-            result = eval(code, scope)  # noqa: S307 - translated from our own SQL
-            if result is True:
-                return self.length
-            return int(np.count_nonzero(result))
-
-        return evaluate
+    inner, params = datasets.per_patient_sql(datasets.patients())
+    conditions = datasets.all_cells()
+    selects = ", ".join(f"COUNT(CASE WHEN {c.sql} THEN 1 END)" for c in conditions.values())
+    condition_params = [p for c in conditions.values() for p in c.params]
+    sql = f"WITH per_patient AS MATERIALIZED ({inner}) SELECT {selects} FROM per_patient"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (*params, *condition_params))
+        values = cursor.fetchone()
+    return {cell: int(v or 0) for cell, v in zip(conditions, values, strict=True)}
 
 
 def measure_pandas(repeat: int, registry_counts: dict | None) -> dict:
-    """The same numbers from an in-memory DataFrame (the lower bound).
+    """The same numbers from columns already in memory (the lower bound).
 
-    The DataFrame holds each patient's study variables as the database computes
-    them (``datasets.per_patient_sql``) and the continuous columns; loading it is
-    not timed. Timed: every count (numpy on the DataFrame's columns) and the
-    same statistics (``analytics.tables`` / ``stats``) as the registry.
+    The per-patient columns are fetched once, untimed (``datasets.fetch_columns``);
+    timed: every count (numpy) and the same statistics (``analytics.tables`` /
+    ``stats``) as the registry, i.e. the registry minus its data access.
     """
-    import pandas as pd
-    from django.db import connection
+    import dataclasses
 
     from analytics import datasets, tables
     from analytics import exposures as ex
 
-    queryset = datasets.patients()
-    sql, params = datasets.per_patient_sql(queryset)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        names = [c[0] for c in cursor.description]
-        frame = pd.DataFrame(cursor.fetchall(), columns=names)
-    columnar = Columnar(frame)
-    cont = pd.DataFrame(datasets.continuous_columns(queryset), dtype=float)
+    loaded = datasets.fetch_columns(datasets.patients())
     covariates = tables.default_covariates()
-    conditions = {}
-    for table in datasets.TABLES:
-        conditions.update(datasets.cells(table))
-    compiled = {cell: columnar.compile(c.sql, c.params) for cell, c in conditions.items()}
-    design_frame = frame[[datasets.alias(k) for k in [ex.TABLE1_OUTCOME, *covariates]]]
+    conditions = datasets.all_cells()
 
     def run():
-        counts = {cell: evaluate() for cell, evaluate in compiled.items()}
-        columns = {k: cont[k].to_numpy() for k in cont.columns}
-        design = {
-            k: design_frame[datasets.alias(k)].astype("float").to_numpy()
-            for k in [ex.TABLE1_OUTCOME, *covariates]
-        }
+        columns = dataclasses.replace(loaded, _masks={})  # nothing remembered between runs
+        counts = datasets.count_columns(columns, conditions)
         result = {
-            "baseline": tables.baseline(counts, columns),
+            "baseline": tables.baseline(counts, columns.continuous),
             "table1": tables.table1(counts),
             "table2": tables.diagnostic(counts, ex.TABLE2),
             "table3": tables.table3(counts),
             "table4": tables.diagnostic(counts, ex.TABLE4),
             "outcomes": tables.outcomes(counts),
             "occlusion_sites": tables.occlusion_sites(counts),
-            "regression": tables.regression(design, covariates),
+            "regression": tables.regression(
+                columns.binary([ex.TABLE1_OUTCOME, *covariates]), covariates
+            ),
         }
         return counts, result
 
@@ -470,9 +413,7 @@ def child(args) -> None:
     registry_counts = None
     if "pandas" not in skip:
         try:
-            from analytics import datasets
-
-            registry_counts = datasets.count_tables(datasets.patients(), datasets.TABLES)
+            registry_counts = sql_counts()
         except Exception:  # noqa: BLE001
             registry_counts = None
     out["pandas"] = attempt("pandas", measure_pandas, args.repeat, registry_counts)

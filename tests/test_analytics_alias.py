@@ -99,9 +99,9 @@ class TestWithTheAnalyticsAlias:
         ):
             queryset = datasets.patients()
             counts = datasets.count_tables(queryset)
-            columns = datasets.continuous_columns(queryset)
+            columns = datasets.fetch_columns(queryset)
         assert counts["baseline:patients"] == 3
-        assert len(columns["age"]) == 3
+        assert len(columns.continuous["age"]) == 3
         assert len(on_analytics) >= 2
         assert len(on_default) == 0, [q["sql"] for q in on_default.captured_queries]
 

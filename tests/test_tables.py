@@ -340,3 +340,19 @@ def test_study_tables_json_has_the_flow_counts_of_screening_and_enrolment(db):
     assert flow["enrolled"] == 2
     assert flow["lost_to_followup"] == 1
     assert flow["analysed_3m"] == 1
+
+
+def test_the_regression_gives_the_same_digits_whatever_order_the_rows_come_in():
+    """The database returns patients in no fixed order; the fit must not depend on it."""
+    import numpy as np
+
+    covariates = ["age_70_plus", "female", "sich"]
+    rng = np.random.default_rng(7)
+    columns = {k: rng.integers(0, 2, 300).astype(float) for k in [ex.TABLE1_OUTCOME, *covariates]}
+    columns["female"][:5] = np.nan  # incomplete cases are left out either way
+    order = rng.permutation(300)
+    shuffled = {key: values[order] for key, values in columns.items()}
+    first = tables.regression(columns, covariates)
+    assert tables.regression(shuffled, covariates) == first
+    assert first["n"] == 295
+    assert first["n_excluded_missing"] == 5
