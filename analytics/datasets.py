@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Exists, F, FloatField, Func, IntegerField, OuterRef, QuerySet, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce
@@ -571,7 +572,14 @@ def _frame_dtypes(names: list[str]) -> dict[str, str]:
 
 def _read_postgresql(connection_, sql: str, params: tuple, names: list[str]) -> pd.DataFrame:
     copy_sql = f"COPY ({sql}) TO STDOUT (FORMAT csv)"
-    with connection_.cursor() as cursor:
+    workers = settings.ANALYTICS_PARALLEL_WORKERS
+    # SET LOCAL lasts until the transaction ends: a transaction of its own, unless the
+    # caller's (e.g. a request's) is open.
+    own = workers is not None and not connection_.in_atomic_block
+    in_transaction = transaction.atomic(using=connection_.alias) if own else nullcontext()
+    with in_transaction, connection_.cursor() as cursor:
+        if workers is not None:  # see settings.ANALYTICS_PARALLEL_WORKERS
+            cursor.execute(f"SET LOCAL max_parallel_workers_per_gather = {int(workers)}")
         # COPY bypasses the cursor wrapper: log it like any query (tests count them).
         logged = (
             cursor.debug_sql(copy_sql, params) if hasattr(cursor, "debug_sql") else nullcontext()

@@ -43,6 +43,13 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def env_optional_int(name: str) -> int | None:
+    """An integer, or None when the variable is unset or empty."""
+    if not os.environ.get(name):
+        return None
+    return env_int(name, 0)
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
@@ -157,6 +164,11 @@ _analytics_db = analytics_database(
 if _analytics_db is not None:
     DATABASES[ANALYTICS_ALIAS] = _analytics_db
 DATABASE_ROUTERS = ["config.db_router.AnalyticsReplicaRouter"]
+# PostgreSQL parallel workers for the study tables' one big read (unset: the server's
+# max_parallel_workers_per_gather). When the application and PostgreSQL share two
+# cores, 0 is faster: 8.6 s instead of 10.1-10.7 s at 1,000,000 patients
+# (docs/performance.md); on a database server of its own, leave it unset.
+ANALYTICS_PARALLEL_WORKERS = env_optional_int("ANALYTICS_PARALLEL_WORKERS")
 
 AUTH_USER_MODEL = "registry.User"
 # AxesStandaloneBackend refuses a locked-out username/address before the password is checked.

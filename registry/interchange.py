@@ -205,8 +205,8 @@ def _parse_datetime(text: str) -> dt.datetime | None:
             f"a date-time YYYY-MM-DDTHH:MM (hospital time, optional offset such as "
             f"+07:00) is expected, not {text!r}."
         ) from None
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value)
+    if timezone.is_naive(value):  # hospital time: the registry's TIME_ZONE
+        value = timezone.make_aware(value, timezone.get_default_timezone())
     return value
 
 

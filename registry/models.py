@@ -284,7 +284,7 @@ class Section(models.Model):
         return [
             name
             for name in self.clinical_fields()
-            if rules.field_applies(name, values) and values.get(name) in (None, "")
+            if values.get(name) in (None, "") and rules.field_applies(name, values)
         ]
 
     def clean(self) -> None:

@@ -12,6 +12,7 @@ the very same code.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -69,10 +70,15 @@ def field_applies(field: str, values: Mapping[str, object]) -> bool:
 
 
 def local_date(value: dt.datetime | dt.date) -> dt.date:
-    """The hospital-local calendar date of a date-time (dates pass through)."""
+    """The hospital-local calendar date of a date-time (dates pass through).
+
+    Hospital-local is the registry's ``TIME_ZONE``, whoever is looking: the rule
+    must not change with a viewer's zone (and the default zone is cached, where
+    the current one is a thread-local look-up on every one of an import's rows).
+    """
     if isinstance(value, dt.datetime):
         if timezone.is_aware(value):
-            value = timezone.localtime(value)
+            value = timezone.localtime(value, timezone.get_default_timezone())
         return value.date()
     return value
 
@@ -194,10 +200,14 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+@functools.lru_cache(maxsize=32)
+def rules_touching(fields: frozenset[str] | None) -> tuple[Rule, ...]:
+    """The rules with a field among ``fields`` (all rules for None); a form or an
+    import asks for the same few sets of fields again and again."""
+    return tuple(r for r in RULES if fields is None or fields.intersection(r.fields))
+
+
 def violations(values: Mapping[str, object], fields: set[str] | None = None) -> list[Rule]:
     """Rules broken by ``values``; only those touching ``fields`` when given."""
-    return [
-        rule
-        for rule in RULES
-        if (fields is None or fields.intersection(rule.fields)) and rule.violated(values)
-    ]
+    touching = rules_touching(None if fields is None else frozenset(fields))
+    return [rule for rule in touching if rule.violated(values)]

@@ -205,3 +205,18 @@ def test_raw_code_comparisons_match_blank_and_unknown_values(cohort):
     assert posterior == {"p": 2}
     nobody = datasets.count_columns(columns, {"x": datasets.equals("circulation", "lateral")})
     assert nobody == {"x": 0}
+
+
+def test_the_parallel_workers_setting_applies_to_the_fetch_only_on_postgresql(
+    cohort, settings, django_assert_num_queries
+):
+    from django.db import connection
+
+    settings.ANALYTICS_PARALLEL_WORKERS = 0
+    queryset = datasets.patients(None)
+    on_postgresql = connection.vendor == "postgresql"
+    with django_assert_num_queries(2 if on_postgresql else 1) as captured:
+        counts = datasets.count_table(queryset, "baseline")
+    assert counts["baseline:patients"] == 10
+    if on_postgresql:
+        assert "max_parallel_workers_per_gather = 0" in captured.captured_queries[0]["sql"]
