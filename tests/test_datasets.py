@@ -220,3 +220,37 @@ def test_the_parallel_workers_setting_applies_to_the_fetch_only_on_postgresql(
     assert counts["baseline:patients"] == 10
     if on_postgresql:
         assert "max_parallel_workers_per_gather = 0" in captured.captured_queries[0]["sql"]
+
+
+def _on_postgresql() -> bool:
+    from django.db import connection
+
+    return connection.vendor == "postgresql"
+
+
+def test_copy_out_reads_every_row_with_either_kind_of_cursor():
+    """The libpq loop (client-side binding) and psycopg's iterator (server-side
+    binding, no mogrify) read the same bytes."""
+    if not _on_postgresql():
+        pytest.skip("COPY is PostgreSQL's")
+    import psycopg
+    from django.db import connection
+
+    sql = "COPY (SELECT g, %s FROM generate_series(1, 3) g) TO STDOUT (FORMAT csv)"
+    with connection.cursor() as cursor:
+        client_side = datasets._copy_out(cursor.cursor, sql, ("x",))
+    server_side = datasets._copy_out(psycopg.Cursor(connection.connection), sql, ("x",))
+    assert client_side == server_side == b"1,x\n2,x\n3,x\n"
+
+
+def test_a_failing_copy_raises_a_database_error_and_the_connection_still_works():
+    if not _on_postgresql():
+        pytest.skip("COPY is PostgreSQL's")
+    from django.db import DatabaseError, connection, transaction
+
+    with pytest.raises(DatabaseError, match="division by zero"), transaction.atomic():
+        with connection.cursor() as cursor, connection.wrap_database_errors:
+            datasets._copy_out(cursor.cursor, "COPY (SELECT 1 / 0) TO STDOUT", ())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 2")
+        assert cursor.fetchone() == (2,)
