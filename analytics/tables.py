@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 
 import numpy as np
 import pandas as pd
@@ -242,28 +241,46 @@ def validate_covariates(keys) -> list[str]:
 
 
 class _Design:
-    """A regression's data, hashable by content so that ``_fit`` can remember its fit.
+    """A regression's data as its distinct rows and their counts: hashable by
+    content, so that ``_fit`` can remember its fit, and small enough to remember.
 
-    The rows are put in a canonical order first: the database returns patients in
-    no fixed order, and the same data must give the same fit and the same digits.
+    The variables are binary (1 / 0 / missing), so a row is a base-3 number; the
+    rows are rebuilt from the counts in that number's order. The database returns
+    patients in no fixed order; the same data must give the same fit and digits.
     """
 
     def __init__(self, outcome: str, covariates: tuple[str, ...], columns: dict):
         self.names = (outcome, *covariates)
-        matrix = np.column_stack([np.asarray(columns[k], dtype=float) for k in self.names])
-        if len(matrix):
-            matrix = matrix[np.lexsort(matrix.T[::-1])]
-        self.matrix = matrix
-        self._digest = hashlib.blake2b(matrix.tobytes(), digest_size=16).digest()
+        width = len(self.names)
+        columns = [np.asarray(columns[k], dtype=float) for k in self.names]
+        digits = np.column_stack(columns).reshape(-1, width)
+        digits = np.where(np.isnan(digits), 2.0, digits)
+        if ((digits != 0) & (digits != 1) & (digits != 2)).any():
+            raise ValueError("the regression's outcome and covariates are yes/no variables")
+        codes = (digits @ (3.0 ** np.arange(width)[::-1])).astype(np.int64)
+        if 3**width <= 1 << 20:  # few possible rows: count them in one pass
+            counts = np.bincount(codes, minlength=3**width)
+            self.codes = np.flatnonzero(counts)
+            self.counts = counts[self.codes]
+        else:
+            self.codes, self.counts = np.unique(codes, return_counts=True)
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """Every row (NaN = missing), in the canonical order."""
+        powers = 3 ** np.arange(len(self.names))[::-1]
+        digits = (self.codes[:, None] // powers) % 3
+        rows = np.where(digits == 2, np.nan, digits.astype(float))
+        return np.repeat(rows, self.counts, axis=0).reshape(-1, len(self.names))
+
+    def _key(self) -> tuple:
+        return (self.names, self.codes.tobytes(), self.counts.tobytes())
 
     def __hash__(self) -> int:
-        return hash((self.names, self.matrix.shape, self._digest))
+        return hash(self._key())
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, _Design) and (self.names, self._digest) == (
-            other.names,
-            other._digest,
-        )
+        return isinstance(other, _Design) and self._key() == other._key()
 
 
 @functools.lru_cache(maxsize=8)
@@ -272,7 +289,7 @@ def _fit(design: _Design):
     CIs takes a few hundred milliseconds and the report page asks for the same one
     on every visit until the data change."""
     outcome, *covariates = design.names
-    frame = pd.DataFrame(design.matrix.reshape(-1, len(design.names)), columns=design.names)
+    frame = pd.DataFrame(design.matrix, columns=design.names)
     return stats.logistic_regression(
         frame[outcome].to_numpy(), frame[covariates], outcome=outcome, method="auto"
     )
