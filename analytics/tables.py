@@ -254,9 +254,9 @@ class _Design:
         width = len(self.names)
         columns = [np.asarray(columns[k], dtype=float) for k in self.names]
         digits = np.column_stack(columns).reshape(-1, width)
-        digits = np.where(np.isnan(digits), 2.0, digits)
-        if ((digits != 0) & (digits != 1) & (digits != 2)).any():
+        if ((digits != 0) & (digits != 1) & ~np.isnan(digits)).any():
             raise ValueError("the regression's outcome and covariates are yes/no variables")
+        digits = np.where(np.isnan(digits), 2.0, digits)  # 2 = missing
         codes = (digits @ (3.0 ** np.arange(width)[::-1])).astype(np.int64)
         if 3**width <= 1 << 20:  # few possible rows: count them in one pass
             counts = np.bincount(codes, minlength=3**width)

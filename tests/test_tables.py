@@ -361,6 +361,6 @@ def test_the_regression_gives_the_same_digits_whatever_order_the_rows_come_in():
 def test_the_regression_refuses_a_variable_that_is_not_yes_or_no():
     import numpy as np
 
-    columns = {ex.TABLE1_OUTCOME: np.array([1.0, 0.0, 1.0]), "female": np.array([0.0, 2.5, 1.0])}
+    columns = {ex.TABLE1_OUTCOME: np.array([1.0, 0.0, 1.0]), "female": np.array([0.0, 2.0, 1.0])}
     with pytest.raises(ValueError, match="yes/no"):
         tables.regression(columns, ["female"])
