@@ -26,8 +26,20 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models import Exists, F, FloatField, Func, IntegerField, OuterRef, QuerySet, Value
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.models import (
+    Case,
+    CharField,
+    Exists,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Value,
+    When,
+)
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
@@ -43,9 +55,9 @@ except ImportError:  # pragma: no cover - a registry without the replica router
 
 
 from registry.derived import DEAD_MRS, intervals
-from registry.flow import flow_counts
+from registry.flow import enrolment_counts, flow_from, screening_counts
 from registry.models import Patient
-from registry.workflow_models import PatientExclusion, ScreeningEntry
+from registry.workflow_models import PatientExclusion, PatientExclusionReason, ScreeningEntry
 
 from . import exposures as ex
 
@@ -421,16 +433,23 @@ def flow(user=None, filters: Filters | None = None) -> dict[str, object]:
     """
     filters = filters or Filters()
     enrolled = patients(user, filters, excluded=None)
-    screening = (
-        ScreeningEntry.objects.all() if user is None else access.screening_for(user)
-    ).using(analytics_db_alias())
+    return flow_from(screening_counts(screening(user, filters)), enrolment_counts(enrolled))
+
+
+def screening(user=None, filters: Filters | None = None) -> QuerySet[ScreeningEntry]:
+    """The screening entries of the flow chart: the site filter and the date range
+    applied to the screening date (the other filters describe enrolled patients)."""
+    filters = filters or Filters()
+    entries = (ScreeningEntry.objects.all() if user is None else access.screening_for(user)).using(
+        analytics_db_alias()
+    )
     if filters.site:
-        screening = screening.filter(site__code=filters.site)
+        entries = entries.filter(site__code=filters.site)
     if filters.date_from:
-        screening = screening.filter(screening_date__gte=filters.date_from)
+        entries = entries.filter(screening_date__gte=filters.date_from)
     if filters.date_to:
-        screening = screening.filter(screening_date__lte=filters.date_to)
-    return flow_counts(enrolled, screening)
+        entries = entries.filter(screening_date__lte=filters.date_to)
+    return entries
 
 
 def drilldown(queryset: QuerySet, cell_id: str) -> QuerySet:
@@ -523,6 +542,27 @@ def _fetch_annotations() -> dict[str, object]:
 FETCH_COLUMNS = list(_fetch_annotations())
 
 
+def _analysis_annotations() -> dict[str, object]:
+    """The fetch's columns and, per patient, what the flow chart counts: the reason of
+    an exclusion in force (NULL if none) and whether a screening entry led to them."""
+    return {
+        **_fetch_annotations(),
+        "e_exclusion": Case(
+            When(exclusion__active=True, then=F("exclusion__reason")),
+            default=Value(None),
+            output_field=CharField(),
+        ),
+        "e_screened": Case(
+            When(screening__isnull=False, then=Value(1)),
+            default=Value(0),
+            output_field=IntegerField(),
+        ),
+    }
+
+
+ANALYSIS_COLUMNS = list(_analysis_annotations())
+
+
 @dataclass
 class PatientColumns:
     """One array per column, one element per patient (the order is the database's).
@@ -563,28 +603,41 @@ class PatientColumns:
 
 
 def _frame_dtypes(names: list[str]) -> dict[str, str]:
-    text = {f"r_{name}" for name in TEXT_RAW_COLUMNS}
+    text = {*(f"r_{name}" for name in TEXT_RAW_COLUMNS), "e_exclusion"}
+    whole = {"e_screened"}
     return {
-        name: "int64" if name.startswith("w_") else "category" if name in text else "float64"
+        name: "int64"
+        if name.startswith("w_") or name in whole
+        else "category"
+        if name in text
+        else "float64"
         for name in names
     }
 
 
-def _copy_out(cursor, copy_sql: str, params: tuple) -> bytes:
+def _copy_out(cursor, copy_sql: str, params: tuple, setup: str = "") -> bytes:
     """Every row of ``COPY (...) TO STDOUT``, read with libpq's PQgetCopyData.
 
     psycopg's ``Copy`` iterator pays a Python generator round trip for each row:
     2.4 s of 8.9 s at 1,000,000 patients. The blocking loop below uses psycopg's
     documented libpq wrapper (``psycopg.pq``) and reads the same bytes in 6.5 s.
     A cursor that binds on the server (no ``mogrify``) uses the iterator.
+
+    ``setup`` (e.g. a ``SET LOCAL``) is sent in the same simple query as the COPY:
+    both run in one transaction (the query's own, or the caller's if one is open),
+    so a ``SET LOCAL`` ends with it, without a query of its own.
     """
     import psycopg  # only on PostgreSQL
     from psycopg import pq
 
     if not hasattr(cursor, "mogrify"):
-        with cursor.copy(copy_sql, params) as copy:
-            return b"".join(copy)
-    query = cursor.mogrify(copy_sql, params).encode(cursor.connection.info.encoding)
+        with cursor.connection.transaction():  # a SET LOCAL needs a transaction
+            if setup:
+                cursor.execute(setup)
+            with cursor.copy(copy_sql, params) as copy:
+                return b"".join(copy)
+    copy_sql = cursor.mogrify(copy_sql, params)
+    query = (f"{setup}; {copy_sql}" if setup else copy_sql).encode(cursor.connection.info.encoding)
     chunks, errors = [], []
     with cursor.connection.lock:
         pgconn = cursor.connection.pgconn
@@ -602,20 +655,16 @@ def _copy_out(cursor, copy_sql: str, params: tuple) -> bytes:
 
 def _read_postgresql(connection_, sql: str, params: tuple, names: list[str]) -> pd.DataFrame:
     copy_sql = f"COPY ({sql}) TO STDOUT (FORMAT csv)"
-    workers = settings.ANALYTICS_PARALLEL_WORKERS
-    # SET LOCAL lasts until the transaction ends: a transaction of its own, unless the
-    # caller's (e.g. a request's) is open.
-    own = workers is not None and not connection_.in_atomic_block
-    in_transaction = transaction.atomic(using=connection_.alias) if own else nullcontext()
-    with in_transaction, connection_.cursor() as cursor:
-        if workers is not None:  # see settings.ANALYTICS_PARALLEL_WORKERS
-            cursor.execute(f"SET LOCAL max_parallel_workers_per_gather = {int(workers)}")
+    workers = settings.ANALYTICS_PARALLEL_WORKERS  # None: the server's own setting
+    setup = "" if workers is None else f"SET LOCAL max_parallel_workers_per_gather = {workers:d}"
+    with connection_.cursor() as cursor:
         # COPY bypasses the cursor wrapper: log it like any query (tests count them).
+        logged_sql = f"{setup}; {copy_sql}" if setup else copy_sql
         logged = (
-            cursor.debug_sql(copy_sql, params) if hasattr(cursor, "debug_sql") else nullcontext()
+            cursor.debug_sql(logged_sql, params) if hasattr(cursor, "debug_sql") else nullcontext()
         )
         with connection_.wrap_database_errors, logged:
-            data = _copy_out(cursor.cursor, copy_sql, params)
+            data = _copy_out(cursor.cursor, copy_sql, params, setup)
     if not data:
         return pd.DataFrame({name: pd.Series(dtype=t) for name, t in _frame_dtypes(names).items()})
     return pd.read_csv(io.BytesIO(data), header=None, names=names, dtype=_frame_dtypes(names))
@@ -632,18 +681,21 @@ _FETCH_SQL: dict[tuple, tuple[str, tuple]] = {}
 _FETCH_SQL_KEPT = 64
 
 
-def _fetch_sql(queryset: QuerySet, names: list[str]) -> tuple[str, tuple]:
+def _fetch_sql(
+    queryset: QuerySet, annotations: Callable[[], dict[str, object]], names: list[str]
+) -> tuple[str, tuple]:
     """The fetch query of ``queryset``, compiled once per distinct restriction.
 
     Resolving ~60 expressions with the ORM takes ~50 ms, more than the whole query
     on a registry of a few thousand patients; the restriction (the user's sites and
     the filters) compiles in ~2 ms and identifies the query.
     """
-    key = (queryset.db, *queryset.order_by().values("pk").query.sql_with_params())
+    restriction = queryset.order_by().values("pk").query.sql_with_params()
+    key = (queryset.db, tuple(names), *restriction)
     if key not in _FETCH_SQL:
         if len(_FETCH_SQL) >= _FETCH_SQL_KEPT:
             _FETCH_SQL.clear()
-        rows = queryset.order_by().annotate(**_fetch_annotations()).values_list(*names)
+        rows = queryset.order_by().annotate(**annotations()).values_list(*names)
         sql, params = rows.query.sql_with_params()
         _FETCH_SQL[key] = (sql, tuple(params))
     return _FETCH_SQL[key]
@@ -651,15 +703,44 @@ def _fetch_sql(queryset: QuerySet, names: list[str]) -> tuple[str, tuple]:
 
 def fetch_columns(queryset: QuerySet) -> PatientColumns:
     """Every per-patient column the study tables need, for ``queryset``: ONE query."""
-    names = FETCH_COLUMNS
+    return _columns_from(_read_frame(queryset, _fetch_annotations, FETCH_COLUMNS))
+
+
+def fetch_analysis(
+    user=None, filters: Filters | None = None
+) -> tuple[PatientColumns, dict[str, int]]:
+    """The analysis set's columns and the flow chart's enrolment counts: ONE query.
+
+    Reads every enrolled patient of ``user`` and ``filters``, those excluded after
+    enrolment included, counts what ``registry.flow.enrolment_counts`` counts, then
+    leaves the excluded out: the columns are those of
+    ``fetch_columns(patients(user, filters))`` (tested), without a second scan.
+    """
+    enrolled = patients(user, filters, excluded=None)
+    frame = _read_frame(enrolled, _analysis_annotations, ANALYSIS_COLUMNS)
+    reason = frame["e_exclusion"]
+    excluded = reason.notna().to_numpy()
+    month3 = frame["r_mrs_month3"].notna().to_numpy()  # RAW_COLUMNS: followup__mrs_3m
+    counts = {
+        "enrolled": len(frame),
+        "from_screening": int(frame["e_screened"].sum()),
+        "excluded": int(excluded.sum()),
+        "analysed": int(np.count_nonzero(~excluded & month3)),
+        **{
+            f"after_{code}": int(np.count_nonzero(reason == code))
+            for code in PatientExclusionReason.values
+        },
+    }
+    return _columns_from(frame[~excluded]), counts
+
+
+def _read_frame(queryset: QuerySet, annotations, names: list[str]) -> pd.DataFrame:
     if queryset.query.is_empty():  # e.g. no access at all: nothing to ask the database
-        frame = pd.DataFrame({n: pd.Series(dtype=t) for n, t in _frame_dtypes(names).items()})
-    else:
-        sql, params = _fetch_sql(queryset, names)
-        connection_ = connections[queryset.db]
-        read = _read_postgresql if connection_.vendor == "postgresql" else _read_rows
-        frame = read(connection_, sql, params, names)
-    return _columns_from(frame)
+        return pd.DataFrame({n: pd.Series(dtype=t) for n, t in _frame_dtypes(names).items()})
+    sql, params = _fetch_sql(queryset, annotations, names)
+    connection_ = connections[queryset.db]
+    read = _read_postgresql if connection_.vendor == "postgresql" else _read_rows
+    return read(connection_, sql, params, names)
 
 
 def _columns_from(frame: pd.DataFrame) -> PatientColumns:

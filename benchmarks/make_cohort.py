@@ -12,6 +12,11 @@ The database must be migrated first (``manage.py migrate``). Patients are
 appended after any already present (ids and study IDs continue), so running
 twice with 500,000 gives 1,000,000.
 
+Every patient has a screening log entry (eligible, consent given, enrolled), and
+~15% more are screened and not enrolled (12% not eligible, 3% consent refused); the
+patients lost to follow-up are excluded from the analysis (an exclusion in force),
+as the study workflow records them (issue 5).
+
 Every patient gets the five case-report-form sections (except ~1% still waiting
 for their 3-month follow-up, who have no follow-up row yet), with values drawn
 column by column with numpy and valid under every model rule: the ranges of
@@ -279,6 +284,7 @@ def generate(rng, n: int, first_id: int, site_ids, site_codes) -> dict[str, Colu
     followup.add("death_date", "date", death_date, null=lost | (mrs_3m != 6))
     _bookkeeping(followup, complete=~lost)
     followup = _take(followup, has_followup)
+    patient_sites = np.asarray(site_ids, dtype=np.int64)[site_index]
 
     return {
         "Patient": patient,
@@ -287,7 +293,59 @@ def generate(rng, n: int, first_id: int, site_ids, site_codes) -> dict[str, Colu
         "Procedure": procedure,
         "Complications": complications,
         "FollowUp": followup,
+        "ScreeningEntry": screening_log(rng, ids, patient_sites, door_date, site_ids),
+        # The patients lost to follow-up are excluded from the analysis, as a study
+        # nurse records it once the follow-up window has closed.
+        "PatientExclusion": exclusions(
+            ids[lost & has_followup], followup_date[lost & has_followup]
+        ),
     }
+
+
+def screening_log(rng, ids, patient_sites, door_date, site_ids) -> Columns:
+    """A screening entry for every patient (eligible, consent given, enrolled), and
+    about 15 % more screened patients who were not: 12 % not eligible (a criterion of
+    the paper's Figure 1) and 3 % eligible whose consent was refused."""
+    from registry.workflow_models import ConsentBy, ScreeningExclusion
+
+    n, extra = len(ids), int(round(len(ids) * 0.15))
+    refused = np.arange(extra) < int(round(len(ids) * 0.03))
+    extra_sites = rng.choice(np.asarray(site_ids, dtype=np.int64), size=extra)
+    extra_dates = door_date[rng.integers(0, n, extra)] if n else door_date[:0]
+    eligible = np.concatenate([np.ones(n, dtype=bool), refused])
+    reasons = _choice(rng, ScreeningExclusion.values, extra, p=[0.35, 0.3, 0.25, 0.1])
+    consent = _choice(rng, [ConsentBy.PATIENT, ConsentBy.REPRESENTATIVE], n, p=[0.3, 0.7])
+    dates = np.concatenate([door_date, extra_dates])
+    log = Columns(n + extra)
+    log.add("site_id", "int", np.concatenate([patient_sites, extra_sites]))
+    log.add("screening_date", "date", dates)
+    log.add("screening_number", "str", "")
+    log.add("eligible", "bool", eligible)
+    log.add("exclusion_reason", "str", np.concatenate([np.full(n, None), reasons]), null=eligible)
+    given_by = np.concatenate([consent, np.full(extra, ConsentBy.REFUSED, dtype=object)])
+    log.add("consent_given_by", "str", given_by, null=~eligible)
+    log.add("consent_date", "date", dates, null=np.arange(n + extra) >= n)
+    log.add(
+        "patient_id",
+        "int",
+        np.concatenate([ids, np.zeros(extra, dtype=np.int64)]),
+        null=np.arange(n + extra) >= n,
+    )
+    log.add("note", "str", "")
+    log.add("created_at", "now", None)
+    return log
+
+
+def exclusions(ids, followup_date) -> Columns:
+    """Exclusions in force, lost to follow-up, dated at the planned follow-up."""
+    today = np.datetime64(dt.date.today(), "D")
+    rows = Columns(len(ids))
+    rows.add("patient_id", "int", ids)
+    rows.add("reason", "str", "lost_to_followup")
+    rows.add("note", "str", "")
+    rows.add("excluded_on", "date", np.minimum(followup_date, today))
+    rows.add("changed_at", "now", None)
+    return rows
 
 
 def _bookkeeping(cols: Columns, complete: np.ndarray) -> None:
@@ -345,8 +403,12 @@ def frame(model, cols: Columns, now: dt.datetime, vendor: str) -> pd.DataFrame:
         now_text = now.strftime("%Y-%m-%d %H:%M:%S.%f+00")
     else:
         now_text = now.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    from django.db.models import AutoField
+
     data = {}
     for field in model._meta.concrete_fields:
+        if isinstance(field, AutoField) and field.column not in cols.values:
+            continue  # numbered by the database
         if field.column in cols.values:
             data[field.column] = _strings(cols, field.column, now_text, vendor)
         elif field.has_default() and not callable(field.default):
@@ -360,10 +422,12 @@ def frame(model, cols: Columns, now: dt.datetime, vendor: str) -> pd.DataFrame:
 
 def write_postgresql(connection, table: str, df: pd.DataFrame) -> None:
     buffer = io.StringIO()
-    df.to_csv(buffer, header=False, index=False, na_rep="")
+    # NULL as \N: an empty field is then an empty string (a blank note), not NULL.
+    df.to_csv(buffer, header=False, index=False, na_rep="\\N")
     columns = ", ".join(connection.ops.quote_name(c) for c in df.columns)
+    sql = f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
     with connection.cursor() as cursor:
-        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
+        with cursor.cursor.copy(sql) as copy:
             copy.write(buffer.getvalue())
 
 
@@ -392,12 +456,13 @@ def make_cohort(n: int, sites: int = 20, seed: int = 7, quiet: bool = False) -> 
     from django.utils import timezone
 
     from registry.models import SECTION_MODELS, Patient
+    from registry.workflow_models import PatientExclusion, ScreeningEntry
 
     started = time.perf_counter()
     vendor = connection.vendor
     site_ids, site_codes = ensure_sites(sites)
     first = (Patient.objects.aggregate(m=Max("id"))["m"] or 0) + 1
-    models = {m.__name__: m for m in (Patient, *SECTION_MODELS)}
+    models = {m.__name__: m for m in (Patient, *SECTION_MODELS, ScreeningEntry, PatientExclusion)}
     writer = write_postgresql if vendor == "postgresql" else write_sqlite
     now = timezone.now().astimezone(dt.UTC)
     rng = np.random.default_rng([seed, first])
@@ -432,6 +497,7 @@ def make_cohort(n: int, sites: int = 20, seed: int = 7, quiet: bool = False) -> 
 def check_sample(k: int, seed: int = 7) -> int:
     """Run ``full_clean()`` on every record of ``k`` random patients; returns the count."""
     from registry.models import Patient
+    from registry.workflow_models import PatientExclusion, ScreeningEntry
 
     ids = list(Patient.objects.values_list("id", flat=True).order_by("id"))
     if not ids:
@@ -445,6 +511,11 @@ def check_sample(k: int, seed: int = 7) -> int:
         for section in patient.sections().values():
             if section is not None:
                 section.full_clean()
+    # The screening log (enrolled or not) and the exclusions, as many again.
+    for entry in ScreeningEntry.objects.order_by("?")[:k]:
+        entry.full_clean()
+    for exclusion in PatientExclusion.objects.order_by("?")[:k]:
+        exclusion.full_clean()
     return len(chosen)
 
 

@@ -43,11 +43,17 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
 
 
-def env_optional_int(name: str) -> int | None:
-    """An integer, or None when the variable is unset or empty."""
-    if not os.environ.get(name):
-        return None
-    return env_int(name, 0)
+def env_count_or(name: str, default: int, **words: object) -> object:
+    """A whole number >= 0, or the value of one of the named ``words``; ``default``
+    when the variable is unset or empty."""
+    raw = (os.environ.get(name) or "").strip()
+    if raw in words:
+        return words[raw]
+    value = env_int(name, default)
+    if value < 0:
+        choices = " or ".join(["a whole number >= 0", *words])
+        raise ImproperlyConfigured(f"{name} must be {choices}, got {raw!r}")
+    return value
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -164,11 +170,12 @@ _analytics_db = analytics_database(
 if _analytics_db is not None:
     DATABASES[ANALYTICS_ALIAS] = _analytics_db
 DATABASE_ROUTERS = ["config.db_router.AnalyticsReplicaRouter"]
-# PostgreSQL parallel workers for the study tables' one big read (unset: the server's
-# max_parallel_workers_per_gather). When the application and PostgreSQL share two
-# cores, 0 is faster: 8.6 s instead of 10.1-10.7 s at 1,000,000 patients
-# (docs/performance.md); on a database server of its own, leave it unset.
-ANALYTICS_PARALLEL_WORKERS = env_optional_int("ANALYTICS_PARALLEL_WORKERS")
+# PostgreSQL parallel workers for the study tables' one big read. 0 by default: with 2
+# workers that read was no faster even on an idle server (3.8-4.3 s against 3.9 s at
+# 1,000,000 patients: the leader formats every row) and 0.85 s slower when the
+# application shares the 2 cores (docs/performance.md). A number allows that many;
+# "server" leaves PostgreSQL's max_parallel_workers_per_gather as it is.
+ANALYTICS_PARALLEL_WORKERS = env_count_or("ANALYTICS_PARALLEL_WORKERS", 0, server=None)
 
 AUTH_USER_MODEL = "registry.User"
 # AxesStandaloneBackend refuses a locked-out username/address before the password is checked.

@@ -32,7 +32,12 @@ def flow_counts(
     not excluded, with the 3-month mRS recorded; ``awaiting_3m`` = enrolled,
     not excluded, mRS not yet recorded.
     """
-    s = screening.aggregate(
+    return flow_from(screening_counts(screening), enrolment_counts(patients))
+
+
+def screening_counts(screening: QuerySet[ScreeningEntry]) -> dict[str, int]:
+    """The screening log's part of the flow chart, one query."""
+    return screening.aggregate(
         screened=Count("pk"),
         not_eligible=Count("pk", filter=Q(eligible=False)),
         consent_refused=Count("pk", filter=Q(eligible=True, consent_given_by=ConsentBy.REFUSED)),
@@ -46,8 +51,19 @@ def flow_counts(
             for code in ScreeningExclusion.values
         },
     )
+
+
+def enrolment_counts(patients: QuerySet[Patient]) -> dict[str, int]:
+    """The enrolled patients' part of the flow chart, one query.
+
+    ``patients`` includes those excluded after enrolment. Keys: ``enrolled``,
+    ``from_screening`` (with a screening entry), ``excluded`` (an exclusion in
+    force), ``analysed`` (not excluded, 3-month mRS recorded) and ``after_<reason>``
+    for every ``PatientExclusionReason``. The study tables count the same from
+    their own read (``analytics.datasets.fetch_analysis``).
+    """
     excluded = Q(exclusion__active=True)
-    p = patients.aggregate(
+    return patients.aggregate(
         enrolled=Count("pk"),
         from_screening=Count("pk", filter=Q(screening__isnull=False)),
         excluded=Count("pk", filter=excluded),
@@ -57,6 +73,10 @@ def flow_counts(
             for code in PatientExclusionReason.values
         },
     )
+
+
+def flow_from(s: dict[str, int], p: dict[str, int]) -> dict[str, object]:
+    """The flow chart's counts from ``screening_counts`` and ``enrolment_counts``."""
     return {
         "screened": s["screened"],
         "excluded_at_screening": {

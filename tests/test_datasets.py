@@ -207,19 +207,63 @@ def test_raw_code_comparisons_match_blank_and_unknown_values(cohort):
     assert nobody == {"x": 0}
 
 
-def test_the_parallel_workers_setting_applies_to_the_fetch_only_on_postgresql(
+def test_the_parallel_workers_setting_travels_with_the_fetch_in_one_query(
     cohort, settings, django_assert_num_queries
 ):
     from django.db import connection
 
     settings.ANALYTICS_PARALLEL_WORKERS = 0
-    queryset = datasets.patients(None)
-    on_postgresql = connection.vendor == "postgresql"
-    with django_assert_num_queries(2 if on_postgresql else 1) as captured:
-        counts = datasets.count_table(queryset, "baseline")
+    with django_assert_num_queries(1) as captured:
+        counts = datasets.count_table(datasets.patients(None), "baseline")
     assert counts["baseline:patients"] == 10
-    if on_postgresql:
-        assert "max_parallel_workers_per_gather = 0" in captured.captured_queries[0]["sql"]
+    sql = captured.captured_queries[0]["sql"]
+    on_postgresql = connection.vendor == "postgresql"
+    assert ("SET LOCAL max_parallel_workers_per_gather = 0; COPY" in sql) is on_postgresql
+
+
+def test_the_server_setting_leaves_parallel_workers_alone(
+    cohort, settings, django_assert_num_queries
+):
+    settings.ANALYTICS_PARALLEL_WORKERS = None  # ANALYTICS_PARALLEL_WORKERS=server
+    with django_assert_num_queries(1) as captured:
+        counts = datasets.count_table(datasets.patients(None), "baseline")
+    assert counts["baseline:patients"] == 10
+    assert "max_parallel_workers_per_gather" not in captured.captured_queries[0]["sql"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_parallel_workers_setting_ends_with_the_fetch(site_a, settings):
+    """Out of any transaction (autocommit, as a management command runs), the SET LOCAL
+    ends with the COPY's own transaction: the connection keeps the server's setting."""
+    if not _on_postgresql():
+        pytest.skip("a PostgreSQL setting")
+    from django.db import connection
+
+    make_patient(site_a)
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW max_parallel_workers_per_gather")
+        before = cursor.fetchone()[0]
+    settings.ANALYTICS_PARALLEL_WORKERS = int(before) + 1
+    sql = "COPY (SELECT current_setting('max_parallel_workers_per_gather')) TO STDOUT"
+    with connection.cursor() as cursor:
+        setup = f"SET LOCAL max_parallel_workers_per_gather = {int(before) + 1}"
+        during = datasets._copy_out(cursor.cursor, sql, (), setup)
+        assert datasets.count_table(datasets.patients(None), "baseline")["baseline:patients"] == 1
+        cursor.execute("SHOW max_parallel_workers_per_gather")
+        assert cursor.fetchone()[0] == before
+    assert during == f"{int(before) + 1}\n".encode()
+
+
+def test_copy_out_applies_the_setup_with_a_server_binding_cursor_too():
+    if not _on_postgresql():
+        pytest.skip("COPY is PostgreSQL's")
+    import psycopg
+    from django.db import connection
+
+    connection.ensure_connection()
+    sql = "COPY (SELECT current_setting('max_parallel_workers_per_gather')) TO STDOUT"
+    setup = "SET LOCAL max_parallel_workers_per_gather = 7"
+    assert datasets._copy_out(psycopg.Cursor(connection.connection), sql, (), setup) == b"7\n"
 
 
 def _on_postgresql() -> bool:

@@ -621,6 +621,60 @@ def test_patients_with_a_missing_value_are_excluded_and_counted():
     assert "2 patient(s) excluded" in result.note
 
 
+def _distinct_rows(y, X):
+    """The rows of (y, X) given once each, with how many patients each stands for."""
+    frame = X.astype(float).assign(__y__=pd.Series(y, index=X.index, dtype=float))
+    counted = frame.groupby(list(frame.columns), dropna=False).size().reset_index(name="n")
+    return counted.pop("__y__"), counted.drop(columns="n"), counted["n"].to_numpy()
+
+
+@pytest.mark.parametrize("name", ["ml", "quasi", "complete", "few_events", "2x2"])
+def test_distinct_rows_with_their_counts_give_the_fit_of_the_repeated_rows(name):
+    """Frequency weights (Stata fweight, R glm/logistf weights) are repetition: the same
+    method, counts, ORs, CIs and p whether the rows come once per patient or once with
+    their count. Both fits converge to 1e-10 (Logit) or firthmodels' 1e-5, so rel=1e-6."""
+    y, X = _data(name)
+    y_rows, X_rows, counts = _distinct_rows(y, X)
+    assert len(X_rows) < len(X)  # the data do repeat rows
+    each, weighted = (
+        logistic_regression(y, X),
+        logistic_regression(y_rows, X_rows, freq_weights=counts),
+    )
+    assert (weighted.method, weighted.reason, weighted.separated) == (
+        each.method,
+        each.reason,
+        each.separated,
+    )
+    assert (weighted.n, weighted.events, weighted.events_per_covariate) == (
+        each.n,
+        each.events,
+        each.events_per_covariate,
+    )
+    for one, other in zip(each.terms, weighted.terms, strict=True):
+        assert other.key == one.key
+        assert other.odds_ratio == approx(one.odds_ratio, rel=1e-6)
+        assert other.ci == approx_pair(one.ci, rel=1e-6)
+        assert other.p == approx(one.p, rel=1e-6)
+
+
+def test_patients_excluded_for_a_missing_value_are_counted_by_their_weight():
+    """A row with a missing value standing for 3 patients excludes 3 patients."""
+    y, X = _data("ml")
+    X = X.astype(float)
+    X.loc[0, "age_70_plus"] = None
+    weights = [3] + [1] * (len(X) - 1)
+    result = logistic_regression(y, X, freq_weights=weights)
+    assert (result.n, result.n_excluded_missing) == (199, 3)
+    assert "3 patient(s) excluded" in result.note
+
+
+@pytest.mark.parametrize("weights", [[0, 1, 1, 1], [1.5, 1, 1, 1], [1, 1, 1], [-1, 1, 1, 1]])
+def test_frequency_weights_must_be_whole_patients_one_per_row(weights):
+    X = pd.DataFrame({"x": [0, 1, 0, 1]})
+    with pytest.raises(ValueError, match="freq_weights"):
+        logistic_regression([0, 1, 1, 0], X, freq_weights=weights)
+
+
 def test_an_outcome_without_variation_is_not_estimable():
     result = logistic_regression([1, 1, 1], pd.DataFrame({"x": [0, 1, 0]}))
     assert result.method == "not_estimable"
