@@ -307,6 +307,20 @@ def test_no_patient_at_all_gives_nulls_with_notes_not_errors(db):
     json.dumps(result, allow_nan=False)
 
 
+def _screened_and_enrolled(patient, day, *, consent: str):
+    """The screening entry that led to ``patient``: eligible, consent given."""
+    from registry.workflow_models import ScreeningEntry
+
+    return ScreeningEntry.objects.create(
+        site=patient.site,
+        screening_date=day,
+        eligible=True,
+        consent_given_by=consent,
+        consent_date=day,
+        patient=patient,
+    )
+
+
 def test_study_tables_json_has_the_flow_counts_of_screening_and_enrolment(db):
     """Hand count: 3 screened (1 not eligible: tandem lesion), 2 enrolled, 1 of them
     later lost to follow-up, the other analysed at 3 months."""
@@ -328,14 +342,7 @@ def test_study_tables_json_has_the_flow_counts_of_screening_and_enrolment(db):
         site=site, screening_date=day, eligible=False, exclusion_reason="tandem_lesion"
     )
     for patient in (analysed, lost):
-        ScreeningEntry.objects.create(
-            site=site,
-            screening_date=day,
-            eligible=True,
-            consent_given_by="representative",
-            consent_date=day,
-            patient=patient,
-        )
+        _screened_and_enrolled(patient, day, consent="representative")
     flow = study_tables(include_regression=False)["flow"]
     assert flow["screened"] == 3
     assert flow["excluded_at_screening"]["tandem_lesion"] == 1
@@ -352,7 +359,7 @@ def test_the_flow_of_the_study_tables_is_the_flow_chart_counted_on_its_own(db):
     import datetime as dt
 
     from analytics.datasets import flow
-    from registry.workflow_models import PatientExclusion, ScreeningEntry
+    from registry.workflow_models import PatientExclusion
 
     from .factories import FollowUpFactory, PatientFactory, SiteFactory
 
@@ -370,14 +377,7 @@ def test_the_flow_of_the_study_tables_is_the_flow_chart_counted_on_its_own(db):
                 patient=patient, reason=reason, active=active, excluded_on=day
             )
         for patient in patients[1:4]:
-            ScreeningEntry.objects.create(
-                site=site,
-                screening_date=day,
-                eligible=True,
-                consent_given_by="patient",
-                consent_date=day,
-                patient=patient,
-            )
+            _screened_and_enrolled(patient, day, consent="patient")
     for filters in (Filters(), Filters(site="FB")):
         expected = flow(None, filters)
         assert expected["excluded_after_enrolment"]["total"] == (4 if not filters.site else 2)
