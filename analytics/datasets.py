@@ -156,6 +156,9 @@ class Cond:
     test: Callable[[PatientColumns], np.ndarray] | None = field(
         default=None, compare=False, repr=False
     )
+    # The columns ``test`` reads: ("flag", variable) and ("raw", name) pairs, so that a
+    # read for a few cells fetches only those (``Layout.for_conditions``).
+    inputs: frozenset = field(default=frozenset(), compare=False, repr=False)
 
     @property
     def key(self) -> tuple:
@@ -170,6 +173,7 @@ class Cond:
             f"({self.sql} AND {other.sql})",
             self.params + other.params,
             lambda c: c.mask(self) & c.mask(other),
+            self.inputs | other.inputs,
         )
 
     def __or__(self, other: Cond) -> Cond:
@@ -177,6 +181,7 @@ class Cond:
             f"({self.sql} OR {other.sql})",
             self.params + other.params,
             lambda c: c.mask(self) | c.mask(other),
+            self.inputs | other.inputs,
         )
 
 
@@ -205,29 +210,49 @@ FALSE, TRUE, UNRECORDED = 0, 1, 2
 
 def is_(key: str, value: bool | None) -> Cond:
     """Variable ``key`` is True, False, or (``None``) not recorded."""
-    column = _column(alias(key))
+    column, uses = _column(alias(key)), frozenset({("flag", key)})
     if value is None:
-        return Cond(f"{column} IS NULL", (), lambda c: c.flags[key] == UNRECORDED)
+        return Cond(f"{column} IS NULL", (), lambda c: c.flags[key] == UNRECORDED, uses)
     code = TRUE if value else FALSE
-    return Cond(f"{column} = {code}", (), lambda c: c.flags[key] == code)
+    return Cond(f"{column} = {code}", (), lambda c: c.flags[key] == code, uses)
 
 
 def recorded(key: str) -> Cond:
-    return Cond(f"{_column(alias(key))} IS NOT NULL", (), lambda c: c.flags[key] != UNRECORDED)
+    return Cond(
+        f"{_column(alias(key))} IS NOT NULL",
+        (),
+        lambda c: c.flags[key] != UNRECORDED,
+        frozenset({("flag", key)}),
+    )
 
 
 def equals(name: str, value) -> Cond:
     """Raw column ``name`` (a key of ``RAW_COLUMNS``) equals ``value``."""
-    return Cond(f"{_column('r_' + name)} = %s", (value,), lambda c: c.raw_equals(name, value))
+    return Cond(
+        f"{_column('r_' + name)} = %s",
+        (value,),
+        lambda c: c.raw_equals(name, value),
+        frozenset({("raw", name)}),
+    )
 
 
 def less_than(name: str, value: int) -> Cond:
     """Raw numeric column ``name`` is recorded and below ``value``."""
-    return Cond(f"{_column('r_' + name)} < %s", (value,), lambda c: c.raw[name] < value)
+    return Cond(
+        f"{_column('r_' + name)} < %s",
+        (value,),
+        lambda c: c.raw[name] < value,
+        frozenset({("raw", name)}),
+    )
 
 
 def blank(name: str) -> Cond:
-    return Cond(f"{_column('r_' + name)} IS NULL", (), lambda c: c.raw_blank(name))
+    return Cond(
+        f"{_column('r_' + name)} IS NULL",
+        (),
+        lambda c: c.raw_blank(name),
+        frozenset({("raw", name)}),
+    )
 
 
 def population(name: str) -> Cond:
@@ -398,7 +423,8 @@ def count(queryset: QuerySet, conditions: dict[str, Cond]) -> dict[str, int]:
     """
     if not conditions:
         return {}
-    return count_columns(fetch_columns(queryset), conditions)
+    layout = Layout.for_conditions(conditions.values())
+    return count_columns(fetch_columns(queryset, layout), conditions)
 
 
 def count_columns(columns: PatientColumns, conditions: dict[str, Cond]) -> dict[str, int]:
@@ -514,24 +540,21 @@ class Seconds(Func):
         return self.as_sql(compiler, connection_, template="(%(expressions)s) / 1e6", **extra)
 
 
-def _packed_words() -> dict[str, object]:
+def _packed_words(keys: tuple[str, ...]) -> dict[str, object]:
     expressions = ex.variable_expressions()
     words = {}
-    for start in range(0, len(FLAG_KEYS), FLAGS_PER_WORD):
-        keys = FLAG_KEYS[start : start + FLAGS_PER_WORD]
+    for start in range(0, len(keys), FLAGS_PER_WORD):
         terms = [
             Coalesce(_as_int(expressions[key]), Value(UNRECORDED)) * (1 << (BITS_PER_FLAG * i))
-            for i, key in enumerate(keys)
+            for i, key in enumerate(keys[start : start + FLAGS_PER_WORD])
         ]
         words[f"w_{start // FLAGS_PER_WORD}"] = functools.reduce(operator.add, terms)
     return words
 
 
-def _fetch_annotations() -> dict[str, object]:
+def _continuous_annotations() -> dict[str, object]:
     spans = intervals()
     return {
-        **_packed_words(),
-        **{f"r_{name}": F(path) for name, path in RAW_COLUMNS.items()},
         "c_age": F("age_years"),
         "c_nihss_admission": F("admission__nihss_admission"),
         "c_onset_to_door_hours": Seconds(spans["onset_to_door"]) / 3600.0,
@@ -539,14 +562,10 @@ def _fetch_annotations() -> dict[str, object]:
     }
 
 
-FETCH_COLUMNS = list(_fetch_annotations())
-
-
-def _analysis_annotations() -> dict[str, object]:
-    """The fetch's columns and, per patient, what the flow chart counts: the reason of
-    an exclusion in force (NULL if none) and whether a screening entry led to them."""
+def _enrolment_annotations() -> dict[str, object]:
+    """Per patient, what the flow chart counts: the reason of an exclusion in force
+    (NULL if none) and whether a screening entry led to the patient."""
     return {
-        **_fetch_annotations(),
         "e_exclusion": Case(
             When(exclusion__active=True, then=F("exclusion__reason")),
             default=Value(None),
@@ -560,7 +579,47 @@ def _analysis_annotations() -> dict[str, object]:
     }
 
 
-ANALYSIS_COLUMNS = list(_analysis_annotations())
+@dataclass(frozen=True)
+class Layout:
+    """The columns one read fetches: variables (packed), raw codes, the continuous
+    values and (``enrolment``) the flow chart's facts. The study tables read
+    everything; a few cells (the figures, one table) only what their conditions use."""
+
+    flags: tuple[str, ...] = tuple(FLAG_KEYS)
+    raw: tuple[str, ...] = tuple(RAW_COLUMNS)
+    continuous: bool = True
+    enrolment: bool = False
+
+    @classmethod
+    def for_conditions(cls, conditions: Iterable[Cond]) -> Layout:
+        inputs = set().union(*(c.inputs for c in conditions))
+        flags = tuple(k for k in FLAG_KEYS if ("flag", k) in inputs)
+        raw = tuple(n for n in RAW_COLUMNS if ("raw", n) in inputs)
+        if not flags and not raw:  # e.g. only ALWAYS: one column to count the rows by
+            raw = (next(iter(RAW_COLUMNS)),)
+        return cls(flags=flags, raw=raw, continuous=False)
+
+    def annotations(self) -> dict[str, object]:
+        return {
+            **_packed_words(self.flags),
+            **{f"r_{name}": F(RAW_COLUMNS[name]) for name in self.raw},
+            **(_continuous_annotations() if self.continuous else {}),
+            **(_enrolment_annotations() if self.enrolment else {}),
+        }
+
+    @property
+    def names(self) -> list[str]:
+        words = -(-len(self.flags) // FLAGS_PER_WORD)
+        return [
+            *(f"w_{i}" for i in range(words)),
+            *(f"r_{name}" for name in self.raw),
+            *((f"c_{key}" for key in ex.CONTINUOUS) if self.continuous else ()),
+            *(("e_exclusion", "e_screened") if self.enrolment else ()),
+        ]
+
+
+FULL = Layout()
+ANALYSIS = Layout(enrolment=True)
 
 
 @dataclass
@@ -681,9 +740,7 @@ _FETCH_SQL: dict[tuple, tuple[str, tuple]] = {}
 _FETCH_SQL_KEPT = 64
 
 
-def _fetch_sql(
-    queryset: QuerySet, annotations: Callable[[], dict[str, object]], names: list[str]
-) -> tuple[str, tuple]:
+def _fetch_sql(queryset: QuerySet, layout: Layout) -> tuple[str, tuple]:
     """The fetch query of ``queryset``, compiled once per distinct restriction.
 
     Resolving ~60 expressions with the ORM takes ~50 ms, more than the whole query
@@ -691,19 +748,20 @@ def _fetch_sql(
     the filters) compiles in ~2 ms and identifies the query.
     """
     restriction = queryset.order_by().values("pk").query.sql_with_params()
-    key = (queryset.db, tuple(names), *restriction)
+    key = (queryset.db, layout, *restriction)
     if key not in _FETCH_SQL:
         if len(_FETCH_SQL) >= _FETCH_SQL_KEPT:
             _FETCH_SQL.clear()
-        rows = queryset.order_by().annotate(**annotations()).values_list(*names)
+        rows = queryset.order_by().annotate(**layout.annotations()).values_list(*layout.names)
         sql, params = rows.query.sql_with_params()
         _FETCH_SQL[key] = (sql, tuple(params))
     return _FETCH_SQL[key]
 
 
-def fetch_columns(queryset: QuerySet) -> PatientColumns:
-    """Every per-patient column the study tables need, for ``queryset``: ONE query."""
-    return _columns_from(_read_frame(queryset, _fetch_annotations, FETCH_COLUMNS))
+def fetch_columns(queryset: QuerySet, layout: Layout = FULL) -> PatientColumns:
+    """The per-patient columns of ``layout`` (default: every column the study tables
+    need) for ``queryset``: ONE query."""
+    return _columns_from(_read_frame(queryset, layout), layout)
 
 
 def fetch_analysis(
@@ -717,7 +775,7 @@ def fetch_analysis(
     ``fetch_columns(patients(user, filters))`` (tested), without a second scan.
     """
     enrolled = patients(user, filters, excluded=None)
-    frame = _read_frame(enrolled, _analysis_annotations, ANALYSIS_COLUMNS)
+    frame = _read_frame(enrolled, ANALYSIS)
     reason = frame["e_exclusion"]
     excluded = reason.notna().to_numpy()
     month3 = frame["r_mrs_month3"].notna().to_numpy()  # RAW_COLUMNS: followup__mrs_3m
@@ -731,27 +789,30 @@ def fetch_analysis(
             for code in PatientExclusionReason.values
         },
     }
-    return _columns_from(frame[~excluded]), counts
+    return _columns_from(frame[~excluded], ANALYSIS), counts
 
 
-def _read_frame(queryset: QuerySet, annotations, names: list[str]) -> pd.DataFrame:
+def _read_frame(queryset: QuerySet, layout: Layout) -> pd.DataFrame:
+    names = layout.names
     if queryset.query.is_empty():  # e.g. no access at all: nothing to ask the database
         return pd.DataFrame({n: pd.Series(dtype=t) for n, t in _frame_dtypes(names).items()})
-    sql, params = _fetch_sql(queryset, annotations, names)
+    sql, params = _fetch_sql(queryset, layout)
     connection_ = connections[queryset.db]
     read = _read_postgresql if connection_.vendor == "postgresql" else _read_rows
     return read(connection_, sql, params, names)
 
 
-def _columns_from(frame: pd.DataFrame) -> PatientColumns:
+def _columns_from(frame: pd.DataFrame, layout: Layout) -> PatientColumns:
     flags = {}
-    for index, key in enumerate(FLAG_KEYS):
+    for index, key in enumerate(layout.flags):
         word = frame[f"w_{index // FLAGS_PER_WORD}"].to_numpy(dtype=np.int64)
         shift = BITS_PER_FLAG * (index % FLAGS_PER_WORD)
         flags[key] = ((word >> shift) & 0b11).astype(np.uint8)
     raw = {}
-    for name in RAW_COLUMNS:
+    for name in layout.raw:
         column = frame[f"r_{name}"]
         raw[name] = column.array if name in TEXT_RAW_COLUMNS else column.to_numpy(dtype=float)
-    continuous = {key: frame[f"c_{key}"].to_numpy(dtype=float) for key in ex.CONTINUOUS}
+    continuous = {
+        key: frame[f"c_{key}"].to_numpy(dtype=float) for key in ex.CONTINUOUS if layout.continuous
+    }
     return PatientColumns(n=len(frame), flags=flags, raw=raw, continuous=continuous)

@@ -199,6 +199,32 @@ def test_a_filter_matching_nobody_counts_zero_and_fetches_empty_columns(cohort):
     assert set(datasets.count_columns(columns, datasets.all_cells()).values()) == {0}
 
 
+@pytest.mark.parametrize("table", datasets.TABLES)
+def test_a_table_counted_from_its_own_columns_equals_the_full_read(cohort, table):
+    """count_table reads only the columns its cells use (Layout.for_conditions);
+    the counts are those of the full read the study tables use."""
+    queryset = datasets.patients(None)
+    conditions = datasets.cells(table)
+    narrow = datasets.Layout.for_conditions(conditions.values())
+    assert len(narrow.names) < len(datasets.FULL.names)
+    full = datasets.count_columns(datasets.fetch_columns(queryset), conditions)
+    assert datasets.count_table(queryset, table) == full
+
+
+def test_the_figures_read_only_the_columns_they_count(cohort):
+    """Outcomes and occlusion sites need the raw mRS, occlusion sites and circulation
+    and 2 of the 43 derived variables (recanalization, death): the other 41
+    expressions and the continuous values are not computed."""
+    conditions = datasets.all_cells(("outcomes", "occlusion_sites"))
+    layout = datasets.Layout.for_conditions(conditions.values())
+    assert layout.flags == ("recanalized", "death_3m")
+    assert set(layout.raw) == set(datasets.RAW_COLUMNS)
+    assert not layout.continuous and not layout.enrolment
+    sql, _params = datasets._fetch_sql(datasets.patients(None), layout)
+    assert "age_years" not in sql and "onset_time" not in sql
+    assert datasets.count(datasets.patients(None), {"all": datasets.ALWAYS}) == {"all": 10}
+
+
 def test_raw_code_comparisons_match_blank_and_unknown_values(cohort):
     columns = datasets.fetch_columns(datasets.patients(None, Filters(site="A")))
     posterior = datasets.count_columns(columns, {"p": datasets.equals("circulation", "posterior")})
