@@ -436,3 +436,13 @@ def test_the_regression_refuses_a_variable_that_is_not_yes_or_no():
     columns = {ex.TABLE1_OUTCOME: np.array([1.0, 0.0, 1.0]), "female": np.array([0.0, 2.0, 1.0])}
     with pytest.raises(ValueError, match="yes/no"):
         tables.regression(columns, ["female"])
+
+
+def test_a_user_without_any_site_gets_empty_tables_and_flow_without_error(cohort):
+    """No access at all: the read is not even sent (an empty queryset), every count
+    is 0 and the flow chart is all zeros."""
+    from django.contrib.auth.models import AnonymousUser
+
+    result = tables.study_tables(AnonymousUser(), include_regression=False)
+    assert (result["n_patients"], result["n_excluded"]) == (0, 0)
+    assert result["flow"]["enrolled"] == result["flow"]["screened"] == 0
