@@ -28,8 +28,6 @@ import pandas as pd
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import (
-    Case,
-    CharField,
     Exists,
     F,
     FloatField,
@@ -38,7 +36,6 @@ from django.db.models import (
     OuterRef,
     QuerySet,
     Value,
-    When,
 )
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce
@@ -55,7 +52,7 @@ except ImportError:  # pragma: no cover - a registry without the replica router
 
 
 from registry.derived import DEAD_MRS, intervals
-from registry.flow import enrolment_counts, flow_from, screening_counts
+from registry.flow import enrolment_annotations, enrolment_counts, flow_from, screening_counts
 from registry.models import Patient
 from registry.workflow_models import PatientExclusion, PatientExclusionReason, ScreeningEntry
 
@@ -562,23 +559,6 @@ def _continuous_annotations() -> dict[str, object]:
     }
 
 
-def _enrolment_annotations() -> dict[str, object]:
-    """Per patient, what the flow chart counts: the reason of an exclusion in force
-    (NULL if none) and whether a screening entry led to the patient."""
-    return {
-        "e_exclusion": Case(
-            When(exclusion__active=True, then=F("exclusion__reason")),
-            default=Value(None),
-            output_field=CharField(),
-        ),
-        "e_screened": Case(
-            When(screening__isnull=False, then=Value(1)),
-            default=Value(0),
-            output_field=IntegerField(),
-        ),
-    }
-
-
 @dataclass(frozen=True)
 class Layout:
     """The columns one read fetches: variables (packed), raw codes, the continuous
@@ -604,7 +584,7 @@ class Layout:
             **_packed_words(self.flags),
             **{f"r_{name}": F(RAW_COLUMNS[name]) for name in self.raw},
             **(_continuous_annotations() if self.continuous else {}),
-            **(_enrolment_annotations() if self.enrolment else {}),
+            **(enrolment_annotations() if self.enrolment else {}),
         }
 
     @property
@@ -770,7 +750,8 @@ def fetch_analysis(
     """The analysis set's columns and the flow chart's enrolment counts: ONE query.
 
     Reads every enrolled patient of ``user`` and ``filters``, those excluded after
-    enrolment included, counts what ``registry.flow.enrolment_counts`` counts, then
+    enrolment included, with ``registry.flow.enrolment_annotations``; counts them as
+    ``registry.flow.enrolment_counts`` does in SQL (the same keys and rules, tested), then
     leaves the excluded out: the columns are those of
     ``fetch_columns(patients(user, filters))`` (tested), without a second scan.
     """

@@ -1,6 +1,8 @@
 """The study flow chart (the paper's Figure 1): counts and an SVG drawing.
 
-``flow_counts`` is what the study tables' JSON carries under the key ``flow``;
+``flow_from`` builds what the study tables' JSON carries under the key ``flow``;
+``flow_counts`` counts it with two queries (the ``/flow/`` page), the study tables
+from their own read of every patient with the same ``enrolment_annotations``.
 ``flow_svg`` draws the same counts, so the figure and the JSON always agree.
 """
 
@@ -8,7 +10,7 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, CharField, Count, F, IntegerField, Q, QuerySet, Value, When
 from django.utils.translation import gettext as _
 
 from .models import Patient
@@ -53,23 +55,44 @@ def screening_counts(screening: QuerySet[ScreeningEntry]) -> dict[str, int]:
     )
 
 
+def enrolment_annotations() -> dict[str, object]:
+    """What the flow chart counts of each enrolled patient, as database expressions:
+    ``e_exclusion``, the reason of an exclusion in force (NULL if none), and
+    ``e_screened``, 1 when a screening entry led to the patient (else 0).
+
+    Counted by ``enrolment_counts`` (the ``/flow/`` page) and, from the study
+    tables' one read of every patient, by ``analytics.datasets.fetch_analysis``.
+    """
+    return {
+        "e_exclusion": Case(
+            When(exclusion__active=True, then=F("exclusion__reason")),
+            default=Value(None),
+            output_field=CharField(),
+        ),
+        "e_screened": Case(
+            When(screening__isnull=False, then=Value(1)),
+            default=Value(0),
+            output_field=IntegerField(),
+        ),
+    }
+
+
 def enrolment_counts(patients: QuerySet[Patient]) -> dict[str, int]:
     """The enrolled patients' part of the flow chart, one query.
 
     ``patients`` includes those excluded after enrolment. Keys: ``enrolled``,
     ``from_screening`` (with a screening entry), ``excluded`` (an exclusion in
     force), ``analysed`` (not excluded, 3-month mRS recorded) and ``after_<reason>``
-    for every ``PatientExclusionReason``. The study tables count the same from
-    their own read (``analytics.datasets.fetch_analysis``).
+    for every ``PatientExclusionReason``.
     """
-    excluded = Q(exclusion__active=True)
-    return patients.aggregate(
+    excluded = Q(e_exclusion__isnull=False)
+    return patients.annotate(**enrolment_annotations()).aggregate(
         enrolled=Count("pk"),
-        from_screening=Count("pk", filter=Q(screening__isnull=False)),
+        from_screening=Count("pk", filter=Q(e_screened=1)),
         excluded=Count("pk", filter=excluded),
         analysed=Count("pk", filter=~excluded & Q(followup__mrs_3m__isnull=False)),
         **{
-            f"after_{code}": Count("pk", filter=excluded & Q(exclusion__reason=code))
+            f"after_{code}": Count("pk", filter=Q(e_exclusion=code))
             for code in PatientExclusionReason.values
         },
     )

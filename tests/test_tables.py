@@ -380,6 +380,7 @@ def test_the_flow_of_the_study_tables_is_the_flow_chart_counted_on_its_own(db):
             _screened_and_enrolled(patient, day, consent="patient")
     for filters in (Filters(), Filters(site="FB")):
         expected = flow(None, filters)
+        # By construction: two exclusions in force per site (the third is revoked).
         assert expected["excluded_after_enrolment"]["total"] == (4 if not filters.site else 2)
         result = tables.study_tables(None, filters, include_regression=False)
         assert result["flow"] == expected
