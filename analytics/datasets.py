@@ -18,15 +18,18 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import io
+import itertools
 import operator
+import re
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import (
     Exists,
     F,
@@ -529,7 +532,10 @@ class Seconds(Func):
     output_field = FloatField()
 
     def as_postgresql(self, compiler, connection_, **extra):
-        template = "EXTRACT(EPOCH FROM %(expressions)s)::double precision"
+        # date_part, not EXTRACT: since PostgreSQL 14 EXTRACT computes in numeric,
+        # 1.2 s of the study tables' read at 1,000,000 patients (docs/performance.md);
+        # date_part gives the same seconds as a double.
+        template = "date_part('epoch', %(expressions)s)"
         return self.as_sql(compiler, connection_, template=template, **extra)
 
     def as_sqlite(self, compiler, connection_, **extra):
@@ -720,20 +726,30 @@ _FETCH_SQL: dict[tuple, tuple[str, tuple]] = {}
 _FETCH_SQL_KEPT = 64
 
 
-def _fetch_sql(queryset: QuerySet, layout: Layout) -> tuple[str, tuple]:
+def _fetch_sql(queryset: QuerySet, layout: Layout, *, ranged: bool = False) -> tuple[str, tuple]:
     """The fetch query of ``queryset``, compiled once per distinct restriction.
 
     Resolving ~60 expressions with the ORM takes ~50 ms, more than the whole query
     on a registry of a few thousand patients; the restriction (the user's sites and
-    the filters) compiles in ~2 ms and identifies the query.
+    the filters) compiles in ~2 ms and identifies the query. ``ranged``: the query
+    of one range of patient ids, two more parameters (from, to: ``from <= id < to``)
+    after ``params``; PostgreSQL pushes the range down to the patients' index scan.
     """
     restriction = queryset.order_by().values("pk").query.sql_with_params()
-    key = (queryset.db, layout, *restriction)
+    key = (queryset.db, layout, ranged, *restriction)
     if key not in _FETCH_SQL:
         if len(_FETCH_SQL) >= _FETCH_SQL_KEPT:
             _FETCH_SQL.clear()
-        rows = queryset.order_by().annotate(**layout.annotations()).values_list(*layout.names)
-        sql, params = rows.query.sql_with_params()
+        names = layout.names
+        rows = queryset.order_by().annotate(**layout.annotations())
+        if ranged:
+            rows = rows.annotate(r_range_pk=F("pk"))
+        sql, params = rows.values_list(
+            *names, *(["r_range_pk"] if ranged else [])
+        ).query.sql_with_params()
+        if ranged:
+            columns = ", ".join(_column(name) for name in names)
+            sql = f"SELECT {columns} FROM ({sql}) part WHERE r_range_pk >= %s AND r_range_pk < %s"
         _FETCH_SQL[key] = (sql, tuple(params))
     return _FETCH_SQL[key]
 
@@ -777,10 +793,83 @@ def _read_frame(queryset: QuerySet, layout: Layout) -> pd.DataFrame:
     names = layout.names
     if queryset.query.is_empty():  # e.g. no access at all: nothing to ask the database
         return pd.DataFrame({n: pd.Series(dtype=t) for n, t in _frame_dtypes(names).items()})
-    sql, params = _fetch_sql(queryset, layout)
     connection_ = connections[queryset.db]
-    read = _read_postgresql if connection_.vendor == "postgresql" else _read_rows
-    return read(connection_, sql, params, names)
+    if connection_.vendor != "postgresql":
+        return _read_rows(connection_, *_fetch_sql(queryset, layout), names)
+    if settings.ANALYTICS_READ_CONNECTIONS > 1 and not connection_.in_atomic_block:
+        return _read_split(queryset, layout)
+    return _read_postgresql(connection_, *_fetch_sql(queryset, layout), names)
+
+
+# -- reading with several connections ---------------------------------------------------------
+#
+# On PostgreSQL one connection is one server process: the read of 1,000,000 patients keeps
+# one core busy evaluating and formatting rows while the other waits. Several connections
+# each read a range of patient ids, in threads, on ONE exported snapshot, so that together
+# they see exactly the data a single read would (pg_export_snapshot / SET TRANSACTION
+# SNAPSHOT, as pg_dump --jobs does). Inside a caller's transaction (tests, an atomic
+# request) the read stays on the caller's connection: other connections cannot see its
+# uncommitted rows.
+
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+(-[0-9A-F]+)+")
+
+
+def _read_split(queryset: QuerySet, layout: Layout) -> pd.DataFrame:
+    """``_read_frame`` on several connections (``settings.ANALYTICS_READ_CONNECTIONS``)."""
+    alias, connection_, names = queryset.db, connections[queryset.db], layout.names
+    with transaction.atomic(using=alias), connection_.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        table = connection_.ops.quote_name(Patient._meta.db_table)
+        cursor.execute(f"SELECT pg_export_snapshot(), MIN(id), MAX(id) FROM {table}")
+        snapshot, low, high = cursor.fetchone()
+        bounds = _id_ranges(low, high, settings.ANALYTICS_READ_CONNECTIONS)
+        if len(bounds) == 1:
+            return _read_postgresql(connection_, *_fetch_sql(queryset, layout), names)
+        sql, params = _fetch_sql(queryset, layout, ranged=True)
+        with ThreadPoolExecutor(max_workers=len(bounds) - 1) as pool:
+            others = [
+                pool.submit(_read_in_snapshot, alias, snapshot, sql, (*params, *b), names)
+                for b in bounds[1:]
+            ]
+            first = _read_postgresql(connection_, sql, (*params, *bounds[0]), names)
+            frames = [first, *(future.result() for future in others)]
+    return _concat(frames)
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The parts as one frame; a text column stays categorical (pandas would make it
+    ``object`` when the parts saw different codes) with the codes of all parts."""
+    for name, dtype in frames[0].dtypes.items():
+        if isinstance(dtype, pd.CategoricalDtype):
+            codes = sorted(set().union(*(f[name].cat.categories for f in frames)))
+            for f in frames:
+                f[name] = f[name].cat.set_categories(codes)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _id_ranges(low: int | None, high: int | None, parts: int) -> list[tuple[int, int]]:
+    """``parts`` ranges ``[from, to)`` of equal width covering ``low..high``; one range
+    covering every id when the span is under ``settings.ANALYTICS_SPLIT_MIN_PATIENTS``
+    (a second connection costs more than it saves on a small registry)."""
+    if low is None or high - low + 1 < max(settings.ANALYTICS_SPLIT_MIN_PATIENTS, parts):
+        return [(low or 0, (high or 0) + 1)]
+    edges = [low + (high - low + 1) * i // parts for i in range(parts)] + [high + 1]
+    return list(itertools.pairwise(edges))
+
+
+def _read_in_snapshot(alias: str, snapshot: str, sql: str, params: tuple, names: list[str]):
+    """One range, in a worker thread: its own connection (Django's connections are per
+    thread), closed afterwards, in a transaction on the exporter's snapshot."""
+    if not _SNAPSHOT_ID.fullmatch(snapshot):  # it is pasted into the SQL: check its form
+        raise ValueError(f"unexpected snapshot id {snapshot!r}")
+    connection_ = connections[alias]
+    try:
+        with transaction.atomic(using=alias), connection_.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            return _read_postgresql(connection_, sql, params, names)
+    finally:
+        connection_.close()
 
 
 def _columns_from(frame: pd.DataFrame, layout: Layout) -> PatientColumns:

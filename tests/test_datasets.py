@@ -140,6 +140,17 @@ def test_continuous_columns_convert_intervals(cohort):
     assert sorted(columns["procedure_minutes"])[0] == pytest.approx(50.0)
 
 
+def test_continuous_intervals_over_a_day_keep_every_second(site_a):
+    # Door 1 day 2 h 30 min 15 s after onset (95,415 s); procedure 61 min 30.5 s.
+    door = ONSET + dt.timedelta(days=1, hours=2, minutes=30, seconds=15)
+    groin = door + dt.timedelta(minutes=30)
+    end = groin + dt.timedelta(minutes=61, seconds=30, milliseconds=500)
+    make_patient(site_a, door_time=door, groin_puncture_time=groin, procedure_end_time=end)
+    columns = datasets.fetch_columns(datasets.patients(None)).continuous
+    assert columns["onset_to_door_hours"][0] == pytest.approx(95_415 / 3600, rel=1e-12)
+    assert columns["procedure_minutes"][0] == pytest.approx(3_690.5 / 60, rel=1e-12)
+
+
 def test_patients_excluded_from_the_analysis_are_not_counted(cohort, investigator):
     from registry.workflow_models import PatientExclusion
 
