@@ -19,6 +19,7 @@ import datetime as dt
 import functools
 import io
 import itertools
+import logging
 import operator
 import re
 from collections.abc import Callable, Iterable
@@ -29,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 from django.db.models import (
     Exists,
     F,
@@ -60,6 +61,8 @@ from registry.models import Patient
 from registry.workflow_models import PatientExclusion, PatientExclusionReason, ScreeningEntry
 
 from . import exposures as ex
+
+logger = logging.getLogger(__name__)
 
 TABLES = ("baseline", "table1", "table2", "table3", "table4", "outcomes", "occlusion_sites")
 CELL_NAMES_2X2 = ("exposed_n", "exposed_events", "unexposed_n", "unexposed_events", "missing")
@@ -814,14 +817,44 @@ def _read_frame(queryset: QuerySet, layout: Layout) -> pd.DataFrame:
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]+(-[0-9A-F]+)+")
 
 
+class _SnapshotRefused(Exception):
+    """The server would not export a snapshot: the read falls back to one connection."""
+
+
 def _read_split(queryset: QuerySet, layout: Layout) -> pd.DataFrame:
-    """``_read_frame`` on several connections (``settings.ANALYTICS_READ_CONNECTIONS``)."""
+    """``_read_frame`` on several connections (``settings.ANALYTICS_READ_CONNECTIONS``).
+
+    A server that refuses to export a snapshot (an old standby, a pooler that forbids
+    it) gets the same read on one connection, and a warning in the log.
+    """
+    try:
+        return _read_parts(queryset, layout)
+    except _SnapshotRefused as refused:
+        logger.warning("study tables read on one connection: %s", refused.__cause__)
+        return _read_postgresql(
+            connections[queryset.db], *_fetch_sql(queryset, layout), layout.names
+        )
+
+
+def _export_snapshot(connection_) -> tuple[str, int | None, int | None]:
+    """In a new transaction: its snapshot's id, the lowest and the highest patient id."""
+    table = connection_.ops.quote_name(Patient._meta.db_table)
+    with connection_.cursor() as cursor:
+        try:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cursor.execute(_EXPORT_SQL.format(table=table))
+        except DatabaseError as error:  # the transaction is aborted: start again outside
+            raise _SnapshotRefused from error
+        return cursor.fetchone()
+
+
+_EXPORT_SQL = "SELECT pg_export_snapshot(), MIN(id), MAX(id) FROM {table}"
+
+
+def _read_parts(queryset: QuerySet, layout: Layout) -> pd.DataFrame:
     alias, connection_, names = queryset.db, connections[queryset.db], layout.names
-    with transaction.atomic(using=alias), connection_.cursor() as cursor:
-        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        table = connection_.ops.quote_name(Patient._meta.db_table)
-        cursor.execute(f"SELECT pg_export_snapshot(), MIN(id), MAX(id) FROM {table}")
-        snapshot, low, high = cursor.fetchone()
+    with transaction.atomic(using=alias):
+        snapshot, low, high = _export_snapshot(connection_)
         bounds = _id_ranges(low, high, settings.ANALYTICS_READ_CONNECTIONS)
         if len(bounds) == 1:
             return _read_postgresql(connection_, *_fetch_sql(queryset, layout), names)

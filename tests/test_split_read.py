@@ -126,6 +126,22 @@ def test_the_worker_connections_are_closed_afterwards(committed_cohort, settings
 
 
 @on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_server_that_refuses_to_export_gets_the_read_on_one_connection(
+    committed_cohort, settings, monkeypatch, caplog
+):
+    one = _read(1, settings)
+    monkeypatch.setattr(datasets, "_EXPORT_SQL", "SELECT pg_no_such_function(), 1, 2 FROM {table}")
+    with CaptureQueriesContext(connection) as captured:
+        fallback = _read(2, settings)
+    assert _sorted(fallback).equals(_sorted(one))
+    assert "read on one connection" in caplog.text and "pg_no_such_function" in caplog.text
+    assert sum("COPY (" in q["sql"] for q in captured.captured_queries) == 1
+    with connection.cursor() as cursor:  # the connection is usable afterwards
+        cursor.execute("SELECT 1")
+
+
+@on_postgresql
 def test_inside_a_transaction_the_read_stays_on_its_connection(committed_cohort, settings):
     # pytest-django's usual test runs in a transaction: other connections would not
     # see its rows, so the read must not split.
