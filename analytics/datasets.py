@@ -3,7 +3,9 @@
 Everything the study tables need comes from ONE query, whatever the number of
 patients (``fetch_columns``): one row per patient holding the study variables as
 the database computes them from the registry's derived expressions, the raw
-columns the cells compare and the continuous values (ages for the median...). The
+columns the cells compare and the continuous values (ages for the median...). On
+a large PostgreSQL registry that query is shared by two connections, each reading
+a range of patients on one exported snapshot (``_read_split``). The
 cells of all the tables are then counted with numpy over those columns; the
 regression's design matrix is taken from them too. No model instance is loaded.
 

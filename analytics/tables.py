@@ -373,7 +373,9 @@ def study_tables(
     A constant number of SQL queries whatever the number of patients: one reading
     the per-patient columns that every count, the continuous values, the
     regression's design and the flow chart's enrolled patients come from
-    (``datasets.fetch_analysis``), and one counting the screening log. The flow
+    (``datasets.fetch_analysis``; on PostgreSQL outside a transaction, with the
+    statements of its snapshot and, on a large registry, a second connection's
+    half), and one counting the screening log. The flow
     chart gives ``n_excluded`` (the patients excluded from the analysis after
     enrolment, left out of everything else).
     """

@@ -77,8 +77,10 @@ def local_date(value: dt.datetime | dt.date) -> dt.date:
     the current one is a thread-local look-up on every one of an import's rows).
     """
     if isinstance(value, dt.datetime):
-        if timezone.is_aware(value):
-            value = timezone.localtime(value, timezone.get_default_timezone())
+        # timezone.is_aware() + localtime(), without their repeated offset look-ups:
+        # this runs for every date rule of every imported row (~10 % of an import).
+        if value.utcoffset() is not None:
+            value = value.astimezone(timezone.get_default_timezone())
         return value.date()
     return value
 
