@@ -24,6 +24,7 @@ import itertools
 import logging
 import operator
 import re
+import select
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -692,15 +693,34 @@ def _copy_out(cursor, copy_sql: str, params: tuple, setup: str = "") -> bytes:
     with cursor.connection.lock:
         pgconn = cursor.connection.pgconn
         pgconn.send_query(query)
-        while (result := pgconn.get_result()) is not None:
+        while True:
+            while pgconn.is_busy():
+                _wait_for_server(pgconn)
+            if (result := pgconn.get_result()) is None:
+                break
             if result.status == pq.ExecStatus.COPY_OUT:
-                while (row := pgconn.get_copy_data(0))[0] > 0:
-                    chunks.append(row[1])
+                while (row := pgconn.get_copy_data(1))[0] >= 0:  # -1: the COPY has ended
+                    if row[0]:
+                        chunks.append(row[1])
+                    else:  # nothing buffered yet
+                        _wait_for_server(pgconn)
             elif result.status != pq.ExecStatus.COMMAND_OK:
                 errors.append(result.error_message)
     if errors:
         raise psycopg.DatabaseError(b"; ".join(e or b"COPY failed" for e in errors).decode())
     return b"".join(chunks)
+
+
+def _wait_for_server(pgconn) -> None:
+    """Wait until the server has sent more, without holding the GIL.
+
+    libpq's blocking calls wait while holding it: with two connections reading in two
+    threads (``_read_split``), each thread then waited on the other's server, and the
+    second connection took 0.4 s to open at 100,000 patients instead of 7 ms. The
+    non-blocking calls return at once; ``select`` lets the other thread run.
+    """
+    select.select([pgconn.socket], [], [])
+    pgconn.consume_input()
 
 
 def _read_postgresql(connection_, sql: str, params: tuple, names: list[str]) -> pd.DataFrame:

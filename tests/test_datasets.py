@@ -335,3 +335,30 @@ def test_a_failing_copy_raises_a_database_error_and_the_connection_still_works()
     with connection.cursor() as cursor:
         cursor.execute("SELECT 2")
         assert cursor.fetchone() == (2,)
+
+
+def test_copy_out_lets_other_threads_run_while_it_waits_for_the_server():
+    """libpq's blocking calls keep the GIL: two reading threads (the split read) would
+    each wait on the other's server. ``_copy_out`` waits in ``select`` instead."""
+    if not _on_postgresql():
+        pytest.skip("COPY is PostgreSQL's")
+    import threading
+    import time
+
+    import psycopg
+    from django.db import connection
+
+    given = connection.get_connection_params()  # the test database, as Django connects
+    keys = ("dbname", "user", "password", "host", "port")
+    conninfo = psycopg.conninfo.make_conninfo(**{k: given[k] for k in keys if given.get(k)})
+    with psycopg.connect(conninfo, autocommit=True, cursor_factory=psycopg.ClientCursor) as conn:
+        cursor = conn.cursor()
+        sql = "COPY (SELECT pg_sleep(1.0), 1) TO STDOUT (FORMAT csv)"
+        reader = threading.Thread(target=datasets._copy_out, args=(cursor, sql, ()))
+        reader.start()
+        longest, last = 0.0, time.perf_counter()
+        while reader.is_alive():
+            now = time.perf_counter()
+            longest, last = max(longest, now - last), now
+        reader.join()
+    assert longest < 0.5  # never stopped for the whole wait (1 s), as libpq would
