@@ -756,9 +756,8 @@ def _fetch_sql(queryset: QuerySet, layout: Layout, *, ranged: bool = False) -> t
 
     Resolving ~60 expressions with the ORM takes ~50 ms, more than the whole query
     on a registry of a few thousand patients; the restriction (the user's sites and
-    the filters) compiles in ~2 ms and identifies the query. ``ranged``: the query
-    of one range of patient ids, two more parameters (from, to: ``from <= id < to``)
-    after ``params``; PostgreSQL pushes the range down to the patients' index scan.
+    the filters) compiles in ~2 ms and identifies the query. ``ranged``: a template
+    for one range of patient ids, to fill with ``_in_range``.
     """
     restriction = queryset.order_by().values("pk").query.sql_with_params()
     key = (queryset.db, layout, ranged, *restriction)
@@ -773,10 +772,39 @@ def _fetch_sql(queryset: QuerySet, layout: Layout, *, ranged: bool = False) -> t
             *names, *(["r_range_pk"] if ranged else [])
         ).query.sql_with_params()
         if ranged:
-            columns = ", ".join(_column(name) for name in names)
-            sql = f"SELECT {columns} FROM ({sql}) part WHERE r_range_pk >= %s AND r_range_pk < %s"
+            sql = _range_template(sql, names)
         _FETCH_SQL[key] = (sql, tuple(params))
     return _FETCH_SQL[key]
+
+
+_FROM, _TO = "__range_from__", "__range_to__"
+
+
+def _range_template(sql: str, names: list[str]) -> str:
+    """The per-patient query restricted to ``_FROM <= patient id < _TO``.
+
+    The range restricts the patients and, inside each join's ON clause, the joined
+    table's ``patient_id`` (every join of the read is on it): PostgreSQL then reads
+    only that range of each section instead of hashing all of it for every range
+    (0.97 s instead of ~0.5 s per half at 100,000 patients). In the ON clause it
+    changes no row of a LEFT JOIN: a patient's sections carry the patient's id.
+    """
+    patient_id = f"{_column(Patient._meta.db_table)}.{_column(Patient._meta.pk.column)}"
+    join = re.compile(rf'ON \({re.escape(patient_id)} = ("\w+")\."patient_id"\)')
+    sql = join.sub(
+        rf'ON ({patient_id} = \1."patient_id" AND \1."patient_id" >= {_FROM}'
+        rf' AND \1."patient_id" < {_TO})',
+        sql,
+    )
+    columns = ", ".join(_column(name) for name in names)
+    return f"SELECT {columns} FROM ({sql}) part WHERE r_range_pk >= {_FROM} AND r_range_pk < {_TO}"
+
+
+def _in_range(template: str, bounds: tuple[int, int]) -> str:
+    """``template`` for the ids ``bounds[0] <= id < bounds[1]`` (whole numbers, written
+    into the SQL: the template's parameters stay as they are)."""
+    low, high = (int(b) for b in bounds)
+    return template.replace(_FROM, str(low)).replace(_TO, str(high))
 
 
 def fetch_columns(queryset: QuerySet, layout: Layout = FULL) -> PatientColumns:
@@ -880,13 +908,15 @@ def _read_parts(queryset: QuerySet, layout: Layout) -> pd.DataFrame:
         bounds = _id_ranges(low, high, settings.ANALYTICS_READ_CONNECTIONS)
         if len(bounds) == 1:
             return _read_postgresql(connection_, *_fetch_sql(queryset, layout), names)
-        sql, params = _fetch_sql(queryset, layout, ranged=True)
+        template, params = _fetch_sql(queryset, layout, ranged=True)
         with ThreadPoolExecutor(max_workers=len(bounds) - 1) as pool:
             others = [
-                pool.submit(_read_in_snapshot, alias, snapshot, sql, (*params, *b), names)
+                pool.submit(
+                    _read_in_snapshot, alias, snapshot, _in_range(template, b), params, names
+                )
                 for b in bounds[1:]
             ]
-            first = _read_postgresql(connection_, sql, (*params, *bounds[0]), names)
+            first = _read_postgresql(connection_, _in_range(template, bounds[0]), params, names)
             frames = [first, *(future.result() for future in others)]
     return _concat(frames)
 

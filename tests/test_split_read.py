@@ -77,6 +77,32 @@ def test_three_connections_read_exactly_the_rows_of_one(committed_cohort, settin
 
 @on_postgresql
 @pytest.mark.django_db(transaction=True)
+def test_a_filtered_read_on_two_connections_keeps_its_parameters(committed_cohort, settings):
+    def read(connections_):
+        settings.ANALYTICS_READ_CONNECTIONS = connections_
+        queryset = datasets.patients(None, Filters(site="A", circulation="anterior"))
+        return datasets._read_frame(queryset, ANALYSIS)
+
+    one, two = read(1), read(2)
+    assert len(one) == 6  # site A's anterior patients (A-03, A-05 are posterior)
+    assert _sorted(one).equals(_sorted(two))
+
+
+def test_the_range_reaches_every_join_of_the_read():
+    template, _params = datasets._fetch_sql(
+        datasets.patients(None, Filters(), excluded=None), ANALYSIS, ranged=True
+    )
+    joins = template.count(" JOIN ")
+    assert joins == 7  # the five sections, the exclusion, the screening entry
+    # each join's ON clause and the patients themselves
+    assert template.count('."patient_id" >= __range_from__') == joins
+    assert template.count("r_range_pk >= __range_from__") == 1
+    sql = datasets._in_range(template, (10, 20))
+    assert "__range" not in sql and '."patient_id" < 20)' in sql
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
 def test_the_study_tables_are_the_same_on_one_or_two_connections(committed_cohort, settings):
     settings.ANALYTICS_READ_CONNECTIONS = 1
     one = tables.strip_internal(tables.study_tables(None))
