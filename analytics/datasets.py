@@ -786,7 +786,7 @@ def _range_template(sql: str, names: list[str]) -> str:
     The range restricts the patients and, inside each join's ON clause, the joined
     table's ``patient_id`` (every join of the read is on it): PostgreSQL then reads
     only that range of each section instead of hashing all of it for every range
-    (0.97 s instead of ~0.5 s per half at 100,000 patients). In the ON clause it
+    (~0.5 s instead of 0.97 s per half at 100,000 patients). In the ON clause it
     changes no row of a LEFT JOIN: a patient's sections carry the patient's id.
     """
     patient_id = f"{_column(Patient._meta.db_table)}.{_column(Patient._meta.pk.column)}"
@@ -851,7 +851,13 @@ def _read_frame(queryset: QuerySet, layout: Layout) -> pd.DataFrame:
         return _read_rows(connection_, *_fetch_sql(queryset, layout), names)
     if settings.ANALYTICS_READ_CONNECTIONS > 1 and not connection_.in_atomic_block:
         return _read_split(queryset, layout)
-    return _read_postgresql(connection_, *_fetch_sql(queryset, layout), names)
+    return _read_one(queryset, layout)
+
+
+def _read_one(queryset: QuerySet, layout: Layout) -> pd.DataFrame:
+    """The whole read on PostgreSQL with the queryset's own connection."""
+    connection_ = connections[queryset.db]
+    return _read_postgresql(connection_, *_fetch_sql(queryset, layout), layout.names)
 
 
 # -- reading with several connections ---------------------------------------------------------
@@ -881,9 +887,7 @@ def _read_split(queryset: QuerySet, layout: Layout) -> pd.DataFrame:
         return _read_parts(queryset, layout)
     except _SnapshotRefused as refused:
         logger.warning("study tables read on one connection: %s", refused.__cause__)
-        return _read_postgresql(
-            connections[queryset.db], *_fetch_sql(queryset, layout), layout.names
-        )
+        return _read_one(queryset, layout)
 
 
 def _export_snapshot(connection_) -> tuple[str, int | None, int | None]:
@@ -907,7 +911,7 @@ def _read_parts(queryset: QuerySet, layout: Layout) -> pd.DataFrame:
         snapshot, low, high = _export_snapshot(connection_)
         bounds = _id_ranges(low, high, settings.ANALYTICS_READ_CONNECTIONS)
         if len(bounds) == 1:
-            return _read_postgresql(connection_, *_fetch_sql(queryset, layout), names)
+            return _read_one(queryset, layout)
         template, params = _fetch_sql(queryset, layout, ranged=True)
         with ThreadPoolExecutor(max_workers=len(bounds) - 1) as pool:
             others = [

@@ -185,7 +185,7 @@ DATABASE_ROUTERS = ["config.db_router.AnalyticsReplicaRouter"]
 ANALYTICS_PARALLEL_WORKERS = env_count_or("ANALYTICS_PARALLEL_WORKERS", 0, server=None)
 # Connections that read the registry together for the study tables on PostgreSQL, each
 # a range of patients, all on one exported snapshot (the same data). 2 by default:
-# on 2 cores the read of 1,000,000 patients took ~45 % less time with 2 than with 1
+# on 2 cores the study tables of 1,000,000 patients took ~35 % less time with 2 than with 1
 # (docs/performance.md). 1 reads with the request's connection only. Registries
 # under ANALYTICS_SPLIT_MIN_PATIENTS patients (by the span of their ids) read with one.
 ANALYTICS_READ_CONNECTIONS = env_int_at_least("ANALYTICS_READ_CONNECTIONS", 2, minimum=1)
