@@ -666,12 +666,16 @@ def _frame_dtypes(names: list[str]) -> dict[str, str]:
     }
 
 
-def _copy_out(cursor, copy_sql: str, params: tuple, setup: str = "") -> bytes:
+def _copy_out(cursor, copy_sql: str, params: tuple, setup: str = "") -> bytes | bytearray:
     """Every row of ``COPY (...) TO STDOUT``, read with libpq's PQgetCopyData.
 
     psycopg's ``Copy`` iterator pays a Python generator round trip for each row:
-    2.4 s of 8.9 s at 1,000,000 patients. The blocking loop below uses psycopg's
+    2.4 s of 8.9 s at 1,000,000 patients. The loop below uses psycopg's
     documented libpq wrapper (``psycopg.pq``) and reads the same bytes in 6.5 s.
+    It appends each row to one ``bytearray``: keeping a million small ``bytes``
+    alive for a final ``join`` cost 1.3-1.6 s of CPU at 1,000,000 patients, against
+    0.5 s when each row's buffer is freed and reused at once (the client's CPU
+    competes with the server processes for the same cores).
     A cursor that binds on the server (no ``mogrify``) uses the iterator.
 
     ``setup`` (e.g. a ``SET LOCAL``) is sent in the same simple query as the COPY:
@@ -689,7 +693,7 @@ def _copy_out(cursor, copy_sql: str, params: tuple, setup: str = "") -> bytes:
                 return b"".join(copy)
     copy_sql = cursor.mogrify(copy_sql, params)
     query = (f"{setup}; {copy_sql}" if setup else copy_sql).encode(cursor.connection.info.encoding)
-    chunks, errors = [], []
+    data, errors = bytearray(), []
     with cursor.connection.lock:
         pgconn = cursor.connection.pgconn
         pgconn.send_query(query)
@@ -701,14 +705,14 @@ def _copy_out(cursor, copy_sql: str, params: tuple, setup: str = "") -> bytes:
             if result.status == pq.ExecStatus.COPY_OUT:
                 while (row := pgconn.get_copy_data(1))[0] >= 0:  # -1: the COPY has ended
                     if row[0]:
-                        chunks.append(row[1])
+                        data += row[1]
                     else:  # nothing buffered yet
                         _wait_for_server(pgconn)
             elif result.status != pq.ExecStatus.COMMAND_OK:
                 errors.append(result.error_message)
     if errors:
         raise psycopg.DatabaseError(b"; ".join(e or b"COPY failed" for e in errors).decode())
-    return b"".join(chunks)
+    return data
 
 
 def _wait_for_server(pgconn) -> None:
