@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+from django.db import connection
 
 from analytics import datasets
 from analytics.datasets import Filters
@@ -11,6 +12,13 @@ from .analytics_cohort import build_cohort, make_patient
 from .factories import ONSET
 
 pytestmark = pytest.mark.django_db
+
+
+# COPY and the server settings around it exist only on PostgreSQL; these tests run in
+# CI's PostgreSQL pass (DATABASE_URL=postgres://...), and SQLite never reaches that code.
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="COPY and its settings are PostgreSQL's"
+)
 
 
 @pytest.fixture
@@ -247,8 +255,6 @@ def test_raw_code_comparisons_match_blank_and_unknown_values(cohort):
 def test_the_parallel_workers_setting_travels_with_the_fetch_in_one_query(
     cohort, settings, django_assert_num_queries
 ):
-    from django.db import connection
-
     settings.ANALYTICS_PARALLEL_WORKERS = 0
     with django_assert_num_queries(1) as captured:
         counts = datasets.count_table(datasets.patients(None), "baseline")
@@ -268,14 +274,11 @@ def test_the_server_setting_leaves_parallel_workers_alone(
     assert "max_parallel_workers_per_gather" not in captured.captured_queries[0]["sql"]
 
 
+@postgresql_only
 @pytest.mark.django_db(transaction=True)
 def test_the_parallel_workers_setting_ends_with_the_fetch(site_a, settings):
     """Out of any transaction (autocommit, as a management command runs), the SET LOCAL
     ends with the COPY's own transaction: the connection keeps the server's setting."""
-    if not _on_postgresql():
-        pytest.skip("a PostgreSQL setting")
-    from django.db import connection
-
     make_patient(site_a)
     with connection.cursor() as cursor:
         cursor.execute("SHOW max_parallel_workers_per_gather")
@@ -291,11 +294,9 @@ def test_the_parallel_workers_setting_ends_with_the_fetch(site_a, settings):
     assert during == f"{int(before) + 1}\n".encode()
 
 
+@postgresql_only
 def test_copy_out_applies_the_setup_with_a_server_binding_cursor_too():
-    if not _on_postgresql():
-        pytest.skip("COPY is PostgreSQL's")
     import psycopg
-    from django.db import connection
 
     connection.ensure_connection()
     sql = "COPY (SELECT current_setting('max_parallel_workers_per_gather')) TO STDOUT"
@@ -303,19 +304,11 @@ def test_copy_out_applies_the_setup_with_a_server_binding_cursor_too():
     assert datasets._copy_out(psycopg.Cursor(connection.connection), sql, (), setup) == b"7\n"
 
 
-def _on_postgresql() -> bool:
-    from django.db import connection
-
-    return connection.vendor == "postgresql"
-
-
+@postgresql_only
 def test_copy_out_reads_every_row_with_either_kind_of_cursor():
     """The libpq loop (client-side binding) and psycopg's iterator (server-side
     binding, no mogrify) read the same bytes."""
-    if not _on_postgresql():
-        pytest.skip("COPY is PostgreSQL's")
     import psycopg
-    from django.db import connection
 
     sql = "COPY (SELECT g, %s FROM generate_series(1, 3) g) TO STDOUT (FORMAT csv)"
     with connection.cursor() as cursor:
@@ -324,9 +317,8 @@ def test_copy_out_reads_every_row_with_either_kind_of_cursor():
     assert client_side == server_side == b"1,x\n2,x\n3,x\n"
 
 
+@postgresql_only
 def test_a_failing_copy_raises_a_database_error_and_the_connection_still_works():
-    if not _on_postgresql():
-        pytest.skip("COPY is PostgreSQL's")
     from django.db import DatabaseError, connection, transaction
 
     with pytest.raises(DatabaseError, match="division by zero"), transaction.atomic():
@@ -337,16 +329,14 @@ def test_a_failing_copy_raises_a_database_error_and_the_connection_still_works()
         assert cursor.fetchone() == (2,)
 
 
+@postgresql_only
 def test_copy_out_lets_other_threads_run_while_it_waits_for_the_server():
     """libpq's blocking calls keep the GIL: two reading threads (the split read) would
     each wait on the other's server. ``_copy_out`` waits in ``select`` instead."""
-    if not _on_postgresql():
-        pytest.skip("COPY is PostgreSQL's")
     import threading
     import time
 
     import psycopg
-    from django.db import connection
 
     given = connection.get_connection_params()  # the test database, as Django connects
     keys = ("dbname", "user", "password", "host", "port")
@@ -364,16 +354,13 @@ def test_copy_out_lets_other_threads_run_while_it_waits_for_the_server():
     assert longest < 0.5  # never stopped for the whole wait (1 s), as libpq would
 
 
+@postgresql_only
 def test_copy_out_does_not_keep_an_object_per_row():
     """A million rows kept as a million ``bytes`` until the end cost the reading
     thread 1.3-1.6 s of CPU (docs/performance.md, change 13); the rows go into one
     buffer. 200,000 rows of 7 bytes are 1.4 MB of data: traced peak 1.5 MB with the
     buffer, 89 MB with the old list of rows and its join (measured once each)."""
-    if not _on_postgresql():
-        pytest.skip("COPY is PostgreSQL's")
     import tracemalloc
-
-    from django.db import connection
 
     sql = "COPY (SELECT 100000 + g FROM generate_series(1, 200000) g) TO STDOUT"
     with connection.cursor() as cursor:
