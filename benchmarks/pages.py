@@ -91,7 +91,8 @@ def section_post_data(patient, key: str, bump: int) -> dict:
 
 
 def measure_pages(repeat: int = 5, report_url: str | None = None) -> dict[str, dict]:
-    """The nurse's list, overview and section save, and the report page."""
+    """The nurse's list (filtered by site; landing; search; a deep page; a section
+    incomplete), overview and section save, and the report page."""
     from django.test import Client
     from django.urls import reverse
 
@@ -101,9 +102,17 @@ def measure_pages(repeat: int = 5, report_url: str | None = None) -> dict[str, d
     client = Client(HTTP_HOST="localhost")
     client.force_login(nurse)
     patient = Patient.objects.filter(site=site).order_by("study_id")[10]
+    listed = reverse("registry:patient_list")
+    # A fragment of one study ID (its last 6 characters), as a nurse types it.
+    fragment = Patient.objects.filter(site=site).order_by("study_id")[500].study_id[-6:]
     results = {
-        "patient list": timed(
-            client, "get", reverse("registry:patient_list"), {"site": site.pk}, repeat
+        "patient list": timed(client, "get", listed, {"site": site.pk}, repeat),
+        # The nurse's landing page: no query string, so the follow-up panels too.
+        "patient list, landing": timed(client, "get", listed, None, repeat),
+        "patient list, search": timed(client, "get", listed, {"q": fragment}, repeat),
+        "patient list, page 500": timed(client, "get", listed, {"page": 500}, repeat),
+        "patient list, follow-up incomplete": timed(
+            client, "get", listed, {"incomplete": "followup"}, repeat
         ),
         "overview": timed(
             client, "get", reverse("registry:patient_detail", args=[patient.pk]), None, repeat

@@ -26,7 +26,9 @@ Measured, per pair:
 - **SQL floor**: one aggregate query joining the patient with its five sections
   and scanning them once (the least any whole-registry computation costs);
 - **pages** (``pages.py``): server time and queries of the patient list (first
-  page, filtered by site), an overview, a section save and the report page;
+  page, filtered by site; then the nurse's landing page with its follow-up panels,
+  a study-ID search, page 500 and the follow-up-incomplete filter), an overview, a
+  section save and the report page;
 - **import**: ``registry_import`` of 2,000 new interchange rows, in a
   transaction that is rolled back (the cohort stays at N); ``--repeat`` times:
   the median rows/s, then the first and the slowest import's.
@@ -172,6 +174,15 @@ def table(results: list[dict]) -> str:
             [_ratio(r["study"].get("seconds"), r["floor"].get("seconds")) for r in results],
         ),
         ("patient list (site, page 1)", [_fmt_ms(r["pages"].get("patient list")) for r in results]),
+        *(
+            (f"{name} (nurse)", [_fmt_ms(r["pages"].get(name)) for r in results])
+            for name in (
+                "patient list, landing",
+                "patient list, search",
+                "patient list, page 500",
+                "patient list, follow-up incomplete",
+            )
+        ),
         ("patient overview", [_fmt_ms(r["pages"].get("overview")) for r in results]),
         ("section save", [_fmt_ms(r["pages"].get("section save")) for r in results]),
         ("report page", [_fmt_ms(r["pages"].get("report page")) for r in results]),

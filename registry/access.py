@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
+from django.db.models.signals import m2m_changed
+from django.dispatch import receiver
 from django.shortcuts import get_object_or_404
 
 from .choices import Role
-from .models import Patient, Site
+from .models import Patient, Site, User
 
 EDIT_ROLES = frozenset({Role.DATA_ENTRY, Role.ADMIN})
 REPORT_ROLES = frozenset({Role.INVESTIGATOR, Role.MONITOR, Role.ADMIN})
@@ -37,7 +39,30 @@ def patients_for(user) -> QuerySet[Patient]:
         return Patient.objects.none()
     if is_admin(user):
         return Patient.objects.all()
-    return Patient.objects.filter(site__in=user.sites.values("pk"))
+    # The site keys as values, not as a subquery: PostgreSQL can then walk the (site,
+    # study ID) index of those sites. With the subquery it joined the patients' sections
+    # in study-ID order and filtered the site last: the first page of a nurse's list took
+    # 1.3 s at 1,000,000 patients instead of 1 ms (docs/performance.md).
+    return Patient.objects.filter(site_id__in=site_ids_for(user))
+
+
+def site_ids_for(user) -> list[int]:
+    """Keys of a user's own sites, read once per user object (once per request).
+
+    ``user.sites.set()`` / ``add()`` / ``remove()`` on that object forget them.
+    """
+    known = user.__dict__.get(_SITE_IDS)
+    if known is None:
+        known = user.__dict__[_SITE_IDS] = list(user.sites.values_list("pk", flat=True))
+    return known
+
+
+_SITE_IDS = "_registry_site_ids"
+
+
+@receiver(m2m_changed, sender=User.sites.through)
+def _forget_site_ids(sender, instance, **kwargs) -> None:
+    instance.__dict__.pop(_SITE_IDS, None)  # a user's, or a site's (which has none)
 
 
 def screening_for(user):

@@ -271,9 +271,9 @@ def test_study_tables_query_count_does_not_grow(
     n_patients, site_a, investigator, django_assert_num_queries
 ):
     bulk_cohort(site_a, n_patients)
-    # The patients' columns (counts, continuous, regression, flow chart's enrolment)
-    # and the screening log's counts.
-    with django_assert_num_queries(2):
+    # The investigator's site keys (registry.access.site_ids_for), the patients' columns
+    # (counts, continuous, regression, flow chart's enrolment) and the screening log's counts.
+    with django_assert_num_queries(3):
         result = tables.study_tables(investigator)
     assert result["n_patients"] == n_patients
 

@@ -473,6 +473,35 @@ def test_the_list_is_paginated_and_keeps_the_filters(client, nurse, site_a):
     assert len(response.context["rows"]) == 5
 
 
+def test_a_later_page_holds_the_next_patients_in_study_id_order(client, nurse, site_a):
+    for n in (3, 29, 0, 27, 26, *range(4, 26), 28, 1, 2):
+        PatientFactory(site=site_a, study_id=f"CT-{n:03d}")
+    response = login(client, nurse).get(reverse("registry:patient_list"), {"page": 2})
+    listed = [row["patient"].study_id for row in response.context["rows"]]
+    assert listed == ["CT-025", "CT-026", "CT-027", "CT-028", "CT-029"]
+    assert response.context["page"].paginator.count == 30
+
+
+def test_the_list_orders_patients_by_site_then_study_id(client, admin_user, site_a, site_b):
+    # The order of the (site, study ID) index: site_a was created first.
+    for site, study_id in ((site_b, "A-2"), (site_a, "B-1"), (site_b, "A-1"), (site_a, "A-9")):
+        PatientFactory(site=site, study_id=study_id)
+    response = login(client, admin_user).get(reverse("registry:patient_list"))
+    listed = [row["patient"].study_id for row in response.context["rows"]]
+    assert listed == ["A-9", "B-1", "A-1", "A-2"]
+
+
+def test_a_nurse_given_another_site_lists_its_patients_at_once(nurse, site_a, site_b):
+    from registry import access
+
+    PatientFactory(site=site_b, study_id="B-1")
+    assert not access.patients_for(nurse).filter(study_id="B-1").exists()
+    nurse.sites.add(site_b)  # the same user object: the remembered site keys are forgotten
+    assert access.patients_for(nurse).filter(study_id="B-1").exists()
+    nurse.sites.remove(site_b)
+    assert not access.patients_for(nurse).filter(study_id="B-1").exists()
+
+
 @pytest.mark.parametrize("n_patients", [5, 50])
 def test_the_list_costs_the_same_number_of_queries_for_5_or_50_patients(
     client, nurse, site_a, django_assert_max_num_queries, n_patients
@@ -480,7 +509,7 @@ def test_the_list_costs_the_same_number_of_queries_for_5_or_50_patients(
     for n in range(n_patients):
         full_patient(site=site_a, study_id=f"Q-{n:03d}")
     login(client, nurse)
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(14):  # the list's 13 (test_query_counts.py) + 1
         response = client.get(reverse("registry:patient_list"))
     assert response.status_code == 200
 
