@@ -90,7 +90,8 @@ def patient_list(request):
     keys = patients.order_by("site_id", "study_id").values_list("pk", flat=True)
     page = Paginator(keys, PAGE_SIZE).get_page(request.GET.get("page"))
     found = _with_sections(patients).in_bulk(list(page.object_list))
-    rows = [{"patient": found[pk], "sections": section_statuses(found[pk])} for pk in page]
+    # A patient deleted between the two reads is left out rather than failing the page.
+    rows = [{"patient": p, "sections": section_statuses(p)} for p in map(found.get, page) if p]
     return render(
         request,
         "registry/patient_list.html",
