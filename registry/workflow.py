@@ -548,8 +548,14 @@ def home_panels_context(user, today: dt.date | None = None) -> dict[str, object]
     panels = []
     if access.can_edit_clinical(user):
         items = worklist(user, today)
+        # The badge counts the whole bucket; the panel lists its first PANEL_LIMIT.
         panels = [
-            {"key": name, "label": BUCKET_LABELS[name], "items": items[name][:PANEL_LIMIT]}
+            {
+                "key": name,
+                "label": BUCKET_LABELS[name],
+                "items": items[name][:PANEL_LIMIT],
+                "total": len(items[name]),
+            }
             for name in BUCKETS
         ]
     context.update(

@@ -102,6 +102,20 @@ def test_home_panels_show_due_calls_and_open_queries(nurse, monitor, recent):
     assert "door_time" in html
 
 
+def test_a_home_panel_counts_its_whole_bucket_and_says_it_shows_the_first(
+    nurse, site_a, monkeypatch
+):
+    for study_id in ("CT-091", "CT-092", "CT-093"):
+        PatientFactory(site=site_a, study_id=study_id)  # no onset or door time
+    monkeypatch.setattr(workflow, "BUCKETS", ("no_date",))
+    monkeypatch.setattr(workflow, "PANEL_LIMIT", 2)
+    context = workflow.home_panels_context(nurse)
+    assert [(p["total"], len(p["items"])) for p in context["followup_panels"]] == [(3, 2)]
+    html = render_to_string("registry/workflow/home_panels.html", context)
+    assert '<span class="badge text-bg-secondary">3</span>' in html
+    assert "The first 2 of 3." in html
+
+
 def test_screening_through_the_web_leads_to_enrolment(client, nurse, site_a):
     login(client, nurse)
     today = timezone.localdate().isoformat()
