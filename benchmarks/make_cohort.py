@@ -284,6 +284,8 @@ def generate(rng, n: int, first_id: int, site_ids, site_codes) -> dict[str, Colu
     followup.add("death_date", "date", death_date, null=lost | (mrs_3m != 6))
     _bookkeeping(followup, complete=~lost)
     followup = _take(followup, has_followup)
+    # What registry.models.mrs_3m_missing says of these rows (checked by the tests).
+    patient.add("mrs_3m_missing", "bool", ~has_followup | lost)
     patient_sites = np.asarray(site_ids, dtype=np.int64)[site_index]
 
     return {

@@ -30,7 +30,15 @@ from django.utils import timezone
 
 from . import interchange, rules
 from .choices import SectionStatus
-from .models import SECTION_MODELS, Patient, PatientLock, Section, Site
+from .models import (
+    SECTION_MODELS,
+    FollowUp,
+    Patient,
+    PatientLock,
+    Section,
+    Site,
+    patients_refresh_mrs_3m_missing,
+)
 
 BATCH = 500
 
@@ -358,6 +366,7 @@ class _Planner:
                 "sex": sex,
                 "age_years": age_years,
                 "created_by_id": self.user_id,
+                "mrs_3m_missing": True,  # until its follow-up is written (_write)
             }
         elif stored[1:4] != (site_id, sex, age_years):
             record = {
@@ -623,6 +632,15 @@ def _write(planned: list[_Planned], new_sites: dict[str, Site], user, reason: st
                 columns = [a for a in writer.columns if a != "patient_id"]
                 writer.update(records, columns, "patient_id")
                 writer.history(records, "~")
+        # Written without FollowUp.save(): store what the follow-ups now say.
+        patients_refresh_mrs_3m_missing(
+            patient_ids=[
+                plan.pk
+                for plan in planned
+                for model, _ in (*plan.sections_new, *plan.sections_changed)
+                if model is FollowUp
+            ]
+        )
 
 
 def _patient_keys(planned: list[_Planned]) -> None:

@@ -14,7 +14,7 @@ from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
@@ -185,14 +185,28 @@ class Patient(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
-    history = HistoricalRecords()
+    # Stored, not only derived: "no 3-month mRS recorded" includes patients *lacking* a
+    # follow-up row, which no index finds, so the follow-up worklist read every patient
+    # of the site (300-350 ms at 1,000,000 patients; docs/performance.md). Kept by
+    # FollowUp.save() / delete() and the bulk writers through
+    # patients_refresh_mrs_3m_missing(), which holds the one definition.
+    mrs_3m_missing = models.BooleanField(_("3-month mRS missing"), default=True, editable=False)
+    history = HistoricalRecords(excluded_fields=["mrs_3m_missing"])
 
     class Meta:
         ordering = ["study_id"]
         verbose_name = _("patient")
-        # The nurse's patient list filters by site and orders by study ID: at 1,000,000
-        # patients this index turns a 46-82 ms filtered scan into 0.8 ms (docs/performance.md).
-        indexes = [models.Index(fields=["site", "study_id"], name="patient_site_study_id_idx")]
+        indexes = [
+            # The nurse's patient list filters by site and orders by study ID: at 1,000,000
+            # patients this turns a 46-82 ms filtered scan into 0.8 ms (docs/performance.md).
+            models.Index(fields=["site", "study_id"], name="patient_site_study_id_idx"),
+            # The follow-up worklist: the few patients of a site still without the mRS.
+            models.Index(
+                fields=["site"],
+                condition=Q(mrs_3m_missing=True),
+                name="patient_mrs_3m_missing_idx",
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(age_years__gte=rules.RANGES["age_years"][0])
@@ -498,6 +512,40 @@ class FollowUp(Section):
                 name="followup_mrs6_has_death_date",
             ),
         ]
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        patients_refresh_mrs_3m_missing(patient_ids=[self.patient_id])
+
+    def delete(self, *args, **kwargs):
+        patient_id = self.patient_id
+        result = super().delete(*args, **kwargs)
+        patients_refresh_mrs_3m_missing(patient_ids=[patient_id])
+        return result
+
+
+def mrs_3m_missing(followup_model=None) -> models.Expression:
+    """True for a patient with no 3-month mRS recorded (no follow-up row, or one
+    without the mRS): who stays on the follow-up worklist. The one definition."""
+    followup_model = followup_model or FollowUp
+    recorded = followup_model.objects.filter(patient=OuterRef("pk"), mrs_3m__isnull=False)
+    return ~Exists(recorded)
+
+
+def patients_refresh_mrs_3m_missing(*, patient_ids=None, patient_model=None) -> int:
+    """Store :func:`mrs_3m_missing` in ``Patient.mrs_3m_missing`` for those patients
+    (all when ``patient_ids`` is None); one UPDATE per 500 patients. The models are
+    parameters for the data migration, which has its own historical models."""
+    patient_model = patient_model or Patient
+    followup_model = patient_model._meta.apps.get_model("registry", "FollowUp")
+    value = mrs_3m_missing(followup_model)
+    if patient_ids is None:
+        return patient_model.objects.update(mrs_3m_missing=value)
+    keys, changed = list(patient_ids), 0
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        changed += patient_model.objects.filter(pk__in=chunk).update(mrs_3m_missing=value)
+    return changed
 
 
 SECTION_MODELS: tuple[type[Section], ...] = (Admission, Imaging, Procedure, Complications, FollowUp)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -321,9 +321,19 @@ def worklist(user, today: dt.date | None = None) -> dict[str, list[WorklistItem]
     window = window_days()
     patients = (
         access.patients_for(user)
-        .filter(Q(followup__isnull=True) | Q(followup__mrs_3m__isnull=True))
+        # Stored by models.patients_refresh_mrs_3m_missing: found by a partial index.
+        .filter(mrs_3m_missing=True)
         .exclude(exclusion__active=True)
         .select_related("site", "admission", "complications")
+        # Only what the buckets and the worklist tables read: a whole admission row is
+        # ~20 columns, and building 3,800 full instances took ~50 ms at 949 patients.
+        .only(
+            "study_id",
+            "site__code",
+            "admission__onset_time",
+            "admission__door_time",
+            "complications__discharge_mrs",
+        )
         .annotate(**_attempts_annotation())
     )
     result: dict[str, list[WorklistItem]] = {name: [] for name in (*BUCKETS, *OTHER_BUCKETS)}

@@ -1,10 +1,11 @@
 """benchmarks/make_cohort.py: the benchmark's synthetic registry obeys every model rule."""
 
 import pytest
+from django.db import models
 
 from analytics import datasets
 from benchmarks import make_cohort as generator
-from registry.models import Patient
+from registry.models import Patient, mrs_3m_missing
 from registry.workflow_models import PatientExclusion, ScreeningEntry
 
 
@@ -23,3 +24,9 @@ def test_a_synthetic_cohort_passes_full_clean_and_its_flow_chart_adds_up():
     assert flow["consent_refused"] == 12  # 3 %
     excluded = PatientExclusion.objects.filter(active=True, reason="lost_to_followup").count()
     assert 0 < excluded == flow["excluded_after_enrolment"]["total"]
+    # The stored worklist flag agrees with its definition for every generated patient.
+    disagree = Patient.objects.annotate(missing=mrs_3m_missing()).exclude(
+        mrs_3m_missing=models.F("missing")
+    )
+    assert not disagree.exists()
+    assert 0 < Patient.objects.filter(mrs_3m_missing=True).count() < 400

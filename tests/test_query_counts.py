@@ -17,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from registry.choices import Role
+from registry.models import Patient
 
 from .factories import SiteFactory, UserFactory, full_patient
 
@@ -25,12 +26,15 @@ SIZES = (5, 60)
 # Today's counts (+1 of headroom): list 13 (the user's site keys, the count, the page's
 # keys, then its patients: docs/performance.md), overview 8 and report 10 (each with the
 # user's site keys), study_tables 2 (the patients' columns with the flow chart's
-# enrolment, and the screening log's counts).
+# enrolment, and the screening log's counts), the list's landing page 14 (the list and
+# the follow-up panels), the worklist page 8.
 BUDGET = {
     "patient_list": 14,
     "overview": 9,
     "report": 11,
     "study_tables": 3,
+    "landing": 15,
+    "worklist": 9,
 }
 
 
@@ -108,6 +112,27 @@ def test_the_study_tables_command_uses_a_constant_number_of_queries(
     with django_assert_max_num_queries(BUDGET["study_tables"]):
         call_command("study_tables", "--format", "json", stdout=out)
     assert f'"n_patients": {n}' in out.getvalue()
+
+
+def test_the_landing_list_and_the_worklist_issue_as_many_queries_for_60_patients_as_for_5(
+    nurse_client, site
+):
+    """The follow-up panels and the worklist page read only some columns of each
+    patient (``.only()``): a template reading another one would add a query per patient."""
+
+    def add_to_worklist(n: int) -> None:
+        for patient in _cohort(site, n):
+            patient.followup.delete()  # no 3-month mRS: on the worklist
+
+    pages = (reverse("registry:patient_list"), reverse("registry:followup_worklist"))
+    add_to_worklist(SIZES[0])
+    few = [_queries(_get(nurse_client, url)) for url in pages]
+    add_to_worklist(SIZES[1] - SIZES[0])
+    many = [_queries(_get(nurse_client, url)) for url in pages]
+    assert few == many
+    assert many[0] <= BUDGET["landing"] and many[1] <= BUDGET["worklist"]
+    page = nurse_client.get(pages[1]).content.decode()
+    assert all(p.study_id in page for p in Patient.objects.all())
 
 
 def test_no_page_issues_more_queries_for_more_patients(nurse_client, site):
