@@ -37,6 +37,7 @@ from .models import (
     PatientLock,
     Section,
     Site,
+    mrs_3m_missing_of,
     patients_refresh_mrs_3m_missing,
 )
 
@@ -366,7 +367,6 @@ class _Planner:
                 "sex": sex,
                 "age_years": age_years,
                 "created_by_id": self.user_id,
-                "mrs_3m_missing": True,  # until its follow-up is written (_write)
             }
         elif stored[1:4] != (site_id, sex, age_years):
             record = {
@@ -396,6 +396,9 @@ class _Planner:
                 (planned.sections_new if old is None else planned.sections_changed).append(
                     (model, found)
                 )
+        if planned.new and record is not None:
+            followup = next((r for m, r in planned.sections_new if m is FollowUp), None)
+            record["mrs_3m_missing"] = mrs_3m_missing_of(followup)
         return planned, problems
 
     def _plan_section(self, model, number, values, old, problems) -> dict | None:
@@ -632,11 +635,13 @@ def _write(planned: list[_Planned], new_sites: dict[str, Site], user, reason: st
                 columns = [a for a in writer.columns if a != "patient_id"]
                 writer.update(records, columns, "patient_id")
                 writer.history(records, "~")
-        # Written without FollowUp.save(): store what the follow-ups now say.
+        # Written without FollowUp.save(): what the stored patients' follow-ups now say
+        # (a new patient's flag was written with it, by mrs_3m_missing_of).
         patients_refresh_mrs_3m_missing(
             patient_ids=[
                 plan.pk
                 for plan in planned
+                if not plan.new
                 for model, _ in (*plan.sections_new, *plan.sections_changed)
                 if model is FollowUp
             ]

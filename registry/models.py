@@ -532,6 +532,13 @@ def mrs_3m_missing(followup_model=None) -> models.Expression:
     return ~Exists(recorded)
 
 
+def mrs_3m_missing_of(followup: dict | None) -> bool:
+    """:func:`mrs_3m_missing` for a follow-up about to be written (its field values,
+    None for none): what the import stores with a new patient instead of updating
+    the row again (~20 % of an import's time). Tests check the two agree."""
+    return followup is None or followup.get("mrs_3m") is None
+
+
 def patients_refresh_mrs_3m_missing(*, patient_ids=None, patient_model=None) -> int:
     """Store :func:`mrs_3m_missing` in ``Patient.mrs_3m_missing`` for those patients
     (all when ``patient_ids`` is None); one UPDATE per 500 patients. The models are
