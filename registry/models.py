@@ -187,9 +187,9 @@ class Patient(models.Model):
     )
     # Stored, not only derived: "no 3-month mRS recorded" includes patients *lacking* a
     # follow-up row, which no index finds, so the follow-up worklist read every patient
-    # of the site (300-350 ms at 1,000,000 patients; docs/performance.md). Kept by
-    # FollowUp.save() / delete() and the bulk writers through
-    # patients_refresh_mrs_3m_missing(), which holds the one definition.
+    # of the site (300-350 ms at 1,000,000 patients; docs/performance.md). Defined by
+    # mrs_3m_missing() below; kept by FollowUp.save() / delete() and the bulk writers
+    # through patients_refresh_mrs_3m_missing().
     mrs_3m_missing = models.BooleanField(_("3-month mRS missing"), default=True, editable=False)
     history = HistoricalRecords(excluded_fields=["mrs_3m_missing"])
 

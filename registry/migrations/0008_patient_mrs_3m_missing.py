@@ -4,7 +4,9 @@ from django.db import migrations, models
 
 
 def backfill(apps, schema_editor):
-    # Every stored patient gets the value the follow-up rows give (one UPDATE).
+    # Every stored patient gets the value the follow-up rows give (one UPDATE), by the
+    # registry's own definition, on this migration's historical models. Should that
+    # function ever change or move, copy its present form here.
     from registry.models import patients_refresh_mrs_3m_missing
 
     patients_refresh_mrs_3m_missing(patient_model=apps.get_model("registry", "Patient"))
