@@ -286,6 +286,13 @@ def generate(rng, n: int, first_id: int, site_ids, site_codes) -> dict[str, Colu
     followup = _take(followup, has_followup)
     # What registry.models.mrs_3m_missing says of these rows (checked by the tests).
     patient.add("mrs_3m_missing", "bool", ~has_followup | lost)
+    # What registry.models.sections_complete says of them: imaging, procedure and
+    # complications are always complete here (the tests check the two agree).
+    from registry.models import SECTION_MODELS, section_bit
+
+    complete = {"admission": ~onset_unknown, "followup": has_followup & ~lost}
+    bits = sum(np.where(complete.get(m.key, True), section_bit(m.key), 0) for m in SECTION_MODELS)
+    patient.add("sections_complete", "int", bits.astype(np.int64))
     patient_sites = np.asarray(site_ids, dtype=np.int64)[site_index]
 
     return {

@@ -113,6 +113,9 @@ def measure_pages(repeat: int = 5, report_url: str | None = None) -> dict[str, d
         "patient list, follow-up incomplete": timed(
             client, "get", listed, {"incomplete": "followup"}, repeat
         ),
+        "patient list, any section incomplete": timed(
+            client, "get", listed, {"incomplete": "any"}, repeat
+        ),
         "overview": timed(
             client, "get", reverse("registry:patient_detail", args=[patient.pk]), None, repeat
         ),

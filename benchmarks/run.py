@@ -27,8 +27,8 @@ Measured, per pair:
   and scanning them once (the least any whole-registry computation costs);
 - **pages** (``pages.py``): server time and queries of the patient list (first
   page, filtered by site; then the nurse's landing page with its follow-up panels,
-  a study-ID search, page 500 and the follow-up-incomplete filter), an overview, a
-  section save and the report page;
+  a study-ID search, page 500, the follow-up-incomplete and any-section-incomplete
+  filters), an overview, a section save and the report page;
 - **import**: ``registry_import`` of 2,000 new interchange rows, in a
   transaction that is rolled back (the cohort stays at N); ``--repeat`` times:
   the median rows/s, then the first and the slowest import's.
@@ -181,6 +181,7 @@ def table(results: list[dict]) -> str:
                 "patient list, search",
                 "patient list, page 500",
                 "patient list, follow-up incomplete",
+                "patient list, any section incomplete",
             )
         ),
         ("patient overview", [_fmt_ms(r["pages"].get("overview")) for r in results]),

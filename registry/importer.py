@@ -38,7 +38,8 @@ from .models import (
     Section,
     Site,
     mrs_3m_missing_of,
-    patients_refresh_mrs_3m_missing,
+    patients_refresh_stored,
+    sections_complete_of,
 )
 
 BATCH = 500
@@ -399,6 +400,9 @@ class _Planner:
         if planned.new and record is not None:
             followup = next((r for m, r in planned.sections_new if m is FollowUp), None)
             record["mrs_3m_missing"] = mrs_3m_missing_of(followup)
+            record["sections_complete"] = sections_complete_of(
+                {m.key: r["status"] for m, r in planned.sections_new}
+            )
         return planned, problems
 
     def _plan_section(self, model, number, values, old, problems) -> dict | None:
@@ -635,15 +639,14 @@ def _write(planned: list[_Planned], new_sites: dict[str, Site], user, reason: st
                 columns = [a for a in writer.columns if a != "patient_id"]
                 writer.update(records, columns, "patient_id")
                 writer.history(records, "~")
-        # Written without FollowUp.save(): what the stored patients' follow-ups now say
-        # (a new patient's flag was written with it, by mrs_3m_missing_of).
-        patients_refresh_mrs_3m_missing(
+        # Written without Section.save(): what the stored patients' sections now say (a
+        # new patient's columns were written with it, by mrs_3m_missing_of and
+        # sections_complete_of).
+        patients_refresh_stored(
             patient_ids=[
                 plan.pk
                 for plan in planned
-                if not plan.new
-                for model, _ in (*plan.sections_new, *plan.sections_changed)
-                if model is FollowUp
+                if not plan.new and (plan.sections_new or plan.sections_changed)
             ]
         )
 

@@ -19,7 +19,7 @@ from . import access, derived, rules, services
 from .choices import SectionStatus
 from .display import history_entries, label, words
 from .forms import PatientFilterForm, PatientForm, section_form_class
-from .models import SECTION_MODELS, SECTIONS_BY_KEY, Patient
+from .models import SECTION_MODELS, SECTIONS_BY_KEY, Patient, patients_incomplete
 
 PAGE_SIZE = 25
 SECTION_KEYS = [model.key for model in SECTION_MODELS]
@@ -76,13 +76,9 @@ def patient_list(request):
         if data["site"]:
             patients = patients.filter(site=data["site"])
         incomplete = data["incomplete"]
-        keys = SECTION_KEYS if incomplete == form.INCOMPLETE_ANY else [incomplete]
         if incomplete:
-            missing = None
-            for key in keys:
-                condition = _section_incomplete(key)
-                missing = condition if missing is None else missing | condition
-            patients = patients.filter(missing)
+            keys = SECTION_KEYS if incomplete == form.INCOMPLETE_ANY else [incomplete]
+            patients = patients_incomplete(patients, keys)
     # By site, then study ID: the order of the (site, study ID) index, so a page of any
     # site, or of several, is read from the index (one site's patients sort together).
     # The page's keys first, then its 25 patients with their sections: selected with
@@ -97,12 +93,6 @@ def patient_list(request):
         "registry/patient_list.html",
         {"form": form, "page": page, "rows": rows, "section_tabs": section_tabs()},
     )
-
-
-def _section_incomplete(key: str):
-    from django.db.models import Q
-
-    return Q(**{f"{key}__isnull": True}) | ~Q(**{f"{key}__status": SectionStatus.COMPLETE})
 
 
 def patient_create(request):

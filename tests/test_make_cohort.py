@@ -5,7 +5,7 @@ from django.db import models
 
 from analytics import datasets
 from benchmarks import make_cohort as generator
-from registry.models import Patient, mrs_3m_missing
+from registry.models import ALL_SECTIONS_COMPLETE, Patient, mrs_3m_missing, sections_complete
 from registry.workflow_models import PatientExclusion, ScreeningEntry
 
 
@@ -30,3 +30,10 @@ def test_a_synthetic_cohort_passes_full_clean_and_its_flow_chart_adds_up():
     )
     assert not disagree.exists()
     assert 0 < Patient.objects.filter(mrs_3m_missing=True).count() < 400
+    # So do the stored complete sections (the list's "section incomplete" filter).
+    disagree = Patient.objects.annotate(defined=sections_complete()).exclude(
+        sections_complete=models.F("defined")
+    )
+    assert not disagree.exists()
+    incomplete = Patient.objects.exclude(sections_complete=ALL_SECTIONS_COMPLETE).count()
+    assert 0 < incomplete < 400

@@ -436,10 +436,16 @@ def test_the_list_filters_by_site(client, admin_user, site_a, site_b):
     assert [row["patient"].study_id for row in response.context["rows"]] == ["B-1"]
 
 
+def _complete_every_section(patient, *, but=()):
+    for key, section in patient.sections().items():
+        if key not in but:
+            section.status = SectionStatus.COMPLETE
+            section.save()
+
+
 def test_the_list_filters_patients_with_a_section_incomplete(client, nurse, site_a):
-    complete = full_patient(site=site_a, study_id="CT-FULL")
-    for section in complete.sections().values():
-        type(section).objects.filter(pk=section.pk).update(status=SectionStatus.COMPLETE)
+    _complete_every_section(full_patient(site=site_a, study_id="CT-FULL"))
+    _complete_every_section(full_patient(site=site_a, study_id="CT-NOFU"), but=["followup"])
     draft = PatientFactory(site=site_a, study_id="CT-DRAFT")
     ImagingFactory(patient=draft)
     PatientFactory(site=site_a, study_id="CT-EMPTY")
@@ -450,9 +456,27 @@ def test_the_list_filters_patients_with_a_section_incomplete(client, nurse, site
         response = client.get(url, {"incomplete": incomplete})
         return [row["patient"].study_id for row in response.context["rows"]]
 
-    assert listed("any") == ["CT-DRAFT", "CT-EMPTY"]
+    assert listed("any") == ["CT-DRAFT", "CT-EMPTY", "CT-NOFU"]
     assert listed("imaging") == ["CT-DRAFT", "CT-EMPTY"]
-    assert listed("") == ["CT-DRAFT", "CT-EMPTY", "CT-FULL"]
+    assert listed("followup") == ["CT-DRAFT", "CT-EMPTY", "CT-NOFU"]
+    assert listed("") == ["CT-DRAFT", "CT-EMPTY", "CT-FULL", "CT-NOFU"]
+
+
+def test_the_incomplete_filter_follows_a_section_completed_and_reopened(client, nurse, site_a):
+    patient = full_patient(site=site_a, study_id="CT-001")
+    _complete_every_section(patient, but=["procedure"])
+    login(client, nurse)
+
+    def listed():
+        response = client.get(reverse("registry:patient_list"), {"incomplete": "any"})
+        return [row["patient"].study_id for row in response.context["rows"]]
+
+    assert listed() == ["CT-001"]
+    _complete_every_section(patient)
+    assert listed() == []
+    patient.procedure.status = SectionStatus.DRAFT
+    patient.procedure.save()
+    assert listed() == ["CT-001"]
 
 
 def test_the_list_shows_a_badge_per_section(client, nurse, site_a):
