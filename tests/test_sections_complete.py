@@ -134,7 +134,7 @@ def test_the_filter_keeps_patients_with_any_of_the_sections_incomplete(site_a):
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="planner settings are PostgreSQL's")
 def test_the_filter_can_read_the_partial_index(site_a):
-    migration = importlib.import_module("registry.migrations.0009_patient_sections_complete")
+    migration = importlib.import_module("registry.migrations.0010_patient_incomplete_idx")
     (index,) = [op.index for op in migration.Migration.operations if hasattr(op, "index")]
     for n in range(20):
         PatientFactory(site=site_a, study_id=f"CT-{n:03d}")

@@ -27,8 +27,4 @@ class Migration(migrations.Migration):
             field=models.PositiveSmallIntegerField(default=0, editable=False, verbose_name='complete sections'),
         ),
         migrations.RunPython(backfill, migrations.RunPython.noop, elidable=False),
-        migrations.AddIndex(
-            model_name='patient',
-            index=models.Index(condition=models.Q(('sections_complete', 31), _negated=True), fields=['site', 'study_id', 'sections_complete'], name='patient_incomplete_idx'),
-        ),
     ]
