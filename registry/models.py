@@ -192,8 +192,8 @@ class Patient(models.Model):
     # Stored, not only derived: "no 3-month mRS recorded" includes patients *lacking* a
     # follow-up row, which no index finds, so the follow-up worklist read every patient
     # of the site (300-350 ms at 1,000,000 patients; docs/performance.md). Defined by
-    # mrs_3m_missing() below; kept by FollowUp.save() / delete() and the bulk writers
-    # through patients_refresh_mrs_3m_missing().
+    # mrs_3m_missing() below; kept by Section.save() / delete() and the bulk writers
+    # through patients_refresh_stored().
     mrs_3m_missing = models.BooleanField(_("3-month mRS missing"), default=True, editable=False)
     # Stored for the same reason: "section incomplete" includes patients *lacking* the
     # section's row (the list's filter read every patient of the site: 0.2-1.9 s at

@@ -324,7 +324,7 @@ def worklist(user, today: dt.date | None = None) -> dict[str, list[WorklistItem]
     window = window_days()
     patients = (
         access.patients_for(user)
-        # Stored by models.patients_refresh_mrs_3m_missing: found by a partial index.
+        # Stored by models.patients_refresh_stored: found by a partial index.
         .filter(mrs_3m_missing=True)
         .exclude(exclusion__active=True)
         # Only what the buckets and the worklist tables read, the related values as
