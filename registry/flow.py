@@ -90,7 +90,8 @@ def enrolment_counts(patients: QuerySet[Patient]) -> dict[str, int]:
         enrolled=Count("pk"),
         from_screening=Count("pk", filter=Q(e_screened=1)),
         excluded=Count("pk", filter=excluded),
-        analysed=Count("pk", filter=~excluded & Q(followup__mrs_3m__isnull=False)),
+        # "3-month mRS recorded": the stored models.mrs_3m_missing(), not restated here.
+        analysed=Count("pk", filter=~excluded & Q(mrs_3m_missing=False)),
         **{
             f"after_{code}": Count("pk", filter=Q(e_exclusion=code))
             for code in PatientExclusionReason.values

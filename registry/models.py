@@ -639,13 +639,6 @@ def patients_refresh_stored(*, patient_ids=None, patient_model=None, fields=None
     return changed
 
 
-def patients_refresh_mrs_3m_missing(*, patient_ids=None, patient_model=None) -> int:
-    """:func:`patients_refresh_stored` of ``mrs_3m_missing`` alone (migration 0008)."""
-    return patients_refresh_stored(
-        patient_ids=patient_ids, patient_model=patient_model, fields=("mrs_3m_missing",)
-    )
-
-
 # Patient columns derived from the sections, stored so that an index finds them.
 STORED_DERIVED = ("mrs_3m_missing", "sections_complete")
 

@@ -7,9 +7,11 @@ def backfill(apps, schema_editor):
     # Every stored patient gets the value the follow-up rows give (one UPDATE), by the
     # registry's own definition, on this migration's historical models. Should that
     # function ever change or move, copy its present form here.
-    from registry.models import patients_refresh_mrs_3m_missing
+    from registry.models import patients_refresh_stored
 
-    patients_refresh_mrs_3m_missing(patient_model=apps.get_model("registry", "Patient"))
+    patients_refresh_stored(
+        patient_model=apps.get_model("registry", "Patient"), fields=("mrs_3m_missing",)
+    )
 
 
 class Migration(migrations.Migration):
