@@ -59,11 +59,11 @@ except ImportError:  # pragma: no cover - a registry without the replica router
 
 
 from registry.derived import DEAD_MRS, intervals
-from registry.flow import enrolment_annotations, enrolment_counts, flow_from, screening_counts
-from registry.models import Patient
-from registry.workflow_models import PatientExclusion, PatientExclusionReason, ScreeningEntry
+from registry.models import Patient, PatientExclusion, PatientExclusionReason, ScreeningEntry
+from registry.workflow.services import screening_counts
 
 from . import exposures as ex
+from .flow import enrolment_annotations, enrolment_counts, flow_from
 
 logger = logging.getLogger(__name__)
 
@@ -823,8 +823,8 @@ def fetch_analysis(
     """The analysis set's columns and the flow chart's enrolment counts: ONE query.
 
     Reads every enrolled patient of ``user`` and ``filters``, those excluded after
-    enrolment included, with ``registry.flow.enrolment_annotations``; counts them as
-    ``registry.flow.enrolment_counts`` does in SQL (the same keys and rules, tested), then
+    enrolment included, with ``analytics.flow.enrolment_annotations``; counts them as
+    ``analytics.flow.enrolment_counts`` does in SQL (the same keys and rules, tested), then
     leaves the excluded out: the columns are those of
     ``fetch_columns(patients(user, filters))`` (tested), without a second scan.
     """

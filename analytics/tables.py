@@ -16,11 +16,12 @@ import pandas as pd
 from django.conf import settings
 from django.utils import timezone
 
-from registry.flow import flow_from, screening_counts
+from registry.workflow.services import screening_counts
 
 from . import datasets, stats
 from . import exposures as ex
 from .datasets import Filters
+from .flow import flow_from
 
 P_METHODS = ("fisher", "wald")
 

@@ -10,3 +10,12 @@ urlpatterns = [
     path("download/<slug:table>.<str:fmt>", views.download, name="download"),
     path("figures/<slug:name>.<str:fmt>", views.figure, name="figure"),
 ]
+
+# The flow chart (the paper's Figure 1), served at /flow/ (config/urls.py).
+flow_patterns = (
+    [
+        path("", views.flow_chart, name="chart"),
+        path("flow-chart.svg", views.flow_chart_svg, name="svg"),
+    ],
+    "flow",
+)

@@ -14,8 +14,9 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 
 from registry import access
+from registry.workflow.services import screening_for
 
-from . import datasets, exports, figures, published
+from . import datasets, exports, figures, flow, published
 from . import exposures as ex
 from .forms import form_for
 from .tables import P_METHODS, figure_data, strip_internal, study_tables
@@ -189,3 +190,21 @@ def published_vs_registry(request):
         n_patients=result["n_patients"],
     )
     return render(request, "analytics/published.html", context)
+
+
+# --- the flow chart (the paper's Figure 1) ---
+
+
+def _flow_counts(user) -> dict:
+    return flow.flow_counts(access.patients_for(user), screening_for(user))
+
+
+def flow_chart(request):
+    access.require(access.can_view_reports(request.user))
+    return render(request, "analytics/flow_chart.html", {"counts": _flow_counts(request.user)})
+
+
+def flow_chart_svg(request):
+    access.require(access.can_view_reports(request.user))
+    svg = flow.flow_svg(_flow_counts(request.user))
+    return HttpResponse(svg, content_type="image/svg+xml; charset=utf-8")

@@ -43,7 +43,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from registry import demo, interchange  # noqa: E402
-from registry.importer import registry_import  # noqa: E402
+from registry.interchange.importer import registry_import  # noqa: E402
 from registry.models import SECTION_MODELS, Patient, Site, User  # noqa: E402
 
 

@@ -315,7 +315,7 @@ def screening_log(rng, ids, patient_sites, door_date, site_ids) -> Columns:
     """A screening entry for every patient (eligible, consent given, enrolled), and
     about 15 % more screened patients who were not: 12 % not eligible (a criterion of
     the paper's Figure 1) and 3 % eligible whose consent was refused."""
-    from registry.workflow_models import ConsentBy, ScreeningExclusion
+    from registry.models import ConsentBy, ScreeningExclusion
 
     n, extra = len(ids), int(round(len(ids) * 0.15))
     refused = np.arange(extra) < int(round(len(ids) * 0.03))
@@ -464,8 +464,7 @@ def make_cohort(n: int, sites: int = 20, seed: int = 7, quiet: bool = False) -> 
     from django.db.models import Max
     from django.utils import timezone
 
-    from registry.models import SECTION_MODELS, Patient
-    from registry.workflow_models import PatientExclusion, ScreeningEntry
+    from registry.models import SECTION_MODELS, Patient, PatientExclusion, ScreeningEntry
 
     started = time.perf_counter()
     vendor = connection.vendor
@@ -505,8 +504,7 @@ def make_cohort(n: int, sites: int = 20, seed: int = 7, quiet: bool = False) -> 
 
 def check_sample(k: int, seed: int = 7) -> int:
     """Run ``full_clean()`` on every record of ``k`` random patients; returns the count."""
-    from registry.models import Patient
-    from registry.workflow_models import PatientExclusion, ScreeningEntry
+    from registry.models import Patient, PatientExclusion, ScreeningEntry
 
     ids = list(Patient.objects.values_list("id", flat=True).order_by("id"))
     if not ids:

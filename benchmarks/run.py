@@ -412,7 +412,7 @@ def measure_import(repeat: int, rows: int = IMPORT_ROWS) -> dict:
     from django.db import transaction
 
     from registry import demo, interchange
-    from registry.importer import registry_import
+    from registry.interchange.importer import registry_import
     from registry.models import Site, User
 
     def csv_bytes(data) -> bytes:

@@ -14,7 +14,7 @@ from django.dispatch import receiver
 from django.shortcuts import get_object_or_404
 
 from .choices import Role
-from .models import Patient, Site, User
+from .models import Patient, ScreeningEntry, Site, User
 
 EDIT_ROLES = frozenset({Role.DATA_ENTRY, Role.ADMIN})
 REPORT_ROLES = frozenset({Role.INVESTIGATOR, Role.MONITOR, Role.ADMIN})
@@ -67,8 +67,6 @@ def _forget_site_ids(sender, instance, **kwargs) -> None:
 
 def screening_for(user):
     """Screening-log entries of the user's sites (the log precedes any patient record)."""
-    from .workflow_models import ScreeningEntry
-
     return ScreeningEntry.objects.filter(site__in=sites_for(user))
 
 

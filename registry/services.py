@@ -7,15 +7,14 @@ django-simple-history audit trail.
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .choices import SectionStatus
 from .display import field_label, value_in_words
-from .models import SECTIONS_BY_KEY, Patient, Section
-from .workflow import ensure_unlocked
+from .models import SECTIONS_BY_KEY, Patient, PatientLock, Section
 
 # The audit table stores the reason in a 100-character column.
 REASON_MAX_LENGTH = 100
@@ -27,6 +26,27 @@ class StaleVersion(ValidationError):
     def __init__(self, message, *, stored_version: int):
         super().__init__(message, code="stale_version")
         self.stored_version = stored_version
+
+
+def is_locked(patient: Patient) -> bool:
+    """Whether the patient's record is locked (one query, none when prefetched)."""
+    try:
+        return patient.lock.locked
+    except PatientLock.DoesNotExist:
+        return False
+
+
+def ensure_unlocked(patient: Patient) -> None:
+    """Refuse any change to a locked record (forms, import, workflow services).
+
+    Raises ``PermissionDenied`` (a view answers 403) whose message says why;
+    the import catches it per row like a ``ValidationError``.
+    """
+    if PatientLock.objects.filter(patient_id=patient.pk, locked=True).exists():
+        raise PermissionDenied(
+            _("The record of %(study_id)s is locked; ask a monitor to unlock it.")
+            % {"study_id": patient.study_id}
+        )
 
 
 def patient_create(*, user, site, study_id: str, sex: str, age_years: int) -> Patient:

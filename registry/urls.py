@@ -1,7 +1,9 @@
 from django.urls import path, register_converter
 
 from . import views
+from .interchange import views as ix
 from .models import SECTIONS_BY_KEY
+from .workflow import views as wf
 
 
 class SectionKeyConverter:
@@ -26,12 +28,7 @@ urlpatterns = [
     path("patients/<int:pk>/", views.patient_detail, name="patient_detail"),
     path("patients/<int:pk>/history/", views.patient_history, name="patient_history"),
     path("patients/<int:pk>/<section:section_key>/", views.section_edit, name="section_edit"),
-]
-
-# Study workflow (issue 5): screening, follow-up calls, mRS interview, queries, locks, checks.
-from . import views_workflow as wf  # noqa: E402
-
-urlpatterns += [
+    # The study workflow: screening, follow-up calls, mRS interview, queries, locks, checks.
     path("screening/", wf.screening_list, name="screening_list"),
     path("screening/new/", wf.screening_create, name="screening_create"),
     path("screening/<int:pk>/enrol/", wf.screening_enrol, name="screening_enrol"),
@@ -43,14 +40,7 @@ urlpatterns += [
     path("queries/", wf.query_list, name="query_list"),
     path("queries/<int:pk>/", wf.query_detail, name="query_detail"),
     path("checks/", wf.data_checks, name="data_checks"),
-    path("flow/", wf.flow_chart, name="flow_chart"),
-    path("flow/flow-chart.svg", wf.flow_chart_svg, name="flow_chart_svg"),
-]
-
-# Import, export and data dictionary (issue 3).
-from . import views_interchange as ix  # noqa: E402
-
-urlpatterns += [
+    # Import, export and the data dictionary.
     path("interchange/", ix.index, name="interchange"),
     path("interchange/import/", ix.import_upload, name="import_upload"),
     path("interchange/import/preview/", ix.import_preview, name="import_preview"),

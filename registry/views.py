@@ -20,6 +20,7 @@ from .choices import SectionStatus
 from .display import history_entries, label, words
 from .forms import PatientFilterForm, PatientForm, section_form_class
 from .models import SECTION_MODELS, SECTIONS_BY_KEY, Patient, patients_incomplete
+from .workflow.services import open_queries_by_field
 
 PAGE_SIZE = 25
 SECTION_KEYS = [model.key for model in SECTION_MODELS]
@@ -192,8 +193,6 @@ def patient_history(request, pk):
 
 def _open_query_notes(request, patient, model) -> dict[str, str]:
     """The open data queries on this section's fields, rendered to sit under each field."""
-    from .workflow import open_queries_by_field
-
     own = set(model.clinical_fields())
     return {
         name: render_to_string(

@@ -3,7 +3,7 @@
 import csv
 import io
 
-from registry import interchange
+from registry.interchange import columns as interchange
 
 VALID = {
     "study_id": "T-001",

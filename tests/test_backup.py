@@ -49,7 +49,7 @@ for label in ("registry", "analytics", "auth"):
     for model in config.get_models():
         out[model._meta.label] = list(model.objects.order_by("pk").values())
 from django.db import transaction
-from registry.exporter import registry_export
+from registry.interchange.exporter import registry_export
 with transaction.atomic():  # the export's audit-log row is not part of the comparison
     out["export.csv"] = registry_export(user=None, fmt="csv", deidentified=False).content.decode()
     transaction.set_rollback(True)

@@ -7,9 +7,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from registry import checks, flow
-from registry.models import Admission, FollowUp, Patient
-from registry.workflow_models import PatientExclusion, ScreeningEntry
+from analytics import flow
+from registry import checks
+from registry.models import Admission, FollowUp, Patient, PatientExclusion, ScreeningEntry
 
 from .factories import (
     AdmissionFactory,

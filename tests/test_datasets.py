@@ -160,7 +160,7 @@ def test_continuous_intervals_over_a_day_keep_every_second(site_a):
 
 
 def test_patients_excluded_from_the_analysis_are_not_counted(cohort, investigator):
-    from registry.workflow_models import PatientExclusion
+    from registry.models import PatientExclusion
 
     PatientExclusion.objects.create(
         patient=cohort["A-01"], reason="lost_to_followup", excluded_on=dt.date(2020, 9, 1)

@@ -13,7 +13,7 @@ from django.db.models import Count, Q
 from registry import demo
 from registry.choices import Role, SectionStatus
 from registry.derived import annotate_derived
-from registry.exporter import registry_export
+from registry.interchange.exporter import registry_export
 from registry.models import Patient, User
 
 pytestmark = pytest.mark.django_db

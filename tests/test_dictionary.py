@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from registry import dictionary, interchange, rules
+from registry import rules
+from registry.interchange import columns as interchange
+from registry.interchange import dictionary
 from registry.models import SECTION_MODELS, Patient
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "interchange-columns.md"

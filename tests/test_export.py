@@ -11,9 +11,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from openpyxl import load_workbook
 
-from registry import demo, interchange
-from registry.exporter import offset_name, registry_export
-from registry.importer import registry_import
+from registry import demo
+from registry.interchange import columns as interchange
+from registry.interchange.exporter import offset_name, registry_export
+from registry.interchange.importer import registry_import
 from registry.models import ExportLog, Patient, Procedure
 
 from .factories import SiteFactory

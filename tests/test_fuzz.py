@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
-from registry import importer, interchange
 from registry.choices import Role
+from registry.interchange import columns as interchange
+from registry.interchange import importer
 from registry.models import SECTION_MODELS, Patient
 
 from .factories import SiteFactory, UserFactory, full_patient

@@ -6,9 +6,10 @@ import pytest
 from django.core.management import call_command
 from openpyxl import Workbook
 
-from registry import interchange, rules
+from registry import rules
 from registry.choices import SectionStatus
-from registry.importer import registry_import
+from registry.interchange import columns as interchange
+from registry.interchange.importer import registry_import
 from registry.models import (
     SECTION_MODELS,
     Admission,

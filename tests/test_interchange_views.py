@@ -6,7 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from registry import views_interchange
+from registry.interchange import views as views_interchange
 from registry.models import ExportLog, Patient
 
 from .interchange_rows import csv_text, row
@@ -104,7 +104,7 @@ def test_only_registry_admins_may_import(client, request, role, site_a):
 
 
 def test_an_investigator_downloads_a_deidentified_export(client, investigator, site_a, tmp_path):
-    from registry.importer import registry_import
+    from registry.interchange.importer import registry_import
 
     path = tmp_path / "p.csv"
     path.write_text(csv_text([row()]))

@@ -4,9 +4,10 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
-from registry import services, workflow
-from registry.importer import registry_import
+from registry import services
+from registry.interchange.importer import registry_import
 from registry.models import Admission, Patient
+from registry.workflow import services as workflow
 
 from .factories import AdmissionFactory, PatientFactory
 

@@ -5,8 +5,14 @@ from django.db import models
 
 from analytics import datasets
 from benchmarks import make_cohort as generator
-from registry.models import ALL_SECTIONS_COMPLETE, Patient, mrs_3m_missing, sections_complete
-from registry.workflow_models import PatientExclusion, ScreeningEntry
+from registry.models import (
+    ALL_SECTIONS_COMPLETE,
+    Patient,
+    PatientExclusion,
+    ScreeningEntry,
+    mrs_3m_missing,
+    sections_complete,
+)
 
 
 @pytest.mark.django_db(transaction=True)  # the generator runs VACUUM / ANALYZE afterwards

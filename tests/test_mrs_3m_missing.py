@@ -4,9 +4,10 @@ definition (``registry.models.mrs_3m_missing``) after every way a follow-up is w
 import pytest
 from django.db.models import F
 
-from registry import services, workflow
-from registry.importer import registry_import
+from registry import services
+from registry.interchange.importer import registry_import
 from registry.models import FollowUp, Patient, mrs_3m_missing, patients_refresh_stored
+from registry.workflow import services as workflow
 
 from .factories import FollowUpFactory, PatientFactory, full_patient
 from .interchange_rows import row, write_csv

@@ -10,7 +10,7 @@ from django.db.models import F
 
 from registry import services
 from registry.choices import SectionStatus
-from registry.importer import registry_import
+from registry.interchange.importer import registry_import
 from registry.models import (
     ALL_SECTIONS_COMPLETE,
     SECTION_MODELS,

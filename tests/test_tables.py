@@ -279,7 +279,7 @@ def test_study_tables_query_count_does_not_grow(
 
 
 def test_patients_excluded_after_enrolment_are_counted_apart(cohort, investigator):
-    from registry.workflow_models import PatientExclusion
+    from registry.models import PatientExclusion
 
     PatientExclusion.objects.create(
         patient=cohort["A-03"], reason="lost_to_followup", excluded_on=datetime.date(2020, 9, 1)
@@ -309,7 +309,7 @@ def test_no_patient_at_all_gives_nulls_with_notes_not_errors(db):
 
 def _screened_and_enrolled(patient, day, *, consent: str):
     """The screening entry that led to ``patient``: eligible, consent given."""
-    from registry.workflow_models import ScreeningEntry
+    from registry.models import ScreeningEntry
 
     return ScreeningEntry.objects.create(
         site=patient.site,
@@ -327,7 +327,7 @@ def test_study_tables_json_has_the_flow_counts_of_screening_and_enrolment(db):
     import datetime as dt
 
     from analytics.tables import study_tables
-    from registry.workflow_models import PatientExclusion, ScreeningEntry
+    from registry.models import PatientExclusion, ScreeningEntry
 
     from .factories import FollowUpFactory, PatientFactory, SiteFactory
 
@@ -359,7 +359,7 @@ def test_the_flow_of_the_study_tables_is_the_flow_chart_counted_on_its_own(db):
     import datetime as dt
 
     from analytics.datasets import flow
-    from registry.workflow_models import PatientExclusion
+    from registry.models import PatientExclusion
 
     from .factories import FollowUpFactory, PatientFactory, SiteFactory
 
@@ -390,7 +390,7 @@ def test_the_flow_of_the_study_tables_is_the_flow_chart_counted_on_its_own(db):
 def test_the_analysis_read_gives_the_columns_of_the_analysis_set(cohort):
     """fetch_analysis reads the excluded patients too and leaves them out afterwards:
     the same columns, patient by patient, as fetch_columns on the analysis set."""
-    from registry.workflow_models import PatientExclusion
+    from registry.models import PatientExclusion
 
     PatientExclusion.objects.create(
         patient=cohort["A-03"], reason="lost_to_followup", excluded_on=datetime.date(2020, 9, 1)

@@ -24,8 +24,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from registry.choices import Role
-from registry.models import Patient
-from registry.workflow_models import DataQuery, ScreeningEntry
+from registry.models import DataQuery, Patient, ScreeningEntry
 
 from .factories import SiteFactory, UserFactory, full_patient
 
@@ -108,8 +107,8 @@ URLS: dict[str, Entry] = {
         data={"action": "answer", "text": "checked against the source"},
     ),
     "registry:data_checks": Entry(get=ANY_SIGNED_IN),
-    "registry:flow_chart": Entry(get=REPORTERS),
-    "registry:flow_chart_svg": Entry(get=REPORTERS),
+    "flow:chart": Entry(get=REPORTERS),
+    "flow:svg": Entry(get=REPORTERS),
     "registry:interchange": Entry(get=ANY_SIGNED_IN),
     "registry:import_upload": Entry(get=ADMIN_ONLY, post=ADMIN_ONLY),
     "registry:import_preview": Entry(get="403 403 403 302"),
@@ -158,7 +157,7 @@ class World:
 
 @pytest.fixture
 def world(db) -> World:
-    from registry.workflow_models import QueryMessage
+    from registry.models import QueryMessage
 
     site_a = SiteFactory(code="A", name="Site A")
     site_b = SiteFactory(code="B", name="Site B")

@@ -10,17 +10,19 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.http import Http404
 
-from registry import smrs, workflow
-from registry.models import FollowUp, Patient
-from registry.workflow_models import (
+from registry import services, smrs
+from registry.models import (
     ContactAttempt,
     DataQuery,
+    FollowUp,
     MrsInterview,
+    Patient,
     PatientExclusion,
     PatientLock,
     QueryStatus,
     ScreeningEntry,
 )
+from registry.workflow import services as workflow
 
 from .factories import (
     AdmissionFactory,
@@ -102,7 +104,7 @@ def test_worklist_bucket_follows_today(site_a, nurse, today, bucket):
 
 def test_worklist_uses_the_local_date_when_today_is_not_given(site_a, nurse):
     patient = admitted(site_a)
-    with mock.patch("registry.workflow.timezone.localdate", return_value=DUE):
+    with mock.patch("registry.workflow.services.timezone.localdate", return_value=DUE):
         items = workflow.worklist(nurse)
     assert [i.patient for i in items["due_today"]] == [patient]
 
@@ -576,7 +578,7 @@ def test_open_queries_wait_for_the_nurse_and_answers_for_the_raiser(site_a, nurs
 def test_lock_and_unlock_are_in_the_audit_trail(site_a, monitor):
     patient = admitted(site_a)
     workflow.patient_lock(user=monitor, patient=patient, reason="SDV done")
-    assert workflow.is_locked(patient)
+    assert services.is_locked(patient)
     with pytest.raises(ValidationError):
         workflow.patient_unlock(user=monitor, patient=patient, reason="  ")
     workflow.patient_unlock(user=monitor, patient=patient, reason="Query on door time")
@@ -596,7 +598,7 @@ def test_locked_record_refuses_workflow_changes(site_a, nurse, investigator):
     patient = discharged(site_a)
     workflow.patient_lock(user=investigator, patient=patient)
     with pytest.raises(PermissionDenied):
-        workflow.ensure_unlocked(patient)
+        services.ensure_unlocked(patient)
     with pytest.raises(PermissionDenied):
         workflow.contact_attempt_log(user=nurse, patient=patient, outcome="reached")
     with pytest.raises(PermissionDenied):

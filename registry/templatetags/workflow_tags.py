@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from .. import workflow
+from registry.workflow import services as workflow
 
 register = template.Library()
 

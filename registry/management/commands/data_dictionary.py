@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from registry import dictionary
+from registry.interchange import dictionary
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ import sys
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
-from registry.exporter import FORMATS, registry_export
+from registry.interchange.exporter import FORMATS, registry_export
 from registry.models import Site, User
 
 

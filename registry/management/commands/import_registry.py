@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from registry.importer import registry_import
+from registry.interchange.importer import registry_import
 from registry.models import User
 
 

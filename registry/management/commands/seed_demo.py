@@ -51,7 +51,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        from registry.importer import registry_import
+        from registry.interchange.importer import registry_import
 
         with transaction.atomic():
             site = ensure_site()

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from . import access, checks, flow, smrs, workflow
-from .forms_workflow import (
+from registry import access, checks, services, smrs
+from registry.models import DataQuery, QueryStatus, ScreeningExclusion
+
+from . import services as workflow
+from .forms import (
     ContactAttemptForm,
     EnrolForm,
     ExclusionForm,
@@ -27,7 +29,6 @@ from .forms_workflow import (
     ReasonForm,
     ScreeningForm,
 )
-from .workflow_models import DataQuery, QueryStatus, ScreeningExclusion
 
 T = "registry/workflow/"
 
@@ -50,7 +51,8 @@ def screening_list(request):
         T + "screening_list.html",
         {
             "entries": entries[:500],
-            "counts": flow.flow_counts(access.patients_for(request.user), entries),
+            "counts": workflow.screening_counts(entries),
+            "enrolled": access.patients_for(request.user).count(),
             "reasons": ScreeningExclusion.choices,
             "can_log": access.editable_sites_for(request.user).exists(),
         },
@@ -165,7 +167,7 @@ def patient_calls(request, pk):
             "interviews": patient.mrs_interviews.select_related("by"),
             "exclusion": exclusion,
             "propose_lost": workflow.proposes_lost(due, failed, today),
-            "locked": workflow.is_locked(patient),
+            "locked": services.is_locked(patient),
             "attempt_form": attempt_form,
             "exclusion_form": exclusion_form,
             "revoke_form": revoke_form,
@@ -207,7 +209,7 @@ def mrs_interview(request, pk):
         "question": question,
         "step": len(answers) + 1,
         "n_questions": len(smrs.QUESTIONS),
-        "locked": workflow.is_locked(patient),
+        "locked": services.is_locked(patient),
     }
     if question is not None:
         return render(request, T + "mrs_question.html", context)
@@ -317,7 +319,7 @@ def patient_lock(request, pk):
     patient = access.get_patient(request.user, pk)
     user = request.user
     form = ReasonForm(request.POST or None)
-    locked = workflow.is_locked(patient)
+    locked = services.is_locked(patient)
     if request.method == "POST":
         access.require(workflow.can_lock(user))
         if form.is_valid():
@@ -348,24 +350,9 @@ def patient_lock(request, pk):
     )
 
 
-# --- automatic checks and the flow chart ---------------------------------------------------
+# --- automatic checks ---------------------------------------------------
 
 
 def data_checks(request):
     report = checks.run_checks(access.patients_for(request.user))
     return render(request, T + "checks.html", {"report": report, "grouped": report.by_site()})
-
-
-def _flow_counts(user) -> dict:
-    return flow.flow_counts(access.patients_for(user), workflow.screening_for(user))
-
-
-def flow_chart(request):
-    access.require(access.can_view_reports(request.user))
-    return render(request, T + "flow_chart.html", {"counts": _flow_counts(request.user)})
-
-
-def flow_chart_svg(request):
-    access.require(access.can_view_reports(request.user))
-    svg = flow.flow_svg(_flow_counts(request.user))
-    return HttpResponse(svg, content_type="image/svg+xml; charset=utf-8")

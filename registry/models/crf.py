@@ -19,8 +19,8 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from . import rules
-from .choices import (
+from registry import rules
+from registry.choices import (
     Anesthesia,
     Circulation,
     Diagnosis,
@@ -33,6 +33,32 @@ from .choices import (
     StentType,
     VesselSite,
 )
+
+__all__ = [
+    "ALL_SECTIONS_COMPLETE",
+    "SECTIONS_BY_KEY",
+    "SECTION_MODELS",
+    "STORED_DERIVED",
+    "Admission",
+    "Complications",
+    "ExportLog",
+    "FollowUp",
+    "Imaging",
+    "Patient",
+    "Procedure",
+    "Section",
+    "Site",
+    "User",
+    "choice_constraints",
+    "mrs_3m_missing",
+    "mrs_3m_missing_of",
+    "patients_incomplete",
+    "patients_refresh_stored",
+    "section_bit",
+    "section_of_field",
+    "sections_complete",
+    "sections_complete_of",
+]
 
 # Patient.sections_complete when all five sections (SECTION_MODELS) are complete;
 # a constant because the partial index's condition is written into a migration.
@@ -673,6 +699,3 @@ def section_of_field(name: str) -> type[Section] | None:
         if name in model.clinical_fields():
             return model
     return None
-
-
-from .workflow_models import *  # noqa

@@ -28,9 +28,9 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from . import interchange, rules
-from .choices import SectionStatus
-from .models import (
+from registry import rules
+from registry.choices import SectionStatus
+from registry.models import (
     SECTION_MODELS,
     FollowUp,
     Patient,
@@ -41,6 +41,8 @@ from .models import (
     patients_refresh_stored,
     sections_complete_of,
 )
+
+from . import columns as interchange
 
 BATCH = 500
 

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
-from . import access, interchange
-from .models import ExportLog, Patient, Site
+from registry import access
+from registry.models import ExportLog, Patient, Site
+
+from . import columns as interchange
 
 FORMATS = ("csv", "xlsx", "dta")
 CONTENT_TYPES = {

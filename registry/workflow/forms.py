@@ -7,9 +7,9 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import rules
-from .choices import Sex
-from .workflow_models import (
+from registry import rules
+from registry.choices import Sex
+from registry.models import (
     ConsentBy,
     ContactOutcome,
     PatientExclusionReason,

@@ -9,8 +9,8 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
-from . import access
-from .models import Site
+from registry import access
+from registry.models import Site
 
 IMPORT_EXTENSIONS = (".csv", ".xlsx")
 

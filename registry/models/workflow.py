@@ -2,8 +2,7 @@
 follow-up contact attempts, the structured mRS interview, data queries and
 record locks.
 
-Imported at the end of ``registry.models`` so these models belong to the
-``registry`` app. Every model keeps its history (simple-history): nothing here
+Every model keeps its history (simple-history): nothing here
 is ever deleted, a change is a new historical row with who and when.
 """
 
@@ -18,10 +17,15 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from . import rules, smrs
-from .models import Patient, Site, choice_constraints
+from registry import rules, smrs
+
+from .crf import SECTION_MODELS, Patient, Site, choice_constraints
 
 __all__ = [
+    "AWAITING_ANSWER",
+    "CONSENT_GIVEN",
+    "FAILED_OUTCOMES",
+    "query_field_choices",
     "ScreeningExclusion",
     "ConsentBy",
     "ScreeningEntry",
@@ -407,7 +411,6 @@ class QueryAction(models.TextChoices):
 
 def query_field_choices() -> list[tuple[str, str]]:
     """Interchange columns a query may point at (patient fields and section fields)."""
-    from .models import SECTION_MODELS
 
     names = ["study_id", "site", "sex", "age_years"]
     for model in SECTION_MODELS:

@@ -21,9 +21,11 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import access, dictionary
+from registry import access
+
+from . import dictionary
 from .exporter import registry_export
-from .forms_interchange import ExportForm, ImportUploadForm, max_upload_bytes
+from .forms import ExportForm, ImportUploadForm, max_upload_bytes
 from .importer import registry_import
 
 SESSION_KEY = "registry_import_pending"

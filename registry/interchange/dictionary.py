@@ -14,7 +14,9 @@ from dataclasses import asdict, dataclass
 
 from django.utils.translation import gettext as _
 
-from . import interchange, rules
+from registry import rules
+
+from . import columns as interchange
 
 FIELDS = (
     "name",

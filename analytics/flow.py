@@ -13,14 +13,8 @@ from xml.sax.saxutils import escape
 from django.db.models import Case, CharField, Count, F, IntegerField, Q, QuerySet, Value, When
 from django.utils.translation import gettext as _
 
-from .models import Patient
-from .workflow_models import (
-    CONSENT_GIVEN,
-    ConsentBy,
-    PatientExclusionReason,
-    ScreeningEntry,
-    ScreeningExclusion,
-)
+from registry.models import Patient, PatientExclusionReason, ScreeningEntry, ScreeningExclusion
+from registry.workflow.services import screening_counts
 
 
 def flow_counts(
@@ -35,24 +29,6 @@ def flow_counts(
     not excluded, mRS not yet recorded.
     """
     return flow_from(screening_counts(screening), enrolment_counts(patients))
-
-
-def screening_counts(screening: QuerySet[ScreeningEntry]) -> dict[str, int]:
-    """The screening log's part of the flow chart, one query."""
-    return screening.aggregate(
-        screened=Count("pk"),
-        not_eligible=Count("pk", filter=Q(eligible=False)),
-        consent_refused=Count("pk", filter=Q(eligible=True, consent_given_by=ConsentBy.REFUSED)),
-        awaiting_enrolment=Count(
-            "pk",
-            filter=Q(eligible=True, patient__isnull=True)
-            & (Q(consent_given_by__in=CONSENT_GIVEN) | Q(consent_given_by__isnull=True)),
-        ),
-        **{
-            f"reason_{code}": Count("pk", filter=Q(eligible=False, exclusion_reason=code))
-            for code in ScreeningExclusion.values
-        },
-    )
 
 
 def enrolment_annotations() -> dict[str, object]:

@@ -18,8 +18,8 @@ from functools import cache
 from django.db import models
 from django.utils import timezone
 
-from . import rules
-from .models import SECTION_MODELS, Patient, Section
+from registry import rules
+from registry.models import SECTION_MODELS, Patient, Section
 
 PATIENT_COLUMNS = ("study_id", "site", "sex", "age_years")
 REQUIRED = PATIENT_COLUMNS

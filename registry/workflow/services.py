@@ -11,32 +11,39 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, F, OuterRef, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import access, derived, rules
-from .choices import FollowupMethod, Role, SectionStatus
-from .models import Admission, FollowUp, Patient, Site
-from .smrs import QUESTION_KEYS
-from .smrs import smrs_score as smrs_score  # the questionnaire's scoring, re-exported
-from .workflow_models import (
+from registry import access, derived, rules
+from registry.choices import FollowupMethod, Role, SectionStatus
+from registry.models import (
     AWAITING_ANSWER,
+    CONSENT_GIVEN,
     FAILED_OUTCOMES,
+    Admission,
+    ConsentBy,
     ContactAttempt,
     ContactOutcome,
     DataQuery,
+    FollowUp,
     MrsInterview,
+    Patient,
     PatientExclusion,
     PatientLock,
     QueryAction,
     QueryMessage,
     QueryStatus,
     ScreeningEntry,
+    ScreeningExclusion,
+    Site,
 )
+from registry.services import ensure_unlocked, section_save
+from registry.smrs import QUESTION_KEYS
+from registry.smrs import smrs_score as smrs_score  # the questionnaire's scoring, re-exported
 
 FOLLOWUP_DAYS = 90
 DEFAULT_WINDOW_DAYS = 14
@@ -61,27 +68,6 @@ def _role(user) -> str | None:
 
 
 # --- locking -----------------------------------------------------------------
-
-
-def is_locked(patient: Patient) -> bool:
-    """Whether the patient's record is locked (one query, none when prefetched)."""
-    try:
-        return patient.lock.locked
-    except PatientLock.DoesNotExist:
-        return False
-
-
-def ensure_unlocked(patient: Patient) -> None:
-    """Refuse any change to a locked record (forms, import, workflow services).
-
-    Raises ``PermissionDenied`` (a view answers 403) whose message says why;
-    the import catches it per row like a ``ValidationError``.
-    """
-    if PatientLock.objects.filter(patient_id=patient.pk, locked=True).exists():
-        raise PermissionDenied(
-            _("The record of %(study_id)s is locked; ask a monitor to unlock it.")
-            % {"study_id": patient.study_id}
-        )
 
 
 def can_lock(user) -> bool:
@@ -208,6 +194,24 @@ def patient_exclusion_revoke(*, user, patient: Patient, note: str) -> PatientExc
     exclusion.active, exclusion.note, exclusion.changed_by = False, note.strip(), user
     _save(exclusion, user)
     return exclusion
+
+
+def screening_counts(screening: QuerySet[ScreeningEntry]) -> dict[str, int]:
+    """The screening log's part of the flow chart, one query."""
+    return screening.aggregate(
+        screened=Count("pk"),
+        not_eligible=Count("pk", filter=Q(eligible=False)),
+        consent_refused=Count("pk", filter=Q(eligible=True, consent_given_by=ConsentBy.REFUSED)),
+        awaiting_enrolment=Count(
+            "pk",
+            filter=Q(eligible=True, patient__isnull=True)
+            & (Q(consent_given_by__in=CONSENT_GIVEN) | Q(consent_given_by__isnull=True)),
+        ),
+        **{
+            f"reason_{code}": Count("pk", filter=Q(eligible=False, exclusion_reason=code))
+            for code in ScreeningExclusion.values
+        },
+    )
 
 
 # --- 3-month follow-up ----------------------------------------------------------
@@ -411,8 +415,6 @@ def mrs_interview_record(
         derived_score=0,
         **{key: answers.get(key) for key in QUESTION_KEYS},
     )
-    from .services import section_save  # the nurse UI's section service (versioned, audited)
-
     stored = FollowUp.objects.filter(patient=patient).first()
     data: dict[str, object] = {
         "followup_date": interview_date,
