@@ -146,7 +146,6 @@ def annotate_derived(queryset: QuerySet, names: list[str] | None = None) -> Quer
 
 def derived_values(patient) -> dict[str, object]:
     """The derived values of one patient, computed by the same expressions."""
-    from .models import Patient
-
     names = [*intervals(), *flags()]
-    return annotate_derived(Patient.objects.filter(pk=patient.pk)).values(*names).get()
+    one = type(patient).objects.filter(pk=patient.pk)
+    return annotate_derived(one).values(*names).get()
