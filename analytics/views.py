@@ -25,7 +25,7 @@ PAGE_SIZE = 100
 
 
 def _options(request):
-    access.require(access.can_view_reports(request.user))
+    access.require(access.has(request.user, access.VIEW_REPORTS))
     form = form_for(request)
     filters, p_method, covariates = form.options()
     params = {**filters.as_query(), "p_method": p_method, "covariates": covariates}
@@ -200,11 +200,11 @@ def _flow_counts(user) -> dict:
 
 
 def flow_chart(request):
-    access.require(access.can_view_reports(request.user))
+    access.require(access.has(request.user, access.VIEW_REPORTS))
     return render(request, "analytics/flow_chart.html", {"counts": _flow_counts(request.user)})
 
 
 def flow_chart_svg(request):
-    access.require(access.can_view_reports(request.user))
+    access.require(access.has(request.user, access.VIEW_REPORTS))
     svg = flow.flow_svg(_flow_counts(request.user))
     return HttpResponse(svg, content_type="image/svg+xml; charset=utf-8")

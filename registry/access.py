@@ -1,11 +1,18 @@
 """Who may see and do what: decided here and nowhere else.
 
+What a role may do is one table, ``PERMISSIONS``, from role to named
+permissions; every view, service, form and template flag asks ``has(user,
+permission)`` (or a rule below built on it), so a new role is one row and a
+new kind of action one name. A superuser counts as a registry admin.
+
 Every queryset a view touches starts from these functions. Records of a site
 the user does not belong to are simply absent from the querysets, so they
 answer 404 (not 403) and are never listed or counted.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -14,21 +21,101 @@ from django.dispatch import receiver
 from django.shortcuts import get_object_or_404
 
 from .choices import Role
-from .models import Patient, ScreeningEntry, Site, User
+from .models import DataQuery, Patient, ScreeningEntry, Site, User
 
-EDIT_ROLES = frozenset({Role.DATA_ENTRY, Role.ADMIN})
-REPORT_ROLES = frozenset({Role.INVESTIGATOR, Role.MONITOR, Role.ADMIN})
-EXPORT_ROLES = frozenset({Role.INVESTIGATOR, Role.ADMIN})
+# --- the named permissions -------------------------------------------------------
+
+ALL_SITES = "all_sites"  # read every site's records, not only those of one's own sites
+EDIT_CLINICAL = "edit_clinical"  # patients, screening log, CRF sections, calls, mRS interviews
+VIEW_REPORTS = "view_reports"  # the study tables, figures and flow chart
+EXPORT = "export"  # the de-identified export of one's readable patients
+EXPORT_IDENTIFIABLE = "export_identifiable"  # study IDs and calendar dates (audited)
+IMPORT = "import"  # load a CSV/xlsx file into the registry
+LOCK = "lock"  # lock and unlock a patient's record
+EXCLUDE = "exclude"  # exclude a patient from the analysis, or take it back
+RAISE_QUERY = "raise_query"  # raise a data query (and close or re-open one's own)
+ANSWER_QUERY = "answer_query"  # answer a data query (after correcting the value)
+CLOSE_ANY_QUERY = "close_any_query"  # close or re-open anyone's data query
+ADMINISTER = "administer"  # the link to the administration (users, sites, 2FA devices)
+
+ALL_PERMISSIONS = frozenset(
+    {
+        ALL_SITES,
+        EDIT_CLINICAL,
+        VIEW_REPORTS,
+        EXPORT,
+        EXPORT_IDENTIFIABLE,
+        IMPORT,
+        LOCK,
+        EXCLUDE,
+        RAISE_QUERY,
+        ANSWER_QUERY,
+        CLOSE_ANY_QUERY,
+        ADMINISTER,
+    }
+)
+
+# --- who holds which ----------------------------------------------------------------
+
+PERMISSIONS: dict[Role, frozenset[str]] = {
+    # The study nurse enters and corrects the data of their sites.
+    Role.DATA_ENTRY: frozenset({EDIT_CLINICAL, ANSWER_QUERY, EXCLUDE}),
+    # The investigator answers for their sites' data: reads, exports, queries, excludes
+    # and locks, but does not enter the clinical data.
+    Role.INVESTIGATOR: frozenset({VIEW_REPORTS, EXPORT, LOCK, EXCLUDE, RAISE_QUERY}),
+    # The monitor checks the data against the source documents: reads, queries, locks.
+    Role.MONITOR: frozenset({VIEW_REPORTS, LOCK, RAISE_QUERY}),
+    # The registry admin runs the registry across all sites.
+    Role.ADMIN: ALL_PERMISSIONS,
+}
 
 
-def is_admin(user) -> bool:
-    return bool(user.is_authenticated and (user.is_superuser or user.role == Role.ADMIN))
+def role_of(user) -> Role | None:
+    """The role whose permissions apply: None if not signed in; a superuser is an admin."""
+    if not user.is_authenticated:
+        return None
+    if user.is_superuser:
+        return Role.ADMIN
+    return Role(user.role) if user.role in Role.values else None
+
+
+def has(user, permission: str) -> bool:
+    """Whether ``user`` holds ``permission`` (one of the names above) by their role."""
+    if permission not in ALL_PERMISSIONS:
+        raise ValueError(f"unknown permission {permission!r}")
+    role = role_of(user)
+    return role is not None and permission in PERMISSIONS[role]
+
+
+def holds_role(user, roles: Iterable[str]) -> bool:
+    """Whether ``user`` holds one of ``roles`` (role codes, e.g. from the settings).
+
+    For policies set per role outside the table (two-factor login): a superuser holds
+    their own role and the registry admin's.
+    """
+    if not user.is_authenticated:
+        return False
+    held = {user.role, Role.ADMIN} if user.is_superuser else {user.role}
+    return not held.isdisjoint(roles)
+
+
+def can_close_query(user, query: DataQuery) -> bool:
+    """Close or re-open ``query``: anyone's with CLOSE_ANY_QUERY, else only one's own.
+
+    Whoever raised a query judges the answer; another monitor does not overrule them.
+    """
+    if has(user, CLOSE_ANY_QUERY):
+        return True
+    return has(user, RAISE_QUERY) and query.raised_by_id == user.pk
+
+
+# --- what a user may read -------------------------------------------------------------
 
 
 def sites_for(user) -> QuerySet[Site]:
     if not user.is_authenticated:
         return Site.objects.none()
-    if is_admin(user):
+    if has(user, ALL_SITES):
         return Site.objects.all()
     return user.sites.all()
 
@@ -37,7 +124,7 @@ def patients_for(user) -> QuerySet[Patient]:
     """Patients the user may read."""
     if not user.is_authenticated:
         return Patient.objects.none()
-    if is_admin(user):
+    if has(user, ALL_SITES):
         return Patient.objects.all()
     # The site keys as values, not as a subquery: PostgreSQL can then walk the (site,
     # study ID) index of those sites. With the subquery it joined the patients' sections
@@ -75,18 +162,6 @@ def get_patient(user, pk) -> Patient:
     return get_object_or_404(patients_for(user).select_related("site"), pk=pk)
 
 
-def can_edit_clinical(user) -> bool:
-    return bool(user.is_authenticated and (is_admin(user) or user.role in EDIT_ROLES))
-
-
-def can_view_reports(user) -> bool:
-    return bool(user.is_authenticated and (is_admin(user) or user.role in REPORT_ROLES))
-
-
-def can_export(user) -> bool:
-    return bool(user.is_authenticated and (is_admin(user) or user.role in EXPORT_ROLES))
-
-
 def require(allowed: bool) -> None:
     """Raise 403 unless ``allowed`` (for actions, after the object passed 404)."""
     if not allowed:
@@ -95,4 +170,4 @@ def require(allowed: bool) -> None:
 
 def editable_sites_for(user) -> QuerySet[Site]:
     """Sites in which the user may create patients."""
-    return sites_for(user) if can_edit_clinical(user) else Site.objects.none()
+    return sites_for(user) if has(user, EDIT_CLINICAL) else Site.objects.none()

@@ -2,11 +2,12 @@ from . import access
 
 
 def registry(request):
-    """Role-dependent navigation flags for the templates."""
+    """Navigation flags for the templates, each a permission of ``registry.access``."""
     user = request.user
     return {
-        "can_edit_clinical": access.can_edit_clinical(user),
-        "can_view_reports": access.can_view_reports(user),
-        "can_export": access.can_export(user),
-        "is_registry_admin": access.is_admin(user),
+        "can_edit_clinical": access.has(user, access.EDIT_CLINICAL),
+        "can_view_reports": access.has(user, access.VIEW_REPORTS),
+        "can_raise_query": access.has(user, access.RAISE_QUERY),
+        "can_export": access.has(user, access.EXPORT),
+        "can_administer": access.has(user, access.ADMINISTER),
     }

@@ -26,7 +26,7 @@ from django_otp import login as otp_login
 from django_otp import user_has_device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from .choices import Role
+from . import access
 
 logger = logging.getLogger("registry.security")
 
@@ -38,8 +38,7 @@ def requires_two_factor(user) -> bool:
     """Whether ``user`` must pass a TOTP code before using the registry."""
     if not user.is_authenticated:
         return False
-    roles = set(settings.OTP_REQUIRED_ROLES)
-    if user.role in roles or (user.is_superuser and Role.ADMIN in roles):
+    if access.holds_role(user, settings.OTP_REQUIRED_ROLES):
         return True
     # Someone who set up a device of their own accord is held to it.
     return user_has_device(user, confirmed=True)

@@ -97,7 +97,7 @@ def patient_list(request):
 
 
 def patient_create(request):
-    access.require(access.can_edit_clinical(request.user))
+    access.require(access.has(request.user, access.EDIT_CLINICAL))
     sites = access.editable_sites_for(request.user)
     form = PatientForm(request.POST or None, sites=sites)
     if request.method == "POST" and form.is_valid():
@@ -210,7 +210,7 @@ def section_edit(request, pk, section_key):
     if model is None:
         raise Http404
     patient = _readable_patient(request.user, pk)
-    access.require(access.can_edit_clinical(request.user))
+    access.require(access.has(request.user, access.EDIT_CLINICAL))
     instance = patient.sections()[section_key] or model(patient=patient)
     form_class = section_form_class(model)
     complete = request.POST.get("action") == "complete"

@@ -247,11 +247,11 @@ def registry_export(
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if user is not None:
-        access.require(access.can_export(user))
+        access.require(access.has(user, access.EXPORT))
         if deidentified is None:
-            deidentified = not access.is_admin(user)
+            deidentified = not access.has(user, access.EXPORT_IDENTIFIABLE)
         if not deidentified:
-            access.require(access.is_admin(user))
+            access.require(access.has(user, access.EXPORT_IDENTIFIABLE))
         patients = access.patients_for(user)
     else:
         deidentified = bool(deidentified)

@@ -65,5 +65,5 @@ class ExportForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["site"].queryset = access.sites_for(user)
-        if not access.is_admin(user):
+        if not access.has(user, access.EXPORT_IDENTIFIABLE):
             del self.fields["identifiable"]

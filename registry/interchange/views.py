@@ -66,15 +66,15 @@ def index(request):
         request,
         "registry/interchange/index.html",
         {
-            "may_import": access.is_admin(request.user),
-            "may_export": access.can_export(request.user),
+            "may_import": access.has(request.user, access.IMPORT),
+            "may_export": access.has(request.user, access.EXPORT),
         },
     )
 
 
 @require_http_methods(["GET", "POST"])
 def import_upload(request):
-    access.require(access.is_admin(request.user))
+    access.require(access.has(request.user, access.IMPORT))
     form = ImportUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         _discard(request)
@@ -108,7 +108,7 @@ def _run(request, pending: dict, *, dry_run: bool):
 
 @require_GET
 def import_preview(request):
-    access.require(access.is_admin(request.user))
+    access.require(access.has(request.user, access.IMPORT))
     pending = _pending(request)
     if pending is None:
         messages.info(request, _("Upload a file to import."))
@@ -119,7 +119,7 @@ def import_preview(request):
 
 @require_POST
 def import_confirm(request):
-    access.require(access.is_admin(request.user))
+    access.require(access.has(request.user, access.IMPORT))
     pending = _pending(request)
     if pending is None:
         messages.info(request, _("Nothing to import: upload the file again."))
@@ -150,7 +150,7 @@ def import_confirm(request):
 
 @require_http_methods(["GET", "POST"])
 def export(request):
-    access.require(access.can_export(request.user))
+    access.require(access.has(request.user, access.EXPORT))
     form = ExportForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

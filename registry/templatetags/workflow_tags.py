@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import template
 
+from registry import access
 from registry.workflow import services as workflow
 
 register = template.Library()
@@ -37,5 +38,5 @@ def field_queries(context, patient, field_name):
         "patient": patient,
         "field_name": field_name,
         "queries": cached.get(field_name, []),
-        "can_raise": workflow.can_raise_query(context["request"].user),
+        "can_raise": access.has(context["request"].user, access.RAISE_QUERY),
     }

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from registry import access, derived, rules
-from registry.choices import FollowupMethod, Role, SectionStatus
+from registry.choices import FollowupMethod, SectionStatus
 from registry.models import (
     AWAITING_ANSWER,
     CONSENT_GIVEN,
@@ -48,8 +48,6 @@ from registry.smrs import smrs_score as smrs_score  # the questionnaire's scorin
 FOLLOWUP_DAYS = 90
 DEFAULT_WINDOW_DAYS = 14
 LOST_AFTER_FAILED_ATTEMPTS = 3
-QUERY_RAISE_ROLES = frozenset({Role.MONITOR, Role.INVESTIGATOR, Role.ADMIN})
-LOCK_ROLES = QUERY_RAISE_ROLES
 
 
 def window_days() -> int:
@@ -63,19 +61,11 @@ def _save(obj, user) -> None:
     obj.save()
 
 
-def _role(user) -> str | None:
-    return Role.ADMIN if access.is_admin(user) else getattr(user, "role", None)
-
-
 # --- locking -----------------------------------------------------------------
 
 
-def can_lock(user) -> bool:
-    return bool(user.is_authenticated and _role(user) in LOCK_ROLES)
-
-
 def patient_lock(*, user, patient: Patient, reason: str = "") -> PatientLock:
-    access.require(can_lock(user))
+    access.require(access.has(user, access.LOCK))
     with transaction.atomic():
         lock = PatientLock.objects.select_for_update().filter(patient=patient).first()
         if lock is None:
@@ -88,7 +78,7 @@ def patient_lock(*, user, patient: Patient, reason: str = "") -> PatientLock:
 
 
 def patient_unlock(*, user, patient: Patient, reason: str) -> PatientLock:
-    access.require(can_lock(user))
+    access.require(access.has(user, access.LOCK))
     if not (reason or "").strip():
         raise ValidationError({"reason": _("Give the reason for unlocking.")})
     with transaction.atomic():
@@ -156,17 +146,11 @@ def patient_enrol_from_screening(
     return patient
 
 
-def can_exclude(user) -> bool:
-    return bool(
-        user.is_authenticated and _role(user) in {Role.DATA_ENTRY, Role.INVESTIGATOR, Role.ADMIN}
-    )
-
-
 def patient_exclude(
     *, user, patient: Patient, reason: str, note: str = "", excluded_on: dt.date | None = None
 ) -> PatientExclusion:
     """Exclude an enrolled patient from the analysis (the record is kept)."""
-    access.require(can_exclude(user))
+    access.require(access.has(user, access.EXCLUDE))
     ensure_unlocked(patient)
     exclusion = PatientExclusion.objects.filter(patient=patient).first()
     if exclusion is None:
@@ -184,7 +168,7 @@ def patient_exclude(
 
 def patient_exclusion_revoke(*, user, patient: Patient, note: str) -> PatientExclusion:
     """Take back an exclusion (the patient was reached after all); history keeps both."""
-    access.require(can_exclude(user))
+    access.require(access.has(user, access.EXCLUDE))
     ensure_unlocked(patient)
     if not (note or "").strip():
         raise ValidationError({"note": _("Say why the exclusion is taken back.")})
@@ -372,7 +356,7 @@ def contact_attempt_log(
     attempt_date: dt.date | None = None,
     note: str = "",
 ) -> ContactAttempt:
-    access.require(access.can_edit_clinical(user))
+    access.require(access.has(user, access.EDIT_CLINICAL))
     ensure_unlocked(patient)
     attempt = ContactAttempt(
         patient=patient,
@@ -402,7 +386,7 @@ def mrs_interview_record(
     registry's rules: mRS 6 needs the death date, follow-up after discharge...),
     so an interview that would break a rule is refused as a whole.
     """
-    access.require(access.can_edit_clinical(user))
+    access.require(access.has(user, access.EDIT_CLINICAL))
     ensure_unlocked(patient)
     interview = MrsInterview(
         patient=patient,
@@ -446,21 +430,6 @@ def queries_for(user) -> QuerySet[DataQuery]:
     )
 
 
-def can_raise_query(user) -> bool:
-    return bool(user.is_authenticated and _role(user) in QUERY_RAISE_ROLES)
-
-
-def can_answer_query(user) -> bool:
-    return access.can_edit_clinical(user)
-
-
-def can_close_query(user, query: DataQuery) -> bool:
-    return bool(
-        user.is_authenticated
-        and (access.is_admin(user) or (can_raise_query(user) and query.raised_by_id == user.pk))
-    )
-
-
 def _message(query: DataQuery, user, action: str, text: str) -> QueryMessage:
     message = QueryMessage(query=query, author=user, action=action, text=text)
     _save(message, user)
@@ -485,7 +454,7 @@ def _step(query: DataQuery, *, user, allowed_from, to: str, action: str, text: s
 
 def query_raise(*, user, patient: Patient, field: str, text: str) -> DataQuery:
     """Open a query on ``field`` of ``patient`` (monitor, investigator, admin)."""
-    access.require(can_raise_query(user))
+    access.require(access.has(user, access.RAISE_QUERY))
     access.get_patient(user, patient.pk)  # other site: 404
     if not (text or "").strip():
         raise ValidationError({"text": _("Write a message.")})
@@ -498,7 +467,7 @@ def query_raise(*, user, patient: Patient, field: str, text: str) -> DataQuery:
 
 def query_answer(*, user, query: DataQuery, text: str) -> DataQuery:
     """The nurse answers (and has corrected the value in the form if needed)."""
-    access.require(can_answer_query(user))
+    access.require(access.has(user, access.ANSWER_QUERY))
     return _step(
         query,
         user=user,
@@ -510,7 +479,7 @@ def query_answer(*, user, query: DataQuery, text: str) -> DataQuery:
 
 
 def query_close(*, user, query: DataQuery, text: str) -> DataQuery:
-    access.require(can_close_query(user, query))
+    access.require(access.can_close_query(user, query))
     return _step(
         query,
         user=user,
@@ -522,7 +491,7 @@ def query_close(*, user, query: DataQuery, text: str) -> DataQuery:
 
 
 def query_reopen(*, user, query: DataQuery, text: str) -> DataQuery:
-    access.require(can_close_query(user, query))
+    access.require(access.can_close_query(user, query))
     return _step(
         query,
         user=user,
@@ -536,10 +505,10 @@ def query_reopen(*, user, query: DataQuery, text: str) -> DataQuery:
 def open_queries_for(user) -> QuerySet[DataQuery]:
     """What waits for this user: answers to give (nurse) or answers to review (raiser)."""
     queries = queries_for(user)
-    if can_answer_query(user) and not access.is_admin(user):
-        return queries.filter(status__in=AWAITING_ANSWER)
-    if access.is_admin(user):
+    if access.has(user, access.CLOSE_ANY_QUERY):
         return queries.exclude(status=QueryStatus.CLOSED)
+    if access.has(user, access.ANSWER_QUERY):
+        return queries.filter(status__in=AWAITING_ANSWER)
     return queries.filter(raised_by=user, status=QueryStatus.ANSWERED)
 
 
@@ -563,7 +532,7 @@ def home_panels_context(user, today: dt.date | None = None) -> dict[str, object]
     if not user.is_authenticated:
         return context
     panels = []
-    if access.can_edit_clinical(user):
+    if access.has(user, access.EDIT_CLINICAL):
         items = worklist(user, today)
         # The badge counts the whole bucket; the panel lists its first PANEL_LIMIT.
         panels = [

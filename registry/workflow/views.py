@@ -171,8 +171,8 @@ def patient_calls(request, pk):
             "attempt_form": attempt_form,
             "exclusion_form": exclusion_form,
             "revoke_form": revoke_form,
-            "can_edit": access.can_edit_clinical(user),
-            "can_exclude": workflow.can_exclude(user),
+            "can_edit": access.has(user, access.EDIT_CLINICAL),
+            "can_exclude": access.has(user, access.EXCLUDE),
         },
     )
 
@@ -191,7 +191,7 @@ def _answers_from(params) -> dict[str, bool]:
 def mrs_interview(request, pk):
     """The smRSq, one question per step, no JavaScript: answers travel in the form."""
     patient = access.get_patient(request.user, pk)
-    access.require(access.can_edit_clinical(request.user))
+    access.require(access.has(request.user, access.EDIT_CLINICAL))
     params = request.POST if request.method == "POST" else request.GET
     answers = _answers_from(params)
     current = params.get("q")
@@ -256,7 +256,7 @@ def query_list(request):
 @require_http_methods(["GET", "POST"])
 def query_create(request, pk):
     patient = access.get_patient(request.user, pk)
-    access.require(workflow.can_raise_query(request.user))
+    access.require(access.has(request.user, access.RAISE_QUERY))
     form = QueryRaiseForm(request.POST or None, initial={"field": request.GET.get("field")})
     if request.method == "POST" and form.is_valid():
         try:
@@ -301,11 +301,10 @@ def query_detail(request, pk):
             "patient": query.patient,
             "messages_list": query.messages.select_related("author"),
             "form": form,
-            "can_answer": workflow.can_answer_query(user)
+            "can_answer": access.has(user, access.ANSWER_QUERY)
             and query.status in (QueryStatus.OPEN, QueryStatus.REOPENED),
-            "can_close": workflow.can_close_query(user, query)
-            and query.status != QueryStatus.CLOSED,
-            "can_reopen": workflow.can_close_query(user, query)
+            "can_close": access.can_close_query(user, query) and query.status != QueryStatus.CLOSED,
+            "can_reopen": access.can_close_query(user, query)
             and query.status in (QueryStatus.ANSWERED, QueryStatus.CLOSED),
         },
     )
@@ -321,7 +320,7 @@ def patient_lock(request, pk):
     form = ReasonForm(request.POST or None)
     locked = services.is_locked(patient)
     if request.method == "POST":
-        access.require(workflow.can_lock(user))
+        access.require(access.has(user, access.LOCK))
         if form.is_valid():
             reason = form.cleaned_data["reason"]
             try:
@@ -345,7 +344,7 @@ def patient_lock(request, pk):
             "locked": locked,
             "form": form,
             "history": history,
-            "can_lock": workflow.can_lock(user),
+            "can_lock": access.has(user, access.LOCK),
         },
     )
 
