@@ -2,20 +2,27 @@
 
 Every URL pattern (``get_resolver()``, recursively; only ``admin/`` is left to Django's
 own staff checks) must have an entry in ``URLS`` below, or the test fails: a new page
-cannot ship without saying who may open it. For each entry and each role (anonymous,
-nurse / investigator / monitor of site A, registry admin) the page is requested (GET,
-and POST where the page takes one) with an object of site A and one of site B:
+cannot ship without saying who may open it. An entry names what each request needs: a
+permission of ``registry.access``, ``SIGNED_IN`` or ``PUBLIC``. For each entry and each
+account (anonymous, then one signed-in user per role of ``access.PERMISSIONS``, plus a
+superuser) the page is requested (GET, and POST where the page takes one) with an object
+of site A and one of site B, and the status each account must get is worked out from the
+table:
 
-- anonymous users are sent to the login page;
-- another site's object answers 404 (never 403, which would confirm it exists);
-- a forbidden action answers 403;
+- anonymous users are sent to the login page (unless the page is public);
+- another site's object answers 404 (never 403, which would confirm it exists) to anyone
+  without ``access.ALL_SITES``;
+- a role without the permission gets 403; with it, what the page answers (``needs()``);
 - no response to a site-A user names a site-B patient, screening entry or query.
+
+A new role is one account in ``ACCOUNTS``; the entries stay as they are.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import pytest
 from django.core.paginator import Page
@@ -23,71 +30,96 @@ from django.db.models import QuerySet
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from registry import access
 from registry.choices import Role
 from registry.models import DataQuery, Patient, ScreeningEntry
 
 from .factories import SiteFactory, UserFactory, full_patient
 
-ROLES = ("anonymous", "nurse", "investigator", "monitor", "admin")
-SIGNED_IN = ROLES[1:]
+
+@dataclass(frozen=True)
+class Account:
+    """Who requests: the role whose row of ``access.PERMISSIONS`` must apply (None: not
+    signed in), and any other fields of the user."""
+
+    role: Role | None
+    user: dict = field(default_factory=dict)
+
+
+ACCOUNTS: dict[str, Account] = {
+    "anonymous": Account(None),
+    "nurse": Account(Role.DATA_ENTRY),
+    "investigator": Account(Role.INVESTIGATOR),
+    "monitor": Account(Role.MONITOR),
+    "admin": Account(Role.ADMIN),
+    # A superuser counts as a registry admin, whatever role the account carries.
+    "superuser": Account(Role.ADMIN, user={"role": Role.DATA_ENTRY, "is_superuser": True}),
+}
 # What must never reach a user of site A (site B's identifiers and free text).
 SITE_MODELS = (Patient, ScreeningEntry, DataQuery)
 B_SECRETS = ("BSECRET-01", "BSECRET-02", "BSECRET-03", "BSCREEN-77", "BQUERY-TEXT")
 
+SIGNED_IN = "signed in"  # any signed-in user, whatever the role
+PUBLIC = "public"  # anyone, signed in or not (the login page)
 
-def codes(spec: str) -> dict[str, tuple[int, ...]]:
-    """``"200 403 403 200"`` → acceptable statuses for nurse, investigator, monitor, admin.
 
-    ``200|302`` accepts either (e.g. a form that re-renders or redirects).
-    """
-    parts = spec.split()
-    assert len(parts) == 4, spec
-    return {
-        role: tuple(int(c) for c in part.split("|"))
-        for role, part in zip(SIGNED_IN, parts, strict=True)
-    }
+class Needs(NamedTuple):
+    """What a request needs, and the statuses it answers to those who have it."""
+
+    what: str  # a permission of registry.access, SIGNED_IN or PUBLIC
+    answers: tuple[int, ...]
+
+
+def needs(what: str, *answers: int) -> Needs:
+    """``needs(access.IMPORT, 302)``: what a request needs, and the statuses those who
+    have it may get (default 200; several: any of them, e.g. a form that re-renders or
+    redirects)."""
+    return Needs(what, answers or (200,))
 
 
 @dataclass
 class Entry:
-    """How to build a URL's kwargs, and what each signed-in role must get."""
+    """How to build a URL's kwargs, and what its GET and POST need."""
 
-    get: str
-    post: str | None = None  # None: the page takes no POST (not requested)
+    get: Needs | str
+    post: Needs | str | None = None  # None: the page takes no POST (not requested)
     obj: str | None = None  # "patient", "screening", "query": kwargs name a site's object
     kwargs: dict = field(default_factory=dict)
     query: str = ""
-    public: bool = False  # open to anonymous users (the login page)
     data: dict = field(default_factory=dict)  # what the POST sends (e.g. which action)
 
+    def __post_init__(self):
+        if isinstance(self.get, str):
+            self.get = needs(self.get)
+        if isinstance(self.post, str):
+            self.post = needs(self.post)
 
-ANY_SIGNED_IN = "200 200 200 200"
-EDITORS = "200 403 403 200"
-REPORTERS = "403 200 200 200"
-EXPORTERS = "403 200 403 200"
-ADMIN_ONLY = "403 403 403 200"
-FORM = "200|302"
 
 URLS: dict[str, Entry] = {
-    "login": Entry(get=ANY_SIGNED_IN, public=True),
-    "logout": Entry(get="405 405 405 405", post="302 302 302 302"),
-    "two_factor_setup": Entry(get=ANY_SIGNED_IN, post=ANY_SIGNED_IN),
-    "two_factor_verify": Entry(get="302 302 302 302", post="302 302 302 302"),
-    "registry:home": Entry(get="302 302 302 302"),
-    "registry:patient_list": Entry(get=ANY_SIGNED_IN),
-    "registry:patient_create": Entry(get=EDITORS, post=EDITORS),
-    "registry:patient_detail": Entry(get=ANY_SIGNED_IN, obj="patient"),
-    "registry:patient_history": Entry(get=ANY_SIGNED_IN, obj="patient"),
+    "login": Entry(get=PUBLIC),
+    "logout": Entry(get=needs(SIGNED_IN, 405), post=needs(SIGNED_IN, 302)),
+    "two_factor_setup": Entry(get=SIGNED_IN, post=SIGNED_IN),
+    "two_factor_verify": Entry(get=needs(SIGNED_IN, 302), post=needs(SIGNED_IN, 302)),
+    "registry:home": Entry(get=needs(SIGNED_IN, 302)),
+    "registry:patient_list": Entry(get=SIGNED_IN),
+    "registry:patient_create": Entry(get=access.EDIT_CLINICAL, post=access.EDIT_CLINICAL),
+    "registry:patient_detail": Entry(get=SIGNED_IN, obj="patient"),
+    "registry:patient_history": Entry(get=SIGNED_IN, obj="patient"),
     "registry:section_edit": Entry(
-        get=EDITORS, post=EDITORS, obj="patient", kwargs={"section_key": "admission"}
+        get=access.EDIT_CLINICAL,
+        post=access.EDIT_CLINICAL,
+        obj="patient",
+        kwargs={"section_key": "admission"},
     ),
-    "registry:screening_list": Entry(get=ANY_SIGNED_IN),
-    "registry:screening_create": Entry(get=EDITORS, post=EDITORS),
-    "registry:screening_enrol": Entry(get=EDITORS, post=EDITORS, obj="screening"),
-    "registry:followup_worklist": Entry(get=ANY_SIGNED_IN),
+    "registry:screening_list": Entry(get=SIGNED_IN),
+    "registry:screening_create": Entry(get=access.EDIT_CLINICAL, post=access.EDIT_CLINICAL),
+    "registry:screening_enrol": Entry(
+        get=access.EDIT_CLINICAL, post=access.EDIT_CLINICAL, obj="screening"
+    ),
+    "registry:followup_worklist": Entry(get=SIGNED_IN),
     "registry:patient_calls": Entry(
-        get=ANY_SIGNED_IN,
-        post="302 403 403 302",
+        get=SIGNED_IN,
+        post=needs(access.EDIT_CLINICAL, 302),
         obj="patient",
         # A valid attempt: the role check cannot hide behind a form error.
         data={
@@ -96,31 +128,52 @@ URLS: dict[str, Entry] = {
             "attempt-outcome": "no_answer",
         },
     ),
-    "registry:mrs_interview": Entry(get=EDITORS, post=EDITORS, obj="patient"),
-    "registry:query_create": Entry(get=REPORTERS, post=REPORTERS, obj="patient"),
-    "registry:patient_lock": Entry(get=ANY_SIGNED_IN, post=REPORTERS, obj="patient"),
-    "registry:query_list": Entry(get=ANY_SIGNED_IN),
+    "registry:mrs_interview": Entry(
+        get=access.EDIT_CLINICAL, post=access.EDIT_CLINICAL, obj="patient"
+    ),
+    "registry:query_create": Entry(get=access.RAISE_QUERY, post=access.RAISE_QUERY, obj="patient"),
+    "registry:patient_lock": Entry(get=SIGNED_IN, post=access.LOCK, obj="patient"),
+    "registry:query_list": Entry(get=SIGNED_IN),
     "registry:query_detail": Entry(
-        get=ANY_SIGNED_IN,
-        post="200|302 403 403 200|302",
+        get=SIGNED_IN,
+        post=needs(access.ANSWER_QUERY, 200, 302),
         obj="query",
         data={"action": "answer", "text": "checked against the source"},
     ),
-    "registry:data_checks": Entry(get=ANY_SIGNED_IN),
-    "flow:chart": Entry(get=REPORTERS),
-    "flow:svg": Entry(get=REPORTERS),
-    "registry:interchange": Entry(get=ANY_SIGNED_IN),
-    "registry:import_upload": Entry(get=ADMIN_ONLY, post=ADMIN_ONLY),
-    "registry:import_preview": Entry(get="403 403 403 302"),
-    "registry:import_confirm": Entry(get="405 405 405 405", post="403 403 403 302"),
-    "registry:export": Entry(get=EXPORTERS, post=EXPORTERS),
-    "registry:data_dictionary": Entry(get=ANY_SIGNED_IN),
-    "analytics:report": Entry(get=REPORTERS),
-    "analytics:patients": Entry(get=REPORTERS, query="?cell={cell}"),
-    "analytics:published": Entry(get=REPORTERS),
-    "analytics:download": Entry(get=REPORTERS, kwargs={"table": "table1", "fmt": "csv"}),
-    "analytics:figure": Entry(get=REPORTERS, kwargs={"name": "mrs", "fmt": "svg"}),
+    "registry:data_checks": Entry(get=SIGNED_IN),
+    "flow:chart": Entry(get=access.VIEW_REPORTS),
+    "flow:svg": Entry(get=access.VIEW_REPORTS),
+    "registry:interchange": Entry(get=SIGNED_IN),
+    "registry:import_upload": Entry(get=access.IMPORT, post=access.IMPORT),
+    # Nothing uploaded yet: back to the upload form.
+    "registry:import_preview": Entry(get=needs(access.IMPORT, 302)),
+    "registry:import_confirm": Entry(get=needs(SIGNED_IN, 405), post=needs(access.IMPORT, 302)),
+    "registry:export": Entry(get=access.EXPORT, post=access.EXPORT),
+    "registry:data_dictionary": Entry(get=SIGNED_IN),
+    "analytics:report": Entry(get=access.VIEW_REPORTS),
+    "analytics:patients": Entry(get=access.VIEW_REPORTS, query="?cell={cell}"),
+    "analytics:published": Entry(get=access.VIEW_REPORTS),
+    "analytics:download": Entry(get=access.VIEW_REPORTS, kwargs={"table": "table1", "fmt": "csv"}),
+    "analytics:figure": Entry(get=access.VIEW_REPORTS, kwargs={"name": "mrs", "fmt": "svg"}),
 }
+
+LOGIN = "login"  # expected: the redirect to the login page
+
+
+def held(account: Account) -> frozenset[str]:
+    return access.PERMISSIONS[account.role] if account.role is not None else frozenset()
+
+
+def expected(need: Needs, account: Account, site: str) -> tuple[int, ...] | str:
+    """What ``account`` must get for a request that needs ``need``, on an object of ``site``
+    (the signed-in users belong to site A), worked out from ``access.PERMISSIONS``."""
+    if account.role is None:
+        return need.answers if need.what == PUBLIC else LOGIN
+    if site != "A" and access.ALL_SITES not in held(account):
+        return (404,)  # another site's object does not exist for this user, whatever the role
+    if need.what in (SIGNED_IN, PUBLIC) or need.what in held(account):
+        return need.answers
+    return (403,)
 
 
 def url_names(resolver=None, namespace=None, prefix=""):
@@ -161,13 +214,15 @@ def world(db) -> World:
 
     site_a = SiteFactory(code="A", name="Site A")
     site_b = SiteFactory(code="B", name="Site B")
+    # Each user of site A, except those who read every site: they belong to none.
     users = {
-        "nurse": UserFactory(username="nurse_a", role=Role.DATA_ENTRY, sites=[site_a]),
-        "investigator": UserFactory(
-            username="investigator_a", role=Role.INVESTIGATOR, sites=[site_a]
-        ),
-        "monitor": UserFactory(username="monitor_a", role=Role.MONITOR, sites=[site_a]),
-        "admin": UserFactory(username="registry_admin", role=Role.ADMIN),
+        name: UserFactory(
+            username=f"{name}_a",
+            sites=[] if access.ALL_SITES in held(account) else [site_a],
+            **({"role": account.role} | account.user),
+        )
+        for name, account in ACCOUNTS.items()
+        if account.role is not None
     }
     patient_a = full_patient(study_id="A-0001", site=site_a)
     full_patient(study_id="A-0002", site=site_a, age_years=75)
@@ -199,10 +254,10 @@ def url_for(name: str, entry: Entry, world: World, site: str) -> str:
     return reverse(name, kwargs=kwargs or None) + entry.query.format(cell=world.cell)
 
 
-def client_for(role: str, world: World) -> Client:
+def client_for(name: str, world: World) -> Client:
     client = Client(raise_request_exception=False)
-    if role != "anonymous":
-        client.force_login(world.users[role])
+    if ACCOUNTS[name].role is not None:
+        client.force_login(world.users[name])
     return client
 
 
@@ -247,16 +302,16 @@ def other_site_records(response) -> list:
     return found
 
 
-def check(role, method, url, expected: tuple[int, ...], world: World, data=None):
-    client = client_for(role, world)
+def check(name, method, url, expected: tuple[int, ...] | str, world: World, data=None):
+    client = client_for(name, world)
     response = client.get(url) if method == "GET" else client.post(url, data or {})
-    where = f"{role} {method} {url}"
-    if role == "anonymous":
+    where = f"{name} {method} {url}"
+    if expected == LOGIN:
         assert response.status_code == 302, where
         assert response["Location"].startswith(reverse("login")), where
         return
     assert response.status_code in expected, f"{where}: {response.status_code}, not {expected}"
-    if role != "admin":
+    if access.ALL_SITES not in held(ACCOUNTS[name]):
         assert leaked(response) == [], f"{where} shows site B's data"
         assert other_site_records(response) == [], f"{where} lists or counts site B's records"
 
@@ -267,18 +322,28 @@ def test_each_role_gets_what_the_table_says_and_nothing_of_another_site(name, wo
     sites = ("A", "B") if entry.obj else ("A",)
     for site in sites:
         url = url_for(name, entry, world, site)
-        for method, spec in (("GET", entry.get), ("POST", entry.post)):
-            if spec is None:
+        for method, need in (("GET", entry.get), ("POST", entry.post)):
+            if need is None:
                 continue
-            expected = codes(spec)
-            for role in ROLES:
-                if role == "anonymous" and entry.public:
-                    continue
-                if site == "B" and role not in ("anonymous", "admin"):
-                    # Another site's object does not exist for this user, whatever the role.
-                    check(role, method, url, (404,), world, entry.data)
-                else:
-                    check(role, method, url, expected.get(role, ()), world, entry.data)
+            for account_name, account in ACCOUNTS.items():
+                check(
+                    account_name,
+                    method,
+                    url,
+                    expected(need, account, site),
+                    world,
+                    entry.data,
+                )
+
+
+def test_every_role_of_the_table_is_walked_and_every_entry_names_a_known_permission():
+    assert set(access.PERMISSIONS) == set(Role), "each role needs its row in access.PERMISSIONS"
+    walked = {account.role for account in ACCOUNTS.values()}
+    assert set(Role) <= walked, "add an account of the new role to ACCOUNTS"
+    known = access.ALL_PERMISSIONS | {SIGNED_IN, PUBLIC}
+    for name, entry in URLS.items():
+        for need in (entry.get, entry.post):
+            assert need is None or need.what in known, f"{name}: {need.what!r}"
 
 
 def test_the_checks_do_see_another_sites_records_when_a_page_shows_them(world):
