@@ -36,7 +36,7 @@ EXCLUDE = "exclude"  # exclude a patient from the analysis, or take it back
 RAISE_QUERY = "raise_query"  # raise a data query (and close or re-open one's own)
 ANSWER_QUERY = "answer_query"  # answer a data query (after correcting the value)
 CLOSE_ANY_QUERY = "close_any_query"  # close or re-open anyone's data query
-ADMINISTER = "administer"  # the link to the administration (users, sites, 2FA devices)
+ADMINISTER = "administer"  # the admin-site link (users, sites, 2FA); the site also needs is_staff
 
 ALL_PERMISSIONS = frozenset(
     {
