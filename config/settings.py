@@ -97,7 +97,7 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG or TESTING else [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "registry.admin_site.RegistryAdminConfig",  # django.contrib.admin, registry admin only
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -124,6 +124,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Nothing the registry answers is kept by a browser or proxy cache (patient data).
+    "registry.security.NoStoreMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -162,6 +164,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'registry.sqlite3'}",
         conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
+        # A kept connection is checked before a request uses it: after PostgreSQL restarts,
+        # the first request of each worker reconnects instead of failing.
+        conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", True),
     )
 }
 if "postgresql" in DATABASES["default"]["ENGINE"]:
@@ -250,10 +255,22 @@ SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 
-# Uploads (the CSV/xlsx import): refused above this size; kept until confirmed in
-# IMPORT_UPLOAD_DIR (default: a private folder under the system's temporary directory).
+# Uploads (the CSV/xlsx import): refused above this size; kept (mode 0600) until
+# confirmed, cancelled or IMPORT_UPLOAD_MAX_AGE_HOURS old in IMPORT_UPLOAD_DIR (default:
+# REGISTRY_VAR_DIR/import-uploads, mode 0700), which nothing serves.
 IMPORT_MAX_UPLOAD_MB = env_int("IMPORT_MAX_UPLOAD_MB", 10)
-IMPORT_UPLOAD_DIR = env_str("IMPORT_UPLOAD_DIR")
+IMPORT_UPLOAD_DIR = env_str("IMPORT_UPLOAD_DIR") or str(VAR_DIR / "import-uploads")
+IMPORT_UPLOAD_MAX_AGE_HOURS = env_int_at_least("IMPORT_UPLOAD_MAX_AGE_HOURS", 24, minimum=1)
+# What an import reads at most: rows after the header, and columns (the interchange's
+# count plus IMPORT_EXTRA_COLUMNS, so that a few stray columns are named, not refused
+# wholesale). Over either, the file is refused without being read further.
+IMPORT_MAX_ROWS = env_int_at_least("IMPORT_MAX_ROWS", 200_000, minimum=1)
+IMPORT_EXTRA_COLUMNS = env_int_at_least("IMPORT_EXTRA_COLUMNS", 10, minimum=0)
+# The web preview's time budget (reading and checking the file), below gunicorn's
+# --timeout; a larger file is imported with `manage.py import_registry` on the server.
+IMPORT_PREVIEW_SECONDS = env_int_at_least("IMPORT_PREVIEW_SECONDS", 30, minimum=1)
+# Memory a workbook (.xlsx) may take while it is read, in its own process (megabytes).
+IMPORT_XLSX_MEMORY_MB = env_int_at_least("IMPORT_XLSX_MEMORY_MB", 1024, minimum=64)
 
 # Days either side of the 3-month date in which the follow-up call is due.
 FOLLOWUP_WINDOW_DAYS = env_int("FOLLOWUP_WINDOW_DAYS", 14)
@@ -285,7 +302,7 @@ if BEHIND_PROXY:
 # Roles (registry.choices.Role codes) whose users must set up and use an authenticator
 # app. Anyone who has set up a device is asked for a code too, whatever the role.
 OTP_REQUIRED_ROLES = env_choices(
-    "OTP_REQUIRED_ROLES", [], {"data_entry", "investigator", "monitor", "admin"}
+    "OTP_REQUIRED_ROLES", [], {"data_entry", "investigator", "monitor", "site_admin", "admin"}
 )
 OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "Stroke registry")
 

@@ -3,10 +3,17 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from analytics.urls import flow_patterns
+from registry.accounts import views as account_views
 
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password/", account_views.password_change, name="password_change"),
+    path(
+        "accounts/password/done/",
+        account_views.password_change_done,
+        name="password_change_done",
+    ),
     path("admin/", admin.site.urls),
     path("reports/", include("analytics.urls")),
     path("flow/", include(flow_patterns)),
@@ -20,3 +27,6 @@ urlpatterns += [
     path("accounts/two-factor/setup/", twofactor.two_factor_setup, name="two_factor_setup"),
     path("accounts/two-factor/verify/", twofactor.two_factor_verify, name="two_factor_verify"),
 ]
+
+# A database that does not answer gets a 503 that keeps what was typed (registry/errors.py).
+handler500 = "registry.errors.server_error"

@@ -3,7 +3,11 @@
 What a role may do is one table, ``PERMISSIONS``, from role to named
 permissions; every view, service, form and template flag asks ``has(user,
 permission)`` (or a rule below built on it), so a new role is one row and a
-new kind of action one name. A superuser counts as a registry admin.
+new kind of action one name. A superuser counts as a registry administrator.
+
+Only ``ALL_SITES`` reaches beyond one's own sites: the registry administrator holds
+it; the site administrator, who manages the users and the data of their own sites,
+does not, and is scoped to their sites like every other role.
 
 Every queryset a view touches starts from these functions. Records of a site
 the user does not belong to are simply absent from the querysets, so they
@@ -21,7 +25,7 @@ from django.dispatch import receiver
 from django.shortcuts import get_object_or_404
 
 from .choices import Role
-from .models import DataQuery, Patient, ScreeningEntry, Site, User
+from .models import DataQuery, ExportLog, Patient, ScreeningEntry, Site, User
 
 # --- the named permissions -------------------------------------------------------
 
@@ -36,7 +40,9 @@ EXCLUDE = "exclude"  # exclude a patient from the analysis, or take it back
 RAISE_QUERY = "raise_query"  # raise a data query (and close or re-open one's own)
 ANSWER_QUERY = "answer_query"  # answer a data query (after correcting the value)
 CLOSE_ANY_QUERY = "close_any_query"  # close or re-open anyone's data query
-ADMINISTER = "administer"  # the admin-site link (users, sites, 2FA); the site also needs is_staff
+ADMINISTER = "administer"  # the Django admin site (sites, all users, 2FA); it also needs is_staff
+MANAGE_USERS = "manage_users"  # the accounts of one's sites: create, role and sites, deactivate
+AUDIT = "audit"  # the export log and the account changes of one's sites
 
 ALL_PERMISSIONS = frozenset(
     {
@@ -52,6 +58,8 @@ ALL_PERMISSIONS = frozenset(
         ANSWER_QUERY,
         CLOSE_ANY_QUERY,
         ADMINISTER,
+        MANAGE_USERS,
+        AUDIT,
     }
 )
 
@@ -65,7 +73,10 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.INVESTIGATOR: frozenset({VIEW_REPORTS, EXPORT, LOCK, EXCLUDE, RAISE_QUERY}),
     # The monitor checks the data against the source documents: reads, queries, locks.
     Role.MONITOR: frozenset({VIEW_REPORTS, LOCK, RAISE_QUERY}),
-    # The registry admin runs the registry across all sites.
+    # The site administrator manages the users and the data of their own sites; the
+    # Django admin (sites, every account) is the registry administrator's.
+    Role.SITE_ADMIN: ALL_PERMISSIONS - {ALL_SITES, ADMINISTER},
+    # The registry administrator runs the registry across all sites.
     Role.ADMIN: ALL_PERMISSIONS,
 }
 
@@ -171,3 +182,59 @@ def require(allowed: bool) -> None:
 def editable_sites_for(user) -> QuerySet[Site]:
     """Sites in which the user may create patients."""
     return sites_for(user) if has(user, EDIT_CLINICAL) else Site.objects.none()
+
+
+# --- accounts -----------------------------------------------------------------------------
+
+
+def users_for(user) -> QuerySet[User]:
+    """Accounts of the user's sites (every account with ``ALL_SITES``): another site's
+    account answers 404, as its patients do; seeing them needs ``MANAGE_USERS``."""
+    if not user.is_authenticated:
+        return User.objects.none()
+    if has(user, ALL_SITES):
+        return User.objects.all()
+    members = User.sites.through.objects.filter(site_id__in=site_ids_for(user))
+    return User.objects.filter(pk__in=members.values("user_id"))
+
+
+def get_account(user, pk) -> User:
+    """An account of the user's sites, else 404; then 403 without ``MANAGE_USERS``."""
+    account = get_object_or_404(users_for(user), pk=pk)
+    require(has(user, MANAGE_USERS))
+    return account
+
+
+def roles_grantable_by(user) -> list[Role]:
+    """Roles ``user`` may give: every role with ``ALL_SITES``, else every role that is
+    limited to its sites (not the registry administrator's)."""
+    if not has(user, MANAGE_USERS):
+        return []
+    return [role for role in Role if has(user, ALL_SITES) or ALL_SITES not in PERMISSIONS[role]]
+
+
+def may_change_account(user, account: User) -> bool:
+    """Whether ``user`` may change ``account``'s role, sites, password or activity.
+
+    Without ``ALL_SITES``, only an account wholly within the user's sites and holding a
+    role the user may give (a nurse of two hospitals is changed by the registry
+    administrator, not by one hospital's); superusers and staff only with ``ALL_SITES``.
+    """
+    if not has(user, MANAGE_USERS):
+        return False
+    if has(user, ALL_SITES):
+        return True
+    if account.is_superuser or account.is_staff or account.role not in roles_grantable_by(user):
+        return False
+    theirs = set(account.sites.values_list("pk", flat=True))
+    return bool(theirs) and theirs <= set(site_ids_for(user))
+
+
+def export_logs_for(user) -> QuerySet[ExportLog]:
+    """Export-log entries of exports that could contain patients of the user's sites."""
+    if not has(user, AUDIT):
+        return ExportLog.objects.none()
+    if has(user, ALL_SITES):
+        return ExportLog.objects.all()
+    covered = ExportLog.sites.through.objects.filter(site_id__in=site_ids_for(user))
+    return ExportLog.objects.filter(pk__in=covered.values("exportlog_id"))

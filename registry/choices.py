@@ -12,7 +12,10 @@ class Role(models.TextChoices):
     DATA_ENTRY = "data_entry", _("Data entry (study nurse)")
     INVESTIGATOR = "investigator", _("Investigator")
     MONITOR = "monitor", _("Monitor")
-    ADMIN = "admin", _("Registry admin")
+    # Manages the users and the data of their own sites only, like every other role.
+    SITE_ADMIN = "site_admin", _("Site administrator")
+    # Runs the registry across all sites (the code "admin" is kept for existing accounts).
+    ADMIN = "admin", _("Registry administrator (all sites)")
 
 
 class SectionStatus(models.TextChoices):

@@ -10,4 +10,6 @@ def registry(request):
         "can_raise_query": access.has(user, access.RAISE_QUERY),
         "can_export": access.has(user, access.EXPORT),
         "can_administer": access.has(user, access.ADMINISTER),
+        "can_manage_users": access.has(user, access.MANAGE_USERS),
+        "can_audit": access.has(user, access.AUDIT),
     }

@@ -14,10 +14,11 @@ from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, ProtectedError, Q
+from django.db.models.signals import pre_delete
+from django.dispatch import receiver
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
-from simple_history.models import HistoricalRecords
 
 from registry import rules
 from registry.choices import (
@@ -33,6 +34,8 @@ from registry.choices import (
     StentType,
     VesselSite,
 )
+
+from .history import AuditedHistory
 
 __all__ = [
     "ALL_SECTIONS_COMPLETE",
@@ -177,11 +180,48 @@ class Site(models.Model):
 class User(AbstractUser):
     role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.DATA_ENTRY)
     sites = models.ManyToManyField(Site, verbose_name=_("sites"), blank=True, related_name="users")
+    # Who changed whose rights, when, from what to what: the role, the flags and the site
+    # memberships. Never the password hash; signing in (last_login) changes no right.
+    history = AuditedHistory(excluded_fields=["password", "last_login"], m2m_fields=["sites"])
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(role__in=Role.values), name="user_role_code"),
         ]
+
+    def save(self, *args, **kwargs):
+        signing_in = set(kwargs.get("update_fields") or ()) == {"last_login"}
+        if signing_in and not hasattr(self, "skip_history_when_saving"):
+            self.save_without_historical_record(*args, **kwargs)  # calls save() again
+        else:
+            super().save(*args, **kwargs)
+
+    def has_written(self) -> bool:
+        """Whether any record names this account as its author (a history row, a
+        section completed, a query, an export...): such an account is deactivated,
+        never deleted, so that the audit trail keeps who did what."""
+        from django.contrib.admin.models import LogEntry
+
+        for relation in self._meta.get_fields(include_hidden=True):
+            if relation.one_to_many and relation.auto_created and not relation.concrete:
+                lookup = {relation.field.name: self}
+                if relation.related_model._base_manager.filter(**lookup).exists():
+                    return True
+        return LogEntry.objects.filter(user=self).exists()
+
+
+@receiver(pre_delete, sender=User)
+def _keep_authors(sender, instance, **kwargs) -> None:
+    """Refuse to delete an account named by the admin's log: Django would delete the
+    log's entries with it (the registry's own records protect their authors)."""
+    from django.contrib.admin.models import LogEntry
+
+    entries = LogEntry.objects.filter(user=instance)
+    if entries.exists():
+        raise ProtectedError(
+            f"{instance.username} wrote to the registry: deactivate the account instead.",
+            set(entries[:1]),
+        )
 
 
 class Patient(models.Model):
@@ -212,7 +252,7 @@ class Patient(models.Model):
         verbose_name=_("created by"),
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.PROTECT,
         related_name="+",
     )
     # Stored, not only derived: "no 3-month mRS recorded" includes patients *lacking* a
@@ -228,7 +268,7 @@ class Patient(models.Model):
     sections_complete = models.PositiveSmallIntegerField(
         _("complete sections"), default=0, editable=False
     )
-    history = HistoricalRecords(excluded_fields=["mrs_3m_missing", "sections_complete"])
+    history = AuditedHistory(excluded_fields=["mrs_3m_missing", "sections_complete"])
 
     class Meta:
         ordering = ["study_id"]
@@ -318,7 +358,7 @@ class Section(models.Model):
         verbose_name=_("completed by"),
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.PROTECT,
         related_name="+",
     )
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -422,7 +462,7 @@ class Admission(Section):
     chronic_kidney_disease = flag(_("chronic kidney disease"))
     dysphagia = flag(_("dysphagia on admission"))
     iv_thrombolysis = flag(_("IV thrombolysis (rTPA) before the procedure"))
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         verbose_name = _("admission")
@@ -448,7 +488,7 @@ class Imaging(Section):
     swi_clot = flag(_("clot on SWI (susceptibility vessel sign)"))
     dwi_aspects = bounded("dwi_aspects", _("DWI-ASPECTS"), help_text=HELP["dwi_aspects"])
     pc_aspects = bounded("pc_aspects", _("pc-ASPECTS"), help_text=HELP["pc_aspects"])
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         verbose_name = _("imaging")
@@ -497,7 +537,7 @@ class Procedure(Section):
     )
     dapt_loading = flag(_("DAPT loading dose before stenting"))
     final_mtici = category(_("final mTICI"), Mtici.choices, help_text=HELP["mtici"])
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         verbose_name = _("procedure")
@@ -535,7 +575,7 @@ class Complications(Section):
         _("discharge date"), null=True, blank=True, help_text=_("Not before the door date.")
     )
     discharge_mrs = bounded("discharge_mrs", _("mRS at discharge"), help_text=HELP["mrs"])
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         verbose_name = _("complications and discharge")
@@ -567,7 +607,7 @@ class FollowUp(Section):
         blank=True,
         help_text=_("Blank if alive at last contact. Required when mRS at 3 months is 6."),
     )
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         verbose_name = _("3-month follow-up")
@@ -674,22 +714,40 @@ SECTIONS_BY_KEY: dict[str, type[Section]] = {m.key: m for m in SECTION_MODELS}
 
 
 class ExportLog(models.Model):
-    """Who took which export when (identifiable exports are audited here)."""
+    """Who took which export when, of which sites, with which filters, identifiable or not."""
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("user"), null=True, on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), null=True, on_delete=models.PROTECT
     )
     created_at = models.DateTimeField(_("when"), auto_now_add=True)
     format = models.CharField(_("format"), max_length=10)
     identifiable = models.BooleanField(_("identifiable"))
     site = models.ForeignKey(
-        Site, verbose_name=_("site"), null=True, blank=True, on_delete=models.SET_NULL
+        Site,
+        verbose_name=_("site"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        help_text=_("The site chosen; blank: all the sites the user may read."),
+    )
+    sites = models.ManyToManyField(
+        Site,
+        verbose_name=_("sites covered"),
+        blank=True,
+        related_name="export_logs",
+        help_text=_("The sites whose patients the export could contain."),
+    )
+    filters = models.JSONField(
+        _("filters"),
+        default=dict,
+        blank=True,
+        help_text=_("The filters chosen, as the export form or command named them."),
     )
     n_patients = models.PositiveIntegerField(_("patients"))
     via = models.CharField(_("via"), max_length=20, help_text=_("web or command"))
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-pk"]
         verbose_name = _("export log entry")
         verbose_name_plural = _("export log")
 

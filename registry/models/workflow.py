@@ -15,11 +15,11 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from simple_history.models import HistoricalRecords
 
 from registry import rules, smrs
 
 from .crf import SECTION_MODELS, Patient, Site, choice_constraints
+from .history import AuditedHistory
 
 __all__ = [
     "AWAITING_ANSWER",
@@ -113,7 +113,7 @@ class ScreeningEntry(models.Model):
     note = models.TextField(_("note"), blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     created_by = _user_fk(_("created by"))
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         ordering = ["-screening_date", "-pk"]
@@ -203,7 +203,7 @@ class PatientExclusion(models.Model):
     active = models.BooleanField(_("in force"), default=True)
     changed_by = _user_fk(_("changed by"))
     changed_at = models.DateTimeField(_("changed at"), auto_now=True)
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         verbose_name = _("exclusion after enrolment")
@@ -254,7 +254,7 @@ class ContactAttempt(models.Model):
     by = _user_fk(_("by"))
     note = models.TextField(_("note"), blank=True)
     created_at = models.DateTimeField(_("logged at"), auto_now_add=True)
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         ordering = ["-attempt_date", "-pk"]
@@ -320,7 +320,7 @@ class MrsInterview(models.Model):
     override_reason = models.TextField(_("reason for the different score"), blank=True)
     by = _user_fk(_("interviewer"))
     created_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         ordering = ["-interview_date", "-pk"]
@@ -433,7 +433,7 @@ class DataQuery(models.Model):
     raised_by = _user_fk(_("raised by"), null=False, blank=False)
     raised_at = models.DateTimeField(_("raised at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         ordering = ["-updated_at", "-pk"]
@@ -462,7 +462,7 @@ class QueryMessage(models.Model):
     created_at = models.DateTimeField(_("when"), auto_now_add=True)
     action = models.CharField(_("action"), max_length=10, choices=QueryAction.choices)
     text = models.TextField(_("message"))
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         ordering = ["created_at", "pk"]
@@ -485,7 +485,7 @@ class PatientLock(models.Model):
     reason = models.TextField(_("reason"), blank=True)
     changed_by = _user_fk(_("changed by"))
     changed_at = models.DateTimeField(_("changed at"), auto_now=True)
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         verbose_name = _("record lock")

@@ -19,6 +19,7 @@ DEMO_USERS = (
     ("nurse", Role.DATA_ENTRY, "demo-nurse-2021"),
     ("investigator", Role.INVESTIGATOR, "demo-investigator-2021"),
     ("monitor", Role.MONITOR, "demo-monitor-2021"),
+    ("siteadmin", Role.SITE_ADMIN, "demo-siteadmin-2021"),
     ("admin", Role.ADMIN, "demo-admin-2021"),
 )
 

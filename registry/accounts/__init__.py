@@ -1,0 +1,1 @@
+"""Accounts: site-scoped user management, the password change, the account audit."""

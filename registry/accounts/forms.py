@@ -1,0 +1,99 @@
+"""Forms of the account pages: an account's names, role and sites; a reason; passwords."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import password_validation
+from django.contrib.auth.forms import PasswordChangeForm
+from django.utils.translation import gettext_lazy as _
+
+from registry import access
+from registry.models import User
+
+from .services import PASSWORD_CHANGED
+
+
+class AccountForm(forms.Form):
+    """Names, role and sites; with ``creating``, the username and a one-off password."""
+
+    username = forms.CharField(label=_("Username"), max_length=150)
+    first_name = forms.CharField(label=_("First name"), max_length=150, required=False)
+    last_name = forms.CharField(label=_("Last name"), max_length=150, required=False)
+    email = forms.EmailField(label=_("E-mail"), required=False)
+    role = forms.ChoiceField(label=_("Role"))
+    sites = forms.ModelMultipleChoiceField(
+        label=_("Sites"),
+        queryset=None,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("The account sees the patients of these sites only."),
+    )
+    password1 = forms.CharField(
+        label=_("One-off password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=_("Hand it over in person; the user changes it after signing in."),
+    )
+    password2 = forms.CharField(
+        label=_("The same password again"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def __init__(self, *args, by, account: User | None = None, **kwargs):
+        self.account = account
+        if account is not None:
+            kwargs.setdefault(
+                "initial",
+                {
+                    "first_name": account.first_name,
+                    "last_name": account.last_name,
+                    "email": account.email,
+                    "role": account.role,
+                    "sites": list(account.sites.all()),
+                },
+            )
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = [(r.value, r.label) for r in access.roles_grantable_by(by)]
+        self.fields["sites"].queryset = access.sites_for(by)
+        if account is not None:
+            for name in ("username", "password1", "password2"):
+                del self.fields[name]
+            if account.pk == by.pk:  # one's own role and sites: another administrator's
+                for name in ("role", "sites"):
+                    self.fields[name].disabled = True
+                self.fields["role"].choices = [(account.role, account.get_role_display())]
+                self.fields["sites"].queryset = account.sites.all()
+
+    def clean_password2(self):
+        first, second = self.cleaned_data.get("password1"), self.cleaned_data.get("password2")
+        if first and second and first != second:
+            raise forms.ValidationError(_("The two passwords differ."))
+        if second:
+            user = User(username=self.cleaned_data.get("username", ""))
+            password_validation.validate_password(second, user)
+        return second
+
+    def service_data(self) -> dict:
+        """The cleaned values as the account services take them."""
+        data = dict(self.cleaned_data)
+        data.pop("password2", None)
+        if "password1" in data:
+            data["password"] = data.pop("password1")
+        data["sites"] = list(data["sites"])
+        return data
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason (kept in the account's history)"), max_length=80, required=True
+    )
+
+
+class OwnPasswordChangeForm(PasswordChangeForm):
+    """Django's own password change; the account's history notes it (not the hash)."""
+
+    def save(self, commit=True):
+        self.user._change_reason = PASSWORD_CHANGED
+        self.user._history_user = self.user
+        return super().save(commit)

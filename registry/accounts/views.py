@@ -1,0 +1,149 @@
+"""Account pages of the registry: site administrators manage their own sites' accounts.
+
+Thin: access check -> form -> service -> redirect. Only the accounts of the user's
+sites exist here (another site's account answers 404); changing one needs
+``access.may_change_account`` (403 otherwise). The Django admin stays the registry
+administrator's.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import SetPasswordForm
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods
+
+from registry import access
+
+from . import services
+from .forms import AccountForm, OwnPasswordChangeForm, ReasonForm
+
+
+def _add_errors(form, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for name, errors in error.error_dict.items():
+            form.add_error(name if name in form.fields else None, errors)
+    else:
+        form.add_error(None, error)
+
+
+@require_GET
+def account_list(request):
+    access.require(access.has(request.user, access.MANAGE_USERS))
+    accounts = access.users_for(request.user).prefetch_related("sites").order_by("username")
+    rows = [
+        {"account": account, "may_change": access.may_change_account(request.user, account)}
+        for account in accounts
+    ]
+    return render(
+        request,
+        "registry/accounts/list.html",
+        {"rows": rows, "may_audit": access.has(request.user, access.AUDIT)},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def account_create(request):
+    access.require(access.has(request.user, access.MANAGE_USERS))
+    form = AccountForm(request.POST or None, by=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            account = services.account_create(by=request.user, **form.service_data())
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, _("Account %(name)s created.") % {"name": account.username})
+            return redirect("registry:account_edit", pk=account.pk)
+    return render(request, "registry/accounts/form.html", {"form": form, "account": None})
+
+
+@require_http_methods(["GET", "POST"])
+def account_edit(request, pk):
+    account = access.get_account(request.user, pk)
+    may_change = access.may_change_account(request.user, account)
+    access.require(may_change or account.pk == request.user.pk)
+    form = AccountForm(request.POST or None, by=request.user, account=account)
+    if request.method == "POST" and form.is_valid():
+        data = form.service_data()
+        try:
+            services.account_update(by=request.user, account=account, **data)
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, _("Account %(name)s saved.") % {"name": account.username})
+            return redirect("registry:account_edit", pk=account.pk)
+    context = {
+        "form": form,
+        "account": account,
+        "reason_form": ReasonForm(),
+        "may_change": may_change and account.pk != request.user.pk,
+    }
+    return render(request, "registry/accounts/form.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def account_active(request, pk):
+    """Deactivate (or reactivate) an account, with a reason kept in its history (the
+    form is on the account's page, where a GET goes back to)."""
+    account = access.get_account(request.user, pk)
+    access.require(access.may_change_account(request.user, account))
+    if request.method == "GET":
+        return redirect("registry:account_edit", pk=account.pk)
+    form = ReasonForm(request.POST)
+    activate = request.POST.get("action") == "reactivate"
+    change = services.account_reactivate if activate else services.account_deactivate
+    try:
+        if not form.is_valid():
+            raise ValidationError(_("Give the reason."))
+        change(by=request.user, account=account, reason=form.cleaned_data["reason"])
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        done = _("%(name)s reactivated.") if activate else _("%(name)s deactivated.")
+        messages.success(request, done % {"name": account.username})
+    return redirect("registry:account_edit", pk=account.pk)
+
+
+@require_http_methods(["GET", "POST"])
+def account_password(request, pk):
+    """A new one-off password for an account of one's sites (a forgotten password)."""
+    account = access.get_account(request.user, pk)
+    access.require(access.may_change_account(request.user, account))
+    form = SetPasswordForm(account, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        services.account_set_password(
+            by=request.user, account=account, password=form.cleaned_data["new_password1"]
+        )
+        done = _("New password of %(name)s set: hand it over in person.")
+        messages.success(request, done % {"name": account.username})
+        return redirect("registry:account_edit", pk=account.pk)
+    return render(request, "registry/accounts/password.html", {"form": form, "account": account})
+
+
+@require_GET
+def account_audit(request):
+    """Who changed whose rights, when, from what to what; CSV with ``?format=csv``."""
+    access.require(access.has(request.user, access.AUDIT))
+    entries = services.account_changes(services.accounts_audited_for(request.user))
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(
+            services.account_changes_csv(entries), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = 'attachment; filename="account-changes.csv"'
+        return response
+    return render(request, "registry/accounts/audit.html", {"entries": entries})
+
+
+password_change = auth_views.PasswordChangeView.as_view(
+    form_class=OwnPasswordChangeForm,
+    template_name="registry/accounts/password_change.html",
+    success_url=reverse_lazy("password_change_done"),
+)
+password_change_done = auth_views.PasswordChangeDoneView.as_view(
+    template_name="registry/accounts/password_change_done.html"
+)
