@@ -21,23 +21,85 @@ from django.utils import timezone
 from registry import rules
 from registry.models import SECTION_MODELS, Patient, Section
 
+from .kinds import CATEGORY, DATE, DATETIME, DATETIME_FORMAT, FLAG, INTEGER, TEXT
+
 PATIENT_COLUMNS = ("study_id", "site", "sex", "age_years")
 REQUIRED = PATIENT_COLUMNS
 
-TEXT, CATEGORY, INTEGER, FLAG, DATE, DATETIME = (
-    "text",
-    "category",
-    "integer",
-    "flag",
-    "date",
-    "date-time",
-)
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:\d{2})?$")
 INTEGER_RE = re.compile(r"^[+-]?\d+$")
-DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+# --- what each column tells about a person (the de-identification policy) -----------------
+IDENTIFIER = "identifier"  # names the patient or links the row to them: never de-identified
+QUASI_IDENTIFIER = "quasi_identifier"  # identifies with other data: generalised (dates, age)
+FREE_TEXT = "free_text"  # whatever was typed, which may name anyone: never de-identified
+CLINICAL = "clinical"  # a coded or measured clinical value: kept
+PRIVACY_CATEGORIES = (IDENTIFIER, QUASI_IDENTIFIER, FREE_TEXT, CLINICAL)
+
+# Every interchange column's category, stated here once: the de-identified export applies
+# it (exporter.deidentified_treatment) and the data dictionary shows it. A column missing
+# here stops the de-identified export rather than letting it leave the hospital.
+PRIVACY: dict[str, str] = {
+    "study_id": IDENTIFIER,  # replaced by a pseudonym valid for one export file
+    "site": QUASI_IDENTIFIER,
+    "sex": QUASI_IDENTIFIER,
+    "age_years": QUASI_IDENTIFIER,  # top-coded (TOP_CODED)
+    "onset_time": QUASI_IDENTIFIER,  # dates and times: offsets from the door time
+    "door_time": QUASI_IDENTIFIER,  # the anchor of every offset: dropped
+    "transfer": CLINICAL,
+    "nihss_admission": CLINICAL,
+    "premorbid_mrs": CLINICAL,
+    "admission_mrs": CLINICAL,
+    "hypertension": CLINICAL,
+    "smoking": CLINICAL,
+    "diabetes": CLINICAL,
+    "myocardial_infarction": CLINICAL,
+    "atrial_fibrillation": CLINICAL,
+    "chronic_kidney_disease": CLINICAL,
+    "dysphagia": CLINICAL,
+    "iv_thrombolysis": CLINICAL,
+    "circulation": CLINICAL,
+    "mri_diagnosis": CLINICAL,
+    "mri_site": CLINICAL,
+    "swi_clot": CLINICAL,
+    "dwi_aspects": CLINICAL,
+    "pc_aspects": CLINICAL,
+    "anesthesia": CLINICAL,
+    "groin_puncture_time": QUASI_IDENTIFIER,
+    "procedure_end_time": QUASI_IDENTIFIER,
+    "dsa_diagnosis": CLINICAL,
+    "dsa_site": CLINICAL,
+    "mt_performed": CLINICAL,
+    "mt_technique": CLINICAL,
+    "mt_passes": CLINICAL,
+    "mtici_after_mt": CLINICAL,
+    "stent_type": CLINICAL,
+    "stent_device": FREE_TEXT,
+    "post_dilation": CLINICAL,
+    "residual_stenosis_pct": CLINICAL,
+    "dapt_loading": CLINICAL,
+    "final_mtici": CLINICAL,
+    "ich": CLINICAL,
+    "sich": CLINICAL,
+    "new_infarct": CLINICAL,
+    "cerebral_swelling": CLINICAL,
+    "decompressive_craniectomy": CLINICAL,
+    "metabolic_acidosis": CLINICAL,
+    "discharge_date": QUASI_IDENTIFIER,
+    "discharge_mrs": CLINICAL,
+    "followup_date": QUASI_IDENTIFIER,
+    "mrs_3m": CLINICAL,
+    "followup_method": CLINICAL,
+    "rehabilitation": CLINICAL,
+    "death_date": QUASI_IDENTIFIER,
+}
+# Quasi-identifying numbers shown only up to a ceiling in the de-identified export:
+# ages of 90 and over become 90 (HIPAA Safe Harbor, 45 CFR 164.514(b)(2)(i)(C)).
+TOP_CODED: dict[str, int] = {"age_years": 90}
 
 
 @dataclass(frozen=True)
@@ -55,6 +117,12 @@ class Column:
     def codes(self) -> list[tuple[str, str]]:
         """Allowed codes with their labels (categories only)."""
         return [(str(code), str(label)) for code, label in self.field.flatchoices]
+
+    @property
+    def privacy(self) -> str | None:
+        """Identifier, quasi-identifier, free text or clinical (``PRIVACY``); None if
+        undeclared."""
+        return PRIVACY.get(self.name)
 
     @property
     def free_text(self) -> bool:
@@ -88,6 +156,11 @@ def columns() -> tuple[Column, ...]:
             field = model._meta.get_field(name)
             found.append(Column(name, _kind(field), field, model))
     return tuple(found)
+
+
+def undeclared_columns() -> list[str]:
+    """Columns without a privacy category: the de-identified export refuses to run."""
+    return [c.name for c in columns() if c.privacy not in PRIVACY_CATEGORIES]
 
 
 @cache
@@ -239,20 +312,3 @@ def format_value(column: Column, value: object, *, neutralise: bool = True) -> s
     if neutralise and column.free_text and text.startswith(FORMULA_PREFIXES):
         return "'" + text
     return text
-
-
-def cell_text(column: Column, value: object) -> str:
-    """CSV-equivalent text of a spreadsheet cell (openpyxl gives typed values)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, dt.datetime):
-        if column.kind == DATE and value.time() == dt.time(0, 0):
-            return value.date().isoformat()
-        return value.strftime(DATETIME_FORMAT if value.second == 0 else "%Y-%m-%dT%H:%M:%S")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)

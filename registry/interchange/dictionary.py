@@ -3,7 +3,8 @@
 One entry per interchange column: name, section, label, type, allowed codes
 with their labels, min/max (``rules.RANGES``), the field that decides whether
 it applies (``rules.BRANCHING``), the cross-field rules it takes part in
-(``rules.RULES``) and the help text.
+(``rules.RULES``), the help text, its privacy category (``columns.PRIVACY``) and
+what the de-identified export does with it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.utils.translation import gettext as _
 from registry import rules
 
 from . import columns as interchange
+from . import exporter
 
 FIELDS = (
     "name",
@@ -30,6 +32,8 @@ FIELDS = (
     "applies_when",
     "rules",
     "help_text",
+    "privacy",
+    "deidentified_export",
 )
 
 
@@ -46,6 +50,8 @@ class Entry:
     applies_when: str
     rules: str
     help_text: str
+    privacy: str
+    deidentified_export: str
 
 
 def _codes(column: interchange.Column) -> str:
@@ -65,6 +71,25 @@ def _applies_when(name: str) -> str:
     if not branch.exclusive:
         text += _(" (required then; may also be recorded otherwise)")
     return text
+
+
+def _deidentified(column: interchange.Column) -> str:
+    """What the de-identified export does with the column, in words."""
+    treatment = exporter.deidentified_treatment(column)
+    if treatment == exporter.PSEUDONYM:
+        return _("replaced by %(name)s, a pseudonym valid for one file") % {
+            "name": exporter.PSEUDO_ID
+        }
+    if treatment == exporter.OFFSET:
+        unit = _("minutes") if column.kind == interchange.DATETIME else _("whole days")
+        return _("%(name)s: %(unit)s from the door time") % {
+            "name": exporter.offset_name(column),
+            "unit": unit,
+        }
+    if treatment == exporter.TOP_CODE:
+        ceiling = interchange.TOP_CODED[column.name]
+        return _("top-coded: %(n)s means %(n)s or more") % {"n": ceiling}
+    return _("dropped") if treatment == exporter.DROPPED else _("kept")
 
 
 def entries() -> list[Entry]:
@@ -87,6 +112,8 @@ def entries() -> list[Entry]:
                     str(rule.message) for rule in rules.RULES if column.name in rule.fields
                 ),
                 help_text=str(column.field.help_text or ""),
+                privacy=column.privacy or "",
+                deidentified_export=_deidentified(column),
             )
         )
     return found

@@ -2,10 +2,13 @@
 
 One query reads every exported patient with all sections (the number of
 queries does not grow with the number of patients). An identifiable export
-(with study IDs and calendar dates) needs the registry admin role; everyone
-else allowed to export gets the de-identified table: a per-export pseudonym
-instead of the study ID, and dates/times replaced by whole days or minutes
-from the door time. Every export is written to the ``ExportLog``.
+(with study IDs and calendar dates) needs ``access.EXPORT_IDENTIFIABLE``;
+everyone else allowed to export gets the de-identified table, built from each
+column's declared category (``columns.PRIVACY``): identifiers and free text are
+dropped (a per-export pseudonym stands in for the study ID), dates and times
+become whole days or minutes from the door time, ages are top-coded
+(``columns.TOP_CODED``), clinical values are kept. Every export is written to
+the ``ExportLog``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import secrets
 import tempfile
 from dataclasses import dataclass
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.utils import timezone
 
 from registry import access
@@ -52,20 +55,45 @@ class OutColumn:
     source: interchange.Column | None = None
 
 
+# What the de-identified export does with a column (deidentified_treatment).
+PSEUDONYM, DROPPED, OFFSET, TOP_CODE, KEPT = "pseudonym", "dropped", "offset", "top-coded", "kept"
+TREATMENTS = (PSEUDONYM, DROPPED, OFFSET, TOP_CODE, KEPT)
+
+
+def deidentified_treatment(column: interchange.Column) -> str:
+    """What the de-identified export does with ``column``: one of ``TREATMENTS``."""
+    privacy = column.privacy
+    if privacy not in interchange.PRIVACY_CATEGORIES:
+        raise ImproperlyConfigured(
+            f"interchange column {column.name!r} has no privacy category "
+            "(registry/interchange/columns.py, PRIVACY): nothing is exported de-identified"
+        )
+    if column.name == "study_id":
+        return PSEUDONYM
+    if privacy in (interchange.IDENTIFIER, interchange.FREE_TEXT) or column.name == ANCHOR:
+        return DROPPED
+    if column.kind in (interchange.DATE, interchange.DATETIME):
+        return OFFSET
+    if column.name in interchange.TOP_CODED:
+        return TOP_CODE
+    return KEPT
+
+
 def out_columns(deidentified: bool) -> list[OutColumn]:
     found = []
     for column in interchange.columns():
-        if not deidentified:
-            found.append(OutColumn(column.name, column.kind, column.label, column))
-        elif column.name == "study_id":
+        treatment = deidentified_treatment(column) if deidentified else KEPT
+        if treatment == PSEUDONYM:
             found.append(OutColumn(PSEUDO_ID, interchange.TEXT, "pseudonym (this export only)"))
-        elif column.name == ANCHOR:
-            continue
-        elif column.kind in (interchange.DATE, interchange.DATETIME):
+        elif treatment == OFFSET:
             unit = "minutes" if column.kind == interchange.DATETIME else "whole days"
             label = f"{column.label}: {unit} from door time"
             found.append(OutColumn(offset_name(column), interchange.INTEGER, label[:80], column))
-        else:
+        elif treatment == TOP_CODE:
+            ceiling = interchange.TOP_CODED[column.name]
+            label = f"{column.label} ({ceiling} = {ceiling} or more)"
+            found.append(OutColumn(column.name, column.kind, label[:80], column))
+        elif treatment == KEPT:
             found.append(OutColumn(column.name, column.kind, column.label, column))
     return found
 
@@ -92,33 +120,34 @@ def _deidentify(rows: list[dict]) -> list[dict]:
     pseudonyms = list(range(1, len(rows) + 1))
     secrets.SystemRandom().shuffle(pseudonyms)
     width = max(4, len(str(len(rows))))
+    plan = [(column, deidentified_treatment(column)) for column in interchange.columns()]
     out = []
     for row, number in zip(rows, pseudonyms, strict=True):
         door = row[ANCHOR]
         new = {}
-        for column in interchange.columns():
+        for column, treatment in plan:
             value = row[column.name]
-            if column.name == "study_id":
+            if treatment == PSEUDONYM:
                 new[PSEUDO_ID] = f"X{number:0{width}d}"
-            elif column.name == ANCHOR:
-                continue
-            elif column.kind == interchange.DATETIME:
-                new[offset_name(column)] = (
-                    None
-                    if value is None or door is None
-                    else round((value - door).total_seconds() / 60)
-                )
-            elif column.kind == interchange.DATE:
-                new[offset_name(column)] = (
-                    None
-                    if value is None or door is None
-                    else (value - timezone.localtime(door).date()).days
-                )
-            else:
+            elif treatment == OFFSET:
+                new[offset_name(column)] = _offset(column, value, door)
+            elif treatment == TOP_CODE:
+                ceiling = interchange.TOP_CODED[column.name]
+                new[column.name] = None if value is None else min(value, ceiling)
+            elif treatment == KEPT:
                 new[column.name] = value
         out.append(new)
     out.sort(key=lambda r: r[PSEUDO_ID])
     return out
+
+
+def _offset(column: interchange.Column, value, door) -> int | None:
+    """Minutes (date-times) or whole days (dates) from the door time; None if unknown."""
+    if value is None or door is None:
+        return None
+    if column.kind == interchange.DATETIME:
+        return round((value - door).total_seconds() / 60)
+    return (value - timezone.localtime(door).date()).days
 
 
 def _text(column: OutColumn, value) -> str:
@@ -265,14 +294,19 @@ def registry_export(
         rows = _deidentify(rows)
     columns = out_columns(deidentified)
     content = WRITERS[fmt](columns, rows)
-    ExportLog.objects.create(
+    log = ExportLog.objects.create(
         user=user,
         format=fmt,
         identifiable=not deidentified,
         site=site,
+        filters={"site": site.code if site is not None else None},
         n_patients=len(rows),
         via=via,
     )
+    if site is not None:
+        log.sites.set([site])
+    else:
+        log.sites.set(access.sites_for(user) if user is not None else Site.objects.all())
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     kind = "deidentified" if deidentified else "identifiable"
     scope = f"-{site.code}" if site is not None else ""
