@@ -6,7 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from registry.interchange import views as views_interchange
+from registry.interchange import uploads
 from registry.models import ExportLog, Patient
 
 from .interchange_rows import csv_text, row
@@ -27,7 +27,10 @@ def upload(client, rows, name="patients.csv", **extra):
 
 
 def pending_files(folder):
-    return list(folder.iterdir()) if folder.exists() else []
+    """The uploads waiting in the folder (each preview is kept beside its upload)."""
+    if not folder.exists():
+        return []
+    return [path for path in folder.iterdir() if not path.name.endswith(".preview.json")]
 
 
 def test_an_admin_uploads_sees_the_counts_and_nothing_is_written_before_confirming(
@@ -162,7 +165,7 @@ def test_anonymous_visitors_are_sent_to_the_login_page(client):
 def test_a_forged_session_token_is_ignored(client, admin_user):
     client.force_login(admin_user)
     session = client.session
-    session[views_interchange.SESSION_KEY] = {
+    session[uploads.SESSION_KEY] = {
         "token": "../../etc/passwd",
         "filename": "x.csv",
         "create_sites": False,

@@ -32,6 +32,11 @@ class ImportUploadForm(forms.Form):
         label=_("Create unknown site codes"), required=False, initial=False
     )
 
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not access.has(user, access.ALL_SITES):  # sites are the registry admin's
+            del self.fields["create_sites"]
+
     def clean_file(self):
         upload = self.cleaned_data["file"]
         if Path(upload.name).suffix.lower() not in IMPORT_EXTENSIONS:

@@ -18,6 +18,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -28,7 +35,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from registry import rules
+from registry import access, rules
 from registry.choices import SectionStatus
 from registry.models import (
     SECTION_MODELS,
@@ -95,100 +102,234 @@ NOT_XLSX = (
 
 
 class UnreadableFile(Exception):
-    """The file is neither CSV UTF-8 text nor an .xlsx workbook; the message says so."""
+    """The file cannot be imported as it is (not CSV UTF-8 nor an .xlsx workbook, or
+    over a limit); the message says why and what to do."""
 
 
-def read_table(file, filename: str) -> tuple[list[str], list[list[str]]]:
+class OverBudget(Exception):
+    """The time budget ran out at data row ``row`` (None: while reading a workbook)."""
+
+    def __init__(self, row: int | None):
+        super().__init__(row)
+        self.row = row
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much of a file the import reads (``settings.IMPORT_*``), and until when."""
+
+    max_rows: int
+    max_columns: int
+    seconds: int | None = None  # the time budget (the web preview's); None: none
+    deadline: float | None = None  # time.monotonic() at which the budget runs out
+    xlsx_memory_mb: int = 1024
+
+    @classmethod
+    def from_settings(cls, *, seconds: int | None = None) -> Limits:
+        extra = getattr(settings, "IMPORT_EXTRA_COLUMNS", 10)
+        return cls(
+            max_rows=getattr(settings, "IMPORT_MAX_ROWS", 200_000),
+            max_columns=len(interchange.columns()) + extra,
+            seconds=seconds,
+            deadline=None if seconds is None else time.monotonic() + seconds,
+            xlsx_memory_mb=getattr(settings, "IMPORT_XLSX_MEMORY_MB", 1024),
+        )
+
+    def check_time(self, row: int | None) -> None:
+        """Raise :class:`OverBudget` once the deadline has passed (at data row ``row``)."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise OverBudget(row)
+
+    def too_many_rows(self) -> str:
+        return (
+            f"the file has more than {self.max_rows:,} rows; split it into files of at "
+            f"most {self.max_rows:,} rows and import them one after the other."
+        )
+
+    def too_many_columns(self, where: str) -> str:
+        known = len(interchange.columns())
+        return (
+            f"{where} has values in more than {self.max_columns} columns (the interchange "
+            f"has {known}); remove the extra columns."
+        )
+
+
+CHECK_EVERY = 256  # rows between two looks at the clock
+BLANK: list[str] = []  # every blank line inside the table (they only keep row numbers)
+
+
+def read_table(file, filename: str, limits: Limits | None = None) -> tuple[list, list]:
     """Header and data rows as CSV text, from a CSV or .xlsx file (path or binary file).
 
-    Raises :class:`UnreadableFile` for a file that cannot be read as either. A
-    CSV must be UTF-8 (with or without Excel's byte order mark): other encodings
-    are refused rather than guessed, since a wrong guess silently garbles names.
+    Raises :class:`UnreadableFile` for a file that cannot be read as either, or with
+    more rows or columns than ``limits`` allow (it is never read further than that),
+    and :class:`OverBudget` once the limits' deadline passes. A CSV must be UTF-8
+    (with or without Excel's byte order mark): other encodings are refused rather than
+    guessed, since a wrong guess silently garbles names. A workbook is read by a
+    process of its own (``registry.interchange.xlsx``).
     """
-    if isinstance(file, str | Path):
-        with open(file, "rb") as handle:
-            data = handle.read()
-    else:
-        data = file.read()
+    limits = limits or Limits.from_settings()
+    if not isinstance(file, str | Path):
+        return _read_file_object(file, filename, limits)
+    with open(file, "rb") as handle:
+        if not (str(filename).lower().endswith(".xlsx") or handle.read(2) == b"PK"):
+            handle.seek(0)
+            return _read_csv(handle, limits)
+    return _read_xlsx(Path(file), limits)
+
+
+def _read_file_object(file, filename: str, limits: Limits) -> tuple[list, list]:
+    data = file.read()
     if isinstance(data, str):
         data = data.encode("utf-8")
-    if str(filename).lower().endswith(".xlsx") or data[:2] == b"PK":
-        try:
-            return _read_xlsx(data)
-        # A damaged or fake workbook makes openpyxl (zipfile, the XML parsers, its
-        # own readers) raise almost any exception: each means "not an .xlsx file".
-        except Exception as exc:
-            raise UnreadableFile(NOT_XLSX) from exc
+    if not (str(filename).lower().endswith(".xlsx") or data[:2] == b"PK"):
+        return _read_csv(io.BytesIO(data), limits)
+    handle, path = tempfile.mkstemp(suffix=".xlsx")  # mode 0600
+    with os.fdopen(handle, "wb") as stream:
+        stream.write(data)
     try:
-        text = data.decode("utf-8-sig")
+        return _read_xlsx(Path(path), limits)
+    finally:
+        os.unlink(path)
+
+
+def _read_csv(binary, limits: Limits) -> tuple[list, list]:
+    """Header (the first non-blank row) and body of a CSV byte stream, row by row.
+
+    Blank rows inside the body are kept (they keep the row numbers), those after it
+    are not; a row with values beyond ``limits.max_columns`` or a body longer than
+    ``limits.max_rows`` stops the reading there.
+    """
+    text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+    header, body, blank_run = None, [], 0
+    try:
+        for number, cells in enumerate(csv.reader(text), start=1):
+            if number % CHECK_EVERY == 0:
+                limits.check_time(len(body))
+            if not any(cell.strip() for cell in cells):
+                blank_run += header is not None
+                continue
+            if len(cells) > limits.max_columns:
+                if any(cell.strip() for cell in cells[limits.max_columns :]):
+                    where = "the header" if header is None else f"row {len(body) + blank_run + 1}"
+                    raise UnreadableFile(limits.too_many_columns(where))
+                cells = cells[: limits.max_columns]
+            if header is None:
+                header = cells
+                continue
+            if len(body) + blank_run >= limits.max_rows:
+                raise UnreadableFile(limits.too_many_rows())
+            body.extend([BLANK] * blank_run)
+            blank_run = 0
+            body.append(cells)
     except UnicodeDecodeError as exc:
         raise UnreadableFile(NOT_UTF8) from exc
-    try:
-        table = list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error as exc:  # e.g. a cell over the csv module's field size limit
         raise UnreadableFile(f"the file cannot be read as CSV ({exc}).") from exc
-    return _header_and_body(table, lambda v: v.strip() != "")
+    finally:
+        text.detach()  # the caller closes the byte stream
+    return header or [], body
 
 
-def _header_and_body(table: list, filled) -> tuple[list, list]:
-    """Header = first non-blank row; blank rows inside the body are kept (row numbers)."""
-    nonblank = [i for i, row in enumerate(table) if any(filled(v) for v in row)]
-    if not nonblank:
-        return [], []
-    return table[nonblank[0]], table[nonblank[0] + 1 : nonblank[-1] + 1]
+def _read_xlsx(path: Path, limits: Limits) -> tuple[list, list]:
+    """The workbook's first sheet, converted to CSV by a process of its own."""
+    handle, target = tempfile.mkstemp(suffix=".csv")  # mode 0600: it holds patient data
+    os.close(handle)
+    try:
+        answer = _convert_workbook(path, Path(target), limits)
+        if "unreadable" in answer:
+            raise UnreadableFile(NOT_XLSX)
+        if "refused" in answer:
+            raise UnreadableFile(_workbook_refusal(answer["refused"], limits))
+        with open(target, "rb") as stream:
+            return _read_csv(stream, limits)
+    finally:
+        os.unlink(target)
 
 
-def _read_xlsx(data: bytes) -> tuple[list[str], list[list[str]]]:
-    from openpyxl import load_workbook
+def _convert_workbook(source: Path, target: Path, limits: Limits) -> dict:
+    """Run ``registry.interchange.xlsx`` on ``source``; its answer (a dict)."""
+    remaining = None
+    if limits.deadline is not None:
+        remaining = max(1.0, limits.deadline - time.monotonic())
+    request = {
+        "source": str(source),
+        "target": str(target),
+        "kinds": {column.name: column.kind for column in interchange.columns()},
+        "max_rows": limits.max_rows,
+        "max_columns": limits.max_columns,
+        "memory_mb": limits.xlsx_memory_mb,
+        "seconds": remaining,
+    }
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "registry.interchange.xlsx"],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            cwd=settings.BASE_DIR,
+            timeout=None if remaining is None else remaining + 2,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise OverBudget(None) from None
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:  # killed: over its CPU time or its memory
+        return {"refused": f"reading it needs more than {limits.xlsx_memory_mb} MB or its time"}
+    answer = json.loads(lines[-1])
+    if answer.get("refused", "").endswith("out of time"):
+        raise OverBudget(None)
+    return answer
 
-    book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    sheet = book.worksheets[0]
-    rows = [list(r) for r in sheet.iter_rows(values_only=True)]
-    book.close()
-    header, rows = _header_and_body(rows, lambda v: v not in (None, ""))
-    if not header:
-        return [], []
-    header = ["" if v is None else str(v).strip() for v in header]
-    known = interchange.by_name()
-    body = []
-    for values in rows:
-        cells = []
-        for name, value in zip(header, values, strict=False):
-            column = known.get(name)
-            if column is None:
-                cells.append("" if value is None else str(value))
-            else:
-                cells.append(interchange.cell_text(column, value))
-        body.append(cells)
-    return header, body
+
+def _workbook_refusal(reason: str, limits: Limits) -> str:
+    if reason.endswith(" columns"):
+        return limits.too_many_columns(reason.split(" has ")[0])
+    if reason.endswith(" rows"):
+        return limits.too_many_rows()
+    return (
+        f"the workbook cannot be read here ({reason}); save its first sheet as "
+        '"CSV UTF-8 (Comma delimited)" and import that file.'
+    )
+
+
+# Characters a cell must not hold: they cannot be stored (NUL) or are invisible and
+# almost always a damaged file (other C0 and C1 controls, DEL); tab and line ends are text.
+CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+PROBLEM_LIMIT = 10_000  # checking stops after this many problems (what a person reads)
+
+
+def _control_problem(text: str) -> str | None:
+    found = CONTROL_CHARACTERS.search(text)
+    if found is None:
+        return None
+    return (
+        f"contains the control character U+{ord(found.group()):04X} (position "
+        f"{found.start() + 1}), which cannot be stored; remove it."
+    )
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters written as escapes (for messages)."""
+    return CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def parse_table(
-    header: list[str], body: list[list[str]]
+    header: list[str], body: list[list[str]], limits: Limits | None = None
 ) -> tuple[list[dict], list[Problem], list[str]]:
     """Typed rows (all contract columns; None for a blank line) from CSV text; problems;
-    the columns present."""
-    problems: list[Problem] = []
-    known = interchange.by_name()
-    seen: set[str] = set()
-    present: list[tuple[int, str]] = []
+    the columns present.
+
+    After ``PROBLEM_LIMIT`` problems the parsing stops with a problem about the whole
+    file (listed first); past the ``limits``' deadline it raises :class:`OverBudget`.
+    """
     header = list(header)
     while header and not str(header[-1]).strip():
         header.pop()  # spreadsheets often carry empty trailing columns
     if not header:
         return [], [Problem(None, (), "the file is empty (no header row).")], []
-    for index, raw in enumerate(header):
-        name = raw.strip().lstrip("\ufeff")
-        if name not in known:
-            problems.append(Problem(None, (name,), "unknown column."))
-        elif name in seen:
-            problems.append(Problem(None, (name,), "duplicated column."))
-        else:
-            seen.add(name)
-            present.append((index, name))
-    for name in interchange.REQUIRED:
-        if name not in seen:
-            problems.append(Problem(None, (name,), "required column is missing."))
+    problems, present = _header_problems(header)
+    known = interchange.by_name()
     # A cell's value depends only on its column and text: each distinct text of a
     # column is parsed once (codes, flags, scores and dates repeat a lot).
     parsers = [(index, name, interchange.parser(known[name]), {}) for index, name in present]
@@ -196,6 +337,12 @@ def parse_table(
     width = len(header)
     rows = []
     for number, cells in enumerate(body, start=1):
+        if limits is not None and number % CHECK_EVERY == 0:
+            limits.check_time(number)
+        if len(problems) >= PROBLEM_LIMIT:
+            stop = f"checking stopped at row {number:,} after {PROBLEM_LIMIT:,} problems; "
+            problems.insert(0, Problem(None, (), stop + "correct these and import it again."))
+            break
         if not any(cell.strip() for cell in cells):
             rows.append(None)  # a blank line: skipped, but it keeps the row numbers
             continue
@@ -208,11 +355,39 @@ def parse_table(
                 typed[name] = parsed[text]
             except KeyError:
                 try:
-                    typed[name] = parsed[text] = parse(text)
+                    typed[name] = parsed[text] = _parse_cell(parse, text)
                 except interchange.ParseError as exc:
                     problems.append(Problem(number, (name,), str(exc), unreadable=True))
         rows.append(typed)
     return rows, problems, [name for _, name in present]
+
+
+def _parse_cell(parse, text: str):
+    control = _control_problem(text)
+    if control is not None:
+        raise interchange.ParseError(control)
+    return parse(text)
+
+
+def _header_problems(header: list[str]) -> tuple[list[Problem], list[tuple[int, str]]]:
+    """The header's problems, and the (index, name) of each interchange column in it."""
+    problems: list[Problem] = []
+    known = interchange.by_name()
+    seen: set[str] = set()
+    present: list[tuple[int, str]] = []
+    for index, raw in enumerate(header):
+        name = raw.strip().lstrip("\ufeff")
+        if name not in known:
+            problems.append(Problem(None, (printable(name),), "unknown column."))
+        elif name in seen:
+            problems.append(Problem(None, (name,), "duplicated column."))
+        else:
+            seen.add(name)
+            present.append((index, name))
+    for name in interchange.REQUIRED:
+        if name not in seen:
+            problems.append(Problem(None, (name,), "required column is missing."))
+    return problems, present
 
 
 # ---------------------------------------------------------------- validation
@@ -490,21 +665,42 @@ def registry_import(
     filename: str = "",
     dry_run: bool = False,
     create_sites: bool = False,
+    time_budget: int | None = None,
 ) -> ImportResult:
     """Validate all rows, then (unless ``dry_run`` or any problem) write them at once.
 
     ``rows`` are typed interchange rows (as the demo generator makes them);
-    ``file`` is a path or binary file of CSV or .xlsx text.
+    ``file`` is a path or binary file of CSV or .xlsx text, read within
+    ``Limits.from_settings()`` (rows, columns) and, with ``time_budget`` (seconds),
+    refused when reading and checking it takes longer. A ``user`` without
+    ``access.ALL_SITES`` imports into their own sites only.
     """
     filename = str(filename or getattr(file, "name", "") or "rows")
     result = ImportResult(filename=Path(filename).name, dry_run=dry_run)
+    limits = Limits.from_settings(seconds=time_budget)
+    try:
+        return _import(result, limits, rows, file, user, create_sites)
+    except OverBudget as exc:
+        where = "" if exc.row is None else f" (stopped at row {exc.row:,})"
+        message = (
+            f"the file could not be checked within {limits.seconds} seconds{where}; split "
+            "it into smaller files, or have it imported on the server with "
+            "manage.py import_registry."
+        )
+        result.problems.insert(0, Problem(None, (), message))
+        return result
+
+
+def _import(result: ImportResult, limits: Limits, rows, file, user, create_sites):
+    """:func:`registry_import` within ``limits``."""
+    dry_run = result.dry_run
     if rows is None:
         try:
-            header, body = read_table(file, filename)
+            header, body = read_table(file, result.filename, limits)
         except UnreadableFile as exc:
             result.problems.append(Problem(None, (), str(exc)))
             return result
-        rows, problems, _ = parse_table(header, body)
+        rows, problems, _ = parse_table(header, body, limits)
         result.problems.extend(problems)
     else:
         template = dict.fromkeys(interchange.column_names())
@@ -530,14 +726,15 @@ def registry_import(
             )
         else:
             first_row[study_id] = number
-    sites = {site.code: site for site in Site.objects.all()}
+    scoped = user is not None and not access.has(user, access.ALL_SITES)
+    sites = {site.code: site for site in (access.sites_for(user) if scoped else Site.objects.all())}
     new_sites: dict[str, Site] = {}
     for number, values in numbered:
         code = values["site"]
         if code is None:
             result.problems.append(Problem(number, ("site",), "required."))
         elif code not in sites and code not in new_sites:
-            if create_sites:
+            if create_sites and not scoped:
                 site = Site(code=code, name=code)
                 try:
                     site.full_clean(validate_unique=False)
@@ -548,23 +745,29 @@ def registry_import(
                 new_sites[code] = site
             else:
                 result.problems.append(
-                    Problem(
-                        number,
-                        ("site",),
-                        f"unknown site code {code!r} (known: {', '.join(sorted(sites)) or 'none'};"
-                        " --create-sites creates it).",
-                    )
+                    Problem(number, ("site",), _unknown_site(code, sites, scoped))
                 )
 
     planner = _Planner(user, timezone.now())
     stored = planner.stored(sorted(first_row))
     planned: list[_Planned] = []
-    for number, values in numbered:
+    yours = {site.pk for site in sites.values()}
+    for count, (number, values) in enumerate(numbered, start=1):
+        if count % CHECK_EVERY == 0:
+            limits.check_time(number)
+        if len(result.problems) >= PROBLEM_LIMIT:
+            stop = f"checking stopped at row {number:,} after {PROBLEM_LIMIT:,} problems; "
+            result.problems.append(Problem(None, (), stop + "correct these and import it again."))
+            break
         study_id = values["study_id"]
         if study_id is not None and first_row.get(study_id) != number:
             continue
         site = sites.get(values["site"]) or new_sites.get(values["site"])
         old = stored.get(study_id) if study_id else None
+        if old is not None and old[1] not in yours:  # PATIENT_STORED: the stored site
+            message = f"{study_id} is the study ID of a patient of a site that is not yours."
+            result.problems.append(Problem(number, ("study_id",), message))
+            continue
         plan, problems = planner.plan(number, values, old, site)
         result.problems.extend(problems)
         planned.append(plan)
@@ -580,6 +783,13 @@ def registry_import(
         return result
     _write(planned, new_sites, user, f"import of {result.filename}")
     return result
+
+
+def _unknown_site(code: str, sites: dict[str, Site], scoped: bool) -> str:
+    known = ", ".join(sorted(sites)) or "none"
+    if scoped:  # whether another site has that code is not theirs to know
+        return f"{code!r} is not one of your sites ({known})."
+    return f"unknown site code {code!r} (known: {known}; --create-sites creates it)."
 
 
 # ---------------------------------------------------------------- writing

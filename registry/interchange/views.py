@@ -1,21 +1,16 @@
-"""Import, export and data-dictionary pages (issue 3). Thin: access -> form -> service.
+"""Import, export and data-dictionary pages. Thin: access -> form -> service.
 
-The import is two-step: the upload is validated as a dry run and previewed
-(problems, or the counts of patients to create and change); only the
-confirmation writes. Until then the file is kept in a private temporary
-folder under a random token remembered in the session, and deleted on
-confirmation, cancellation or a new upload.
+The import is two-step: the upload is validated as a dry run within a time budget
+and previewed (problems, or the counts of patients to create and change); only
+the confirmation writes. Until then the file waits in a private folder
+(``uploads``), found again through a random token remembered in the session.
 """
 
 from __future__ import annotations
 
-import re
-import secrets
-import tempfile
-from pathlib import Path
-
 from django.conf import settings
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -23,41 +18,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from registry import access
 
-from . import dictionary
+from . import dictionary, uploads
+from . import export_log as log
 from .exporter import registry_export
 from .forms import ExportForm, ImportUploadForm, max_upload_bytes
 from .importer import registry_import
-
-SESSION_KEY = "registry_import_pending"
-TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
-
-
-def upload_dir() -> Path:
-    folder = Path(
-        getattr(settings, "IMPORT_UPLOAD_DIR", None)
-        or Path(tempfile.gettempdir()) / "registry-import-uploads"
-    )
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return folder
-
-
-def _pending(request) -> dict | None:
-    pending = request.session.get(SESSION_KEY)
-    if not pending or not TOKEN_RE.match(pending.get("token", "")):
-        return None
-    path = _pending_path(pending)
-    return pending if path.is_file() else None
-
-
-def _pending_path(pending: dict) -> Path:
-    suffix = ".xlsx" if pending["filename"].lower().endswith(".xlsx") else ".csv"
-    return upload_dir() / f"{pending['token']}{suffix}"
-
-
-def _discard(request) -> None:
-    pending = request.session.pop(SESSION_KEY, None)
-    if pending and TOKEN_RE.match(pending.get("token", "")):
-        _pending_path(pending).unlink(missing_ok=True)
 
 
 @require_GET
@@ -75,63 +40,69 @@ def index(request):
 @require_http_methods(["GET", "POST"])
 def import_upload(request):
     access.require(access.has(request.user, access.IMPORT))
-    form = ImportUploadForm(request.POST or None, request.FILES or None)
+    form = ImportUploadForm(request.POST or None, request.FILES or None, user=request.user)
     if request.method == "POST" and form.is_valid():
-        _discard(request)
-        upload = form.cleaned_data["file"]
-        pending = {
-            "token": secrets.token_hex(16),
-            "filename": Path(upload.name).name,
-            "create_sites": form.cleaned_data["create_sites"],
-        }
-        with open(_pending_path(pending), "wb") as stream:
-            for chunk in upload.chunks():
-                stream.write(chunk)
-        request.session[SESSION_KEY] = pending
+        uploads.upload_discard(request.session)
+        request.session[uploads.SESSION_KEY] = uploads.upload_save(
+            upload=form.cleaned_data["file"],
+            create_sites=form.cleaned_data.get("create_sites", False),
+        )
         return redirect("registry:import_preview")
-    return render(
-        request,
-        "registry/interchange/import_upload.html",
-        {"form": form, "max_bytes": max_upload_bytes()},
-    )
+    context = {
+        "form": form,
+        "max_bytes": max_upload_bytes(),
+        "max_rows": settings.IMPORT_MAX_ROWS,
+        "seconds": settings.IMPORT_PREVIEW_SECONDS,
+        "hours": settings.IMPORT_UPLOAD_MAX_AGE_HOURS,
+    }
+    return render(request, "registry/interchange/import_upload.html", context)
 
 
-def _run(request, pending: dict, *, dry_run: bool):
+def _run(request, pending: dict, *, dry_run: bool, time_budget: int | None = None):
     return registry_import(
-        file=_pending_path(pending),
+        file=uploads.pending_path(pending),
         user=request.user,
         filename=pending["filename"],
         dry_run=dry_run,
         create_sites=pending["create_sites"],
+        time_budget=time_budget,
     )
 
 
 @require_GET
 def import_preview(request):
     access.require(access.has(request.user, access.IMPORT))
-    pending = _pending(request)
+    pending = uploads.pending_of(request.session)
     if pending is None:
         messages.info(request, _("Upload a file to import."))
         return redirect("registry:import_upload")
-    result = _run(request, pending, dry_run=True)
-    return render(request, "registry/interchange/import_preview.html", {"result": result})
+    preview = uploads.preview_load(pending)
+    if preview is None:  # checked once; a reload shows the same preview
+        result = _run(request, pending, dry_run=True, time_budget=settings.IMPORT_PREVIEW_SECONDS)
+        preview = uploads.Preview.of(result)
+        uploads.preview_save(pending, preview)
+    return render(request, "registry/interchange/import_preview.html", {"result": preview})
 
 
 @require_POST
 def import_confirm(request):
     access.require(access.has(request.user, access.IMPORT))
-    pending = _pending(request)
+    pending = uploads.pending_of(request.session)
     if pending is None:
         messages.info(request, _("Nothing to import: upload the file again."))
         return redirect("registry:import_upload")
-    if request.POST.get("action") != "confirm":
-        _discard(request)
+    preview = uploads.preview_load(pending)
+    if request.POST.get("action") != "confirm" or preview is None or not preview.ok:
+        uploads.upload_discard(request.session)
         messages.info(request, _("Import cancelled; nothing was written."))
         return redirect("registry:import_upload")
-    result = _run(request, pending, dry_run=False)
-    _discard(request)
+    try:
+        result = _run(request, pending, dry_run=False)
+    finally:  # whatever happens, the file does not stay behind
+        uploads.upload_discard(request.session)
     if result.problems:  # the registry changed since the preview
-        return render(request, "registry/interchange/import_preview.html", {"result": result})
+        context = {"result": uploads.Preview.of(result)}
+        return render(request, "registry/interchange/import_preview.html", context)
     messages.success(
         request,
         _(
@@ -183,3 +154,16 @@ def data_dictionary(request):
     return render(
         request, "registry/interchange/dictionary.html", {"entries": dictionary.entries()}
     )
+
+
+@require_GET
+def export_log(request):
+    """Who exported what, when, with which filters (CSV with ``?format=csv``)."""
+    access.require(access.has(request.user, access.AUDIT))
+    entries = log.export_log_for(request.user)
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(log.export_log_csv(entries), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="export-log.csv"'
+        return response
+    page = Paginator(entries, 50).get_page(request.GET.get("page"))
+    return render(request, "registry/interchange/export_log.html", {"page": page})
