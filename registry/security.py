@@ -1,8 +1,10 @@
-"""Small security helpers used through settings (client address for login throttling)."""
+"""Small security helpers used through settings: the client address for login
+throttling, and responses never stored by a cache."""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils.cache import add_never_cache_headers
 
 
 def client_ip(request) -> str | None:
@@ -18,3 +20,20 @@ def client_ip(request) -> str | None:
         if forwarded:
             return forwarded
     return request.META.get("REMOTE_ADDR")
+
+
+class NoStoreMiddleware:
+    """``Cache-Control: no-store`` (and the rest of ``never_cache``) on every response.
+
+    Pages, histories and downloads show patient data: a browser must not keep them on
+    a shared ward computer (the back button or the disk cache after sign-out), nor a
+    proxy. Static files are served before this middleware runs and stay cacheable.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        add_never_cache_headers(response)
+        return response

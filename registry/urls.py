@@ -1,6 +1,7 @@
 from django.urls import path, register_converter
 
 from . import views
+from .accounts import views as accounts
 from .interchange import views as ix
 from .models import SECTIONS_BY_KEY
 from .workflow import views as wf
@@ -47,4 +48,12 @@ urlpatterns = [
     path("interchange/import/confirm/", ix.import_confirm, name="import_confirm"),
     path("interchange/export/", ix.export, name="export"),
     path("interchange/dictionary/", ix.data_dictionary, name="data_dictionary"),
+    path("interchange/export-log/", ix.export_log, name="export_log"),
+    # Accounts of one's sites (site and registry administrators).
+    path("users/", accounts.account_list, name="account_list"),
+    path("users/new/", accounts.account_create, name="account_create"),
+    path("users/changes/", accounts.account_audit, name="account_audit"),
+    path("users/<int:pk>/", accounts.account_edit, name="account_edit"),
+    path("users/<int:pk>/active/", accounts.account_active, name="account_active"),
+    path("users/<int:pk>/password/", accounts.account_password, name="account_password"),
 ]

@@ -20,7 +20,7 @@ from .choices import SectionStatus
 from .display import history_entries, label, words
 from .forms import PatientFilterForm, PatientForm, section_form_class
 from .models import SECTION_MODELS, SECTIONS_BY_KEY, Patient, patients_incomplete
-from .workflow.services import open_queries_by_field
+from .workflow.services import exclusion_history, open_queries_by_field
 
 PAGE_SIZE = 25
 SECTION_KEYS = [model.key for model in SECTION_MODELS]
@@ -171,6 +171,7 @@ def patient_detail(request, pk):
             "patient": patient,
             "timeline": _timeline(patient),
             "sections": _section_values(patient),
+            "exclusions": exclusion_history(patient),
             "tab": "overview",
             "section_tabs": section_tabs(),
         },

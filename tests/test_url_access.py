@@ -51,13 +51,21 @@ ACCOUNTS: dict[str, Account] = {
     "nurse": Account(Role.DATA_ENTRY),
     "investigator": Account(Role.INVESTIGATOR),
     "monitor": Account(Role.MONITOR),
+    "site_admin": Account(Role.SITE_ADMIN),
     "admin": Account(Role.ADMIN),
     # A superuser counts as a registry admin, whatever role the account carries.
     "superuser": Account(Role.ADMIN, user={"role": Role.DATA_ENTRY, "is_superuser": True}),
 }
 # What must never reach a user of site A (site B's identifiers and free text).
 SITE_MODELS = (Patient, ScreeningEntry, DataQuery)
-B_SECRETS = ("BSECRET-01", "BSECRET-02", "BSECRET-03", "BSCREEN-77", "BQUERY-TEXT")
+B_SECRETS = (
+    "BSECRET-01",
+    "BSECRET-02",
+    "BSECRET-03",
+    "BSCREEN-77",
+    "BQUERY-TEXT",
+    "bsecret_user",
+)
 
 SIGNED_IN = "signed in"  # any signed-in user, whatever the role
 PUBLIC = "public"  # anyone, signed in or not (the login page)
@@ -83,7 +91,8 @@ class Entry:
 
     get: Needs | str
     post: Needs | str | None = None  # None: the page takes no POST (not requested)
-    obj: str | None = None  # "patient", "screening", "query": kwargs name a site's object
+    # "patient", "screening", "query", "account" (a nurse's): kwargs name a site's object
+    obj: str | None = None
     kwargs: dict = field(default_factory=dict)
     query: str = ""
     data: dict = field(default_factory=dict)  # what the POST sends (e.g. which action)
@@ -150,6 +159,25 @@ URLS: dict[str, Entry] = {
     "registry:import_confirm": Entry(get=needs(SIGNED_IN, 405), post=needs(access.IMPORT, 302)),
     "registry:export": Entry(get=access.EXPORT, post=access.EXPORT),
     "registry:data_dictionary": Entry(get=SIGNED_IN),
+    "registry:export_log": Entry(get=access.AUDIT),
+    "password_change": Entry(get=SIGNED_IN, post=SIGNED_IN),
+    "password_change_done": Entry(get=SIGNED_IN),
+    "registry:account_list": Entry(get=access.MANAGE_USERS),
+    "registry:account_create": Entry(get=access.MANAGE_USERS, post=access.MANAGE_USERS),
+    "registry:account_audit": Entry(get=access.AUDIT),
+    "registry:account_edit": Entry(
+        get=access.MANAGE_USERS, post=access.MANAGE_USERS, obj="account"
+    ),
+    # Without a reason nothing changes: back to the account's page with the message.
+    "registry:account_active": Entry(
+        get=needs(access.MANAGE_USERS, 302),
+        post=needs(access.MANAGE_USERS, 302),
+        obj="account",
+        data={"action": "deactivate", "reason": ""},
+    ),
+    "registry:account_password": Entry(
+        get=access.MANAGE_USERS, post=access.MANAGE_USERS, obj="account"
+    ),
     "analytics:report": Entry(get=access.VIEW_REPORTS),
     "analytics:patients": Entry(get=access.VIEW_REPORTS, query="?cell={cell}"),
     "analytics:published": Entry(get=access.VIEW_REPORTS),
@@ -241,6 +269,8 @@ def world(db) -> World:
         )
         QueryMessage.objects.create(query=query, author=users["admin"], action="raise", text=text)
         objects[("query", code)] = query.pk
+    for code, site, name in (("A", site_a, "target_a"), ("B", site_b, "bsecret_user")):
+        objects[("account", code)] = UserFactory(username=name, sites=[site]).pk
     from analytics import datasets
 
     cell = next(iter(datasets.cells("table1")))
@@ -311,6 +341,7 @@ def check(name, method, url, expected: tuple[int, ...] | str, world: World, data
         assert response["Location"].startswith(reverse("login")), where
         return
     assert response.status_code in expected, f"{where}: {response.status_code}, not {expected}"
+    assert "no-store" in response.get("Cache-Control", ""), f"{where} may be cached"
     if access.ALL_SITES not in held(ACCOUNTS[name]):
         assert leaked(response) == [], f"{where} shows site B's data"
         assert other_site_records(response) == [], f"{where} lists or counts site B's records"

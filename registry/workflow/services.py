@@ -33,6 +33,7 @@ from registry.models import (
     MrsInterview,
     Patient,
     PatientExclusion,
+    PatientExclusionReason,
     PatientLock,
     QueryAction,
     QueryMessage,
@@ -178,6 +179,40 @@ def patient_exclusion_revoke(*, user, patient: Patient, note: str) -> PatientExc
     exclusion.active, exclusion.note, exclusion.changed_by = False, note.strip(), user
     _save(exclusion, user)
     return exclusion
+
+
+@dataclass(frozen=True)
+class ExclusionStep:
+    """One step of a patient's exclusion history: excluded, or the exclusion taken back."""
+
+    when: dt.datetime
+    who: object  # the user, None when unknown
+    excluded: bool
+    reason: str  # the reason's label when excluded
+    excluded_on: dt.date | None
+    note: str
+
+
+def exclusion_history(patient: Patient) -> list[ExclusionStep]:
+    """Every exclusion and revocation of ``patient``, oldest first (one query)."""
+    records = (
+        PatientExclusion.history.filter(patient_id=patient.pk)
+        .exclude(history_type="-")
+        .select_related("history_user")
+        .order_by("history_date", "history_id")
+    )
+    labels = dict(PatientExclusionReason.choices)
+    return [
+        ExclusionStep(
+            when=record.history_date,
+            who=record.history_user,
+            excluded=record.active,
+            reason=str(labels.get(record.reason, record.reason)) if record.active else "",
+            excluded_on=record.excluded_on if record.active else None,
+            note=record.note,
+        )
+        for record in records
+    ]
 
 
 def screening_counts(screening: QuerySet[ScreeningEntry]) -> dict[str, int]:
