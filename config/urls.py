@@ -29,4 +29,5 @@ urlpatterns += [
 ]
 
 # A database that does not answer gets a 503 that keeps what was typed (registry/errors.py).
+handler400 = "registry.errors.bad_request"
 handler500 = "registry.errors.server_error"

@@ -23,9 +23,28 @@ RETRY_AFTER_SECONDS = 5
 
 def server_error(request, template_name=defaults.ERROR_500_TEMPLATE_NAME):
     """``handler500``: the database's own page when the error is the database's."""
-    if isinstance(sys.exc_info()[1], DATABASE_ERRORS):
+    if caused_by_database(sys.exc_info()[1]):
         return database_unavailable(request)
     return defaults.server_error(request, template_name)
+
+
+def bad_request(request, exception, template_name=defaults.ERROR_400_TEMPLATE_NAME):
+    """``handler400``: the session could not be saved because the database is away
+    (Django reports that as an interrupted session, 400): the database's page too."""
+    if caused_by_database(exception):
+        return database_unavailable(request)
+    return defaults.bad_request(request, exception, template_name)
+
+
+def caused_by_database(error: BaseException | None) -> bool:
+    """Whether ``error`` is, or was raised while handling, a database error."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, DATABASE_ERRORS):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def database_unavailable(request) -> HttpResponse:
@@ -34,7 +53,7 @@ def database_unavailable(request) -> HttpResponse:
         "action": request.get_full_path(),
         "sent": [(name, value) for name, values in sent for value in values],
         "typed": [
-            (name, ", ".join(values))
+            (_label(name), ", ".join(values))
             for name, values in sent
             if name not in NOT_SHOWN and any(values)
         ],
@@ -45,3 +64,13 @@ def database_unavailable(request) -> HttpResponse:
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     add_never_cache_headers(response)
     return response
+
+
+def _label(name: str) -> str:
+    """A field's label when it is a registry column (read from the models, not the
+    database), else its name."""
+    from .display import label
+    from .interchange.columns import by_name
+
+    column = by_name().get(name)
+    return label(column.label) if column is not None else name

@@ -106,11 +106,31 @@ def test_a_database_that_does_not_answer_keeps_the_nurses_typed_values(nurse, si
     page = response.content.decode()
     assert "The database is not answering" in page
     assert (
-        '<dt class="col-sm-4 font-monospace small">nihss_admission</dt><dd class="col-sm-8">17</dd>'
+        '<dt class="col-sm-4">NIHSS on admission</dt><dd class="col-sm-8">17</dd>'
         in page
     )
     assert f'<form method="post" action="{url}">' in page
     assert '<input type="hidden" name="version" value="1">' in page
+
+
+def test_a_session_the_database_could_not_save_is_the_same_503_not_a_bad_request(
+    nurse, site_a, monkeypatch
+):
+    from django.contrib.sessions.backends.base import UpdateError
+    from django.contrib.sessions.backends.db import SessionStore
+
+    def save(self, must_create=False):
+        try:
+            raise OperationalError("terminating connection due to administrator command")
+        except OperationalError:
+            raise UpdateError from None
+
+    client = Client(raise_request_exception=False)
+    client.force_login(nurse)
+    monkeypatch.setattr(SessionStore, "save", save)
+    response = client.post(reverse("registry:patient_create"), {"study_id": "A-0007"})
+    assert response.status_code == 503
+    assert '<dd class="col-sm-8">A-0007</dd>' in response.content.decode()
 
 
 def test_a_page_read_while_the_database_is_away_says_to_reload(nurse, site_a, monkeypatch):

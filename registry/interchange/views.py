@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import close_old_connections
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -81,6 +82,10 @@ def import_preview(request):
         result = _run(request, pending, dry_run=True, time_budget=settings.IMPORT_PREVIEW_SECONDS)
         preview = uploads.Preview.of(result)
         uploads.preview_save(pending, preview)
+        # The check may have taken many seconds (a database restart meanwhile closes the
+        # request's connection): what follows checks its connection first, as a new
+        # request does, instead of failing on the session's save.
+        close_old_connections()
     return render(request, "registry/interchange/import_preview.html", {"result": preview})
 
 

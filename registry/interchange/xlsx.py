@@ -78,6 +78,8 @@ def _copy_rows(sheet, writer, kinds, max_rows, max_columns, deadline) -> int:
             raise Refused(f"more than {max_rows:,} rows")
         writer.writerows([[]] * blank_run)
         blank_run = 0
+        while cells and cells[-1] in (None, ""):
+            cells.pop()  # read-only rows are padded to max_col: keep the CSV small
         writer.writerow(
             [cell_text(kinds.get(name), value) for name, value in zip(header, cells, strict=False)]
         )
