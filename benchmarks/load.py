@@ -40,17 +40,15 @@ PYTHON = sys.executable
 PASSWORD = "load-test-Passphrase-42"
 PATIENTS_PER_NURSE = 5
 
-# Section saves: each writes its field(s) with values a nurse might type; others blank.
-EDITS = {
-    "admission": lambda rng: {
-        "nihss_admission": rng.randint(0, 42),
-        "premorbid_mrs": rng.randint(0, 2),
-    },
-    "complications": lambda rng: {"discharge_mrs": rng.randint(0, 5)},
-}
+# Section saves: each writes these fields (others blank) with the values of one of
+# DRAWN synthetic patients (registry.synthetic), as a nurse might type them.
+EDITS = {"admission": ("nihss_admission", "premorbid_mrs"), "complications": ("discharge_mrs",)}
+DRAWN = 1000
 
 SETUP = """
 import json
+import numpy as np
+from registry import synthetic
 from registry.choices import Role
 from registry.models import Patient, Site, User
 site, _ = Site.objects.get_or_create(code="LOAD", defaults={{"name": "Load-test hospital"}})
@@ -65,7 +63,9 @@ for n in range({nurses}):
                                    age_years=60 + k)
         pks.append(p.pk)
     plan[user.username] = pks
-print(json.dumps(plan))
+cohort = synthetic.draw(np.random.default_rng(0), {drawn})
+drawn = {{name: cohort.python(name) for name in {fields!r}}}
+print(json.dumps({{"nurses": plan, "drawn": drawn}}))
 """
 
 READ_BACK = """
@@ -142,7 +142,7 @@ class Stats:
                 self.errors.append(error)
 
 
-def nurse(username, patients, port, seconds, clock, barrier, warm_stats, stats, saved, seed):
+def nurse(username, patients, port, seconds, clock, barrier, warm_stats, stats, saved, seed, drawn):
     rng = random.Random(seed)
     browser = Browser(port, warm_stats)
     _, page = browser.request("GET", "/accounts/login/", kind="page")
@@ -174,7 +174,8 @@ def nurse(username, patients, port, seconds, clock, barrier, warm_stats, stats, 
         if not (csrf and version):
             stats.record("page", 0.0, f"no form on /patients/{pk}/{key}/")
             continue
-        values = EDITS[key](rng)
+        which = rng.randrange(DRAWN)
+        values = {name: drawn[name][which] for name in EDITS[key]}
         form = {"csrfmiddlewaretoken": csrf.group(1), "version": version.group(1)}
         form.update({name: str(value) for name, value in values.items()})
         form["action"] = "save"
@@ -223,8 +224,16 @@ def main() -> int:
     try:
         manage(env, "migrate", "--noinput")
         manage(env, "collectstatic", "--noinput")
-        setup = SETUP.format(nurses=args.nurses, password=PASSWORD, per_nurse=PATIENTS_PER_NURSE)
-        plan = json.loads(manage(env, "shell", "-c", setup).strip().splitlines()[-1])
+        fields = sorted({name for names in EDITS.values() for name in names})
+        setup = SETUP.format(
+            nurses=args.nurses,
+            password=PASSWORD,
+            per_nurse=PATIENTS_PER_NURSE,
+            drawn=DRAWN,
+            fields=fields,
+        )
+        made = json.loads(manage(env, "shell", "-c", setup).strip().splitlines()[-1])
+        plan, drawn = made["nurses"], made["drawn"]
 
         port = free_port()
         server = subprocess.Popen(
@@ -259,6 +268,7 @@ def main() -> int:
             threading.Thread(
                 target=nurse,
                 args=(user, pks, port, args.seconds, clock, barrier, warm_stats, stats, saved, i),
+                kwargs={"drawn": drawn},
                 daemon=True,
             )
             for i, (user, pks) in enumerate(plan.items())
