@@ -241,9 +241,9 @@ def world(db) -> World:
         )
         QueryMessage.objects.create(query=query, author=users["admin"], action="raise", text=text)
         objects[("query", code)] = query.pk
-    from analytics import datasets
+    from analytics import cells
 
-    cell = next(iter(datasets.cells("table1")))
+    cell = next(iter(cells.cells("table1")))
     return World(users=users, objects=objects, cell=cell)
 
 
