@@ -11,8 +11,9 @@ import io
 
 import pandas as pd
 
+from . import contract
 from . import exposures as ex
-from . import stats
+from .formatting import format_estimate_ci, format_n_percent, format_p
 
 SHEETS = (
     "baseline",
@@ -32,40 +33,29 @@ def _ci(ci, index):
     return None if ci is None else ci[index]
 
 
+# The paper-style text of a Table I / III row, after its numbers and before its note.
+RISK_DISPLAYS = {
+    "events_display": lambda row: format_n_percent(row["exposed_events"], row["n"]),
+    "rr_display": lambda row: format_estimate_ci(row["rr"], row["rr_ci"]),
+    "p_display": lambda row: format_p(row["p"]),
+}
+
+
 def _risk_rows(rows: list[dict], extra: tuple[str, ...]) -> pd.DataFrame:
+    """Table I / III rows: their keys, label and population, then the values
+    ``contract.RISK_FIELDS`` puts on the sheets, the display text and the note."""
     records = []
     for row in rows:
+        values = contract.sheet_row(contract.RISK_FIELDS, row)
+        note = values.pop("note")
         records.append(
             {
                 **{k: row[k] for k in extra},
                 "label": row["label"],
                 "population": row["population"],
-                "n": row["n"],
-                "missing": row["missing"],
-                "exposed_n": row["exposed_n"],
-                "exposed_events": row["exposed_events"],
-                "unexposed_n": row["unexposed_n"],
-                "unexposed_events": row["unexposed_events"],
-                "percent": row["percent"],
-                "rr": row["rr"],
-                "rr_ci_low": _ci(row["rr_ci"], 0),
-                "rr_ci_high": _ci(row["rr_ci"], 1),
-                "rd": row["rd"],
-                "rd_ci_low": _ci(row["rd_ci"], 0),
-                "rd_ci_high": _ci(row["rd_ci"], 1),
-                "or": row["or"],
-                "or_ci_low": _ci(row["or_ci"], 0),
-                "or_ci_high": _ci(row["or_ci"], 1),
-                "p": row["p"],
-                "p_method": row["p_method"],
-                "nnt": row["nnt"],
-                "nnh": row["nnh"],
-                "nn_unrounded": row["nn_unrounded"],
-                "nn_ci": (row["nn_ci"] or {}).get("text"),
-                "events_display": stats.format_n_percent(row["exposed_events"], row["n"]),
-                "rr_display": stats.format_estimate_ci(row["rr"], row["rr_ci"]),
-                "p_display": stats.format_p(row["p"]),
-                "note": row["note"],
+                **values,
+                **{name: display(row) for name, display in RISK_DISPLAYS.items()},
+                "note": note,
             }
         )
     return pd.DataFrame.from_records(records)
@@ -74,9 +64,9 @@ def _risk_rows(rows: list[dict], extra: tuple[str, ...]) -> pd.DataFrame:
 def _diagnostic(table: dict) -> pd.DataFrame:
     records = [
         {"measure": name, "value": table[name], "ci_low": None, "ci_high": None, "note": None}
-        for name in ("tp", "fp", "fn", "tn", "n", "missing")
+        for name in (*contract.DIAGNOSTIC_CELLS, "n", "missing")
     ]
-    for name in ("sensitivity", "specificity", "ppv", "npv", "lr_positive", "lr_negative"):
+    for name in (*contract.DIAGNOSTIC_PROPORTIONS, *contract.DIAGNOSTIC_RATIOS):
         item = table[name]
         records.append(
             {
@@ -102,7 +92,7 @@ def table_frames(result: dict) -> dict[str, pd.DataFrame]:
     frames = {
         "baseline": pd.DataFrame.from_records(
             [
-                {**row, "display": stats.format_n_percent(row["n"], row["denominator"])}
+                {**row, "display": format_n_percent(row["n"], row["denominator"])}
                 for row in base["rows"]
             ]
         ),

@@ -24,20 +24,30 @@ def flow_counts(
 
     ``screened`` counts the screening log; ``enrolled`` counts the patient
     records (records imported without a screening entry included, and
-    reported as ``enrolled_without_screening``). ``analysed_3m`` = enrolled,
-    not excluded, with the 3-month mRS recorded; ``awaiting_3m`` = enrolled,
-    not excluded, mRS not yet recorded.
+    reported as ``enrolled_without_screening``). ``analysed_3m``: enrolled and
+    analysed at 3 months (``enrolment_annotations``' ``e_analysed``);
+    ``awaiting_3m`` = enrolled, not excluded, mRS not yet recorded.
     """
     return flow_from(screening_counts(screening), enrolment_counts(patients))
 
 
+ENROLMENT_COLUMNS = ("e_exclusion", "e_screened", "e_analysed")
+
+
 def enrolment_annotations() -> dict[str, object]:
-    """What the flow chart counts of each enrolled patient, as database expressions:
-    ``e_exclusion``, the reason of an exclusion in force (NULL if none), and
-    ``e_screened``, 1 when a screening entry led to the patient (else 0).
+    """What the flow chart counts of each enrolled patient, as database expressions.
+
+    ``e_exclusion``: the reason of an exclusion in force (NULL if none).
+    ``e_screened``: 1 when a screening entry led to the patient, else 0.
+    ``e_analysed``: 1 when the patient is *analysed at 3 months*, else 0: no exclusion
+    in force and the 3-month mRS recorded (the stored ``Patient.mrs_3m_missing``, whose
+    one definition is ``registry.models.mrs_3m_missing``). The one definition of
+    "analysed": the flow chart's ``analysed_3m`` and ``awaiting_3m`` come from it.
 
     Counted by ``enrolment_counts`` (the ``/flow/`` page) and, from the study
     tables' one read of every patient, by ``analytics.datasets.fetch_analysis``.
+    The keys are ``ENROLMENT_COLUMNS``, in that order (``e_analysed`` reads
+    ``e_exclusion``: the annotations are added in order).
     """
     return {
         "e_exclusion": Case(
@@ -50,6 +60,11 @@ def enrolment_annotations() -> dict[str, object]:
             default=Value(0),
             output_field=IntegerField(),
         ),
+        "e_analysed": Case(
+            When(Q(e_exclusion__isnull=True, mrs_3m_missing=False), then=Value(1)),
+            default=Value(0),
+            output_field=IntegerField(),
+        ),
     }
 
 
@@ -58,16 +73,14 @@ def enrolment_counts(patients: QuerySet[Patient]) -> dict[str, int]:
 
     ``patients`` includes those excluded after enrolment. Keys: ``enrolled``,
     ``from_screening`` (with a screening entry), ``excluded`` (an exclusion in
-    force), ``analysed`` (not excluded, 3-month mRS recorded) and ``after_<reason>``
+    force), ``analysed`` (analysed at 3 months: ``e_analysed``) and ``after_<reason>``
     for every ``PatientExclusionReason``.
     """
-    excluded = Q(e_exclusion__isnull=False)
     return patients.annotate(**enrolment_annotations()).aggregate(
         enrolled=Count("pk"),
         from_screening=Count("pk", filter=Q(e_screened=1)),
-        excluded=Count("pk", filter=excluded),
-        # "3-month mRS recorded": the stored models.mrs_3m_missing(), not restated here.
-        analysed=Count("pk", filter=~excluded & Q(mrs_3m_missing=False)),
+        excluded=Count("pk", filter=Q(e_exclusion__isnull=False)),
+        analysed=Count("pk", filter=Q(e_analysed=1)),
         **{
             f"after_{code}": Count("pk", filter=Q(e_exclusion=code))
             for code in PatientExclusionReason.values

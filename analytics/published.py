@@ -21,7 +21,7 @@ from pathlib import Path
 
 from django.utils.translation import gettext as _
 
-from . import stats
+from . import formatting
 
 DATA_FILE = Path(__file__).with_name("published.csv")
 
@@ -116,12 +116,12 @@ def _display(value, number: PublishedNumber) -> str:
     if value is None:
         return "–"
     if number.path.endswith(".p"):
-        return stats.format_p(value)
+        return formatting.format_p(value)
     printed = number.printed
     if isinstance(value, int) or float(value).is_integer():
         return str(int(value))
     decimals = max(len(printed.split(".", 1)[1]) if "." in printed else 0, 1) + 1
-    return stats.format_decimal(float(value), decimals)
+    return formatting.format_decimal(float(value), decimals)
 
 
 def compare(result: dict, other: dict | None = None) -> list[dict]:
@@ -235,5 +235,5 @@ def _other_method_reason(result: dict, other: dict | None, number: PublishedNumb
         return _(
             "The paper's p-values are the Wald test of ln RR (Katz SE), not Fisher's exact "
             "test that its methods state: the Wald p here is %(p)s."
-        ) % {"p": stats.format_p(value)}
-    return _("Reproduced by Fisher's exact test (p = %(p)s).") % {"p": stats.format_p(value)}
+        ) % {"p": formatting.format_p(value)}
+    return _("Reproduced by Fisher's exact test (p = %(p)s).") % {"p": formatting.format_p(value)}

@@ -1,29 +1,29 @@
-"""The study's tables built from the registry's counts (``datasets``) and ``stats``.
+"""The study's tables: the JSON contract assembled from the counts and ``stats``.
 
 ``study_tables`` returns the JSON contract of ``shared/spec/study-tables-json.md``:
 plain numbers, unrounded, ``None`` plus a ``note`` when not estimable, exact
 counts, and per-row ``n`` and ``missing``. Rounding happens only for display
-(``analytics.templatetags`` and ``table_frames``'s text columns).
+(``analytics.formatting``). The registry is read by ``datasets``, the cells are
+``cells``, a Table I / III row's values are declared in ``contract`` and the
+regression is fitted (and remembered) by ``regression``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 
-import numpy as np
-import pandas as pd
 from django.conf import settings
 from django.utils import timezone
 
 from registry.workflow.services import screening_counts
 
-from . import datasets, stats
+from . import cells, contract, datasets, stats
 from . import exposures as ex
 from .datasets import Filters
 from .flow import flow_from
+from .regression import Design, fit
 
-P_METHODS = ("fisher", "wald")
+P_METHODS = stats.P_METHODS
 
 
 def _pair(ci) -> list[float] | None:
@@ -38,37 +38,12 @@ def _percent(k: int, n: int) -> float | None:
 
 
 def risk_row(counts: dict[str, int], prefix: str, *, p_method: str) -> dict[str, object]:
-    """One Table I / Table III row from the counts of its cells."""
+    """One Table I / Table III row from the counts of its cells (``contract.RISK_FIELDS``)."""
     a, n1 = counts[f"{prefix}:exposed_events"], counts[f"{prefix}:exposed_n"]
     c, n0 = counts[f"{prefix}:unexposed_events"], counts[f"{prefix}:unexposed_n"]
     result = stats.compare_risks(a, n1, c, n0, p_method=p_method, outcome_adverse=True)
-    n = n1 + n0
-    nn_ci = result.nn_ci
-    return {
-        "n": n,
-        "missing": counts[f"{prefix}:missing"],
-        "exposed_n": n1,
-        "exposed_events": a,
-        "unexposed_n": n0,
-        "unexposed_events": c,
-        "percent": _percent(a, n),
-        "risk_exposed": result.risk_exposed,
-        "risk_unexposed": result.risk_unexposed,
-        "rr": result.rr,
-        "rr_ci": _pair(result.rr_ci),
-        "rd": result.rd,
-        "rd_ci": _pair(result.rd_ci),
-        "or": result.odds_ratio,
-        "or_ci": _pair(result.or_ci),
-        "p": result.p,
-        "p_method": result.p_method,
-        "nnh": result.nnh,
-        "nnt": result.nnt,
-        "nn_unrounded": result.nn_unrounded,
-        "nn_ci": None if nn_ci is None else {**dataclasses.asdict(nn_ci), "text": nn_ci.text},
-        "note": result.note,
-        "cell_prefix": prefix,
-    }
+    own = {"missing": counts[f"{prefix}:missing"], "percent": _percent(a, result.n)}
+    return {**contract.contract_row(contract.RISK_FIELDS, result, own), "cell_prefix": prefix}
 
 
 def table1(counts: dict[str, int], *, p_method: str = "fisher") -> dict[str, object]:
@@ -125,23 +100,19 @@ def _ratio(r: stats.Ratio) -> dict[str, object]:
 
 def diagnostic(counts: dict[str, int], diag: ex.Diagnostic) -> dict[str, object]:
     """Tables II and IV: a test against its reference standard."""
-    cells = {name: counts[f"{diag.key}:{name}"] for name in ("tp", "fp", "fn", "tn")}
-    result = stats.diagnostic_accuracy(**cells)
+    table = {name: counts[f"{diag.key}:{name}"] for name in contract.DIAGNOSTIC_CELLS}
+    result = stats.diagnostic_accuracy(**table)
     return {
         "test": diag.test,
         "reference": diag.reference,
         "positive": diag.positive,
-        **cells,
-        "n": sum(cells.values()),
+        **table,
+        "n": sum(table.values()),
         "missing": counts[f"{diag.key}:missing"],
         "p": result.p,
         "p_method": "fisher",
-        "sensitivity": _proportion(result.sensitivity),
-        "specificity": _proportion(result.specificity),
-        "ppv": _proportion(result.ppv),
-        "npv": _proportion(result.npv),
-        "lr_positive": _ratio(result.lr_positive),
-        "lr_negative": _ratio(result.lr_negative),
+        **{k: _proportion(getattr(result, k)) for k in contract.DIAGNOSTIC_PROPORTIONS},
+        **{k: _ratio(getattr(result, k)) for k in contract.DIAGNOSTIC_RATIOS},
         "note": result.note,
     }
 
@@ -243,78 +214,14 @@ def validate_covariates(keys) -> list[str]:
     return keys
 
 
-class _Design:
-    """A regression's data as its distinct rows and their counts: hashable by
-    content, so that ``_fit`` can remember its fit, and small enough to remember.
-
-    The variables are binary (1 / 0 / missing), so a row is a base-3 number; the
-    rows are rebuilt from the counts in that number's order. The database returns
-    patients in no fixed order; the same data must give the same fit and digits.
-    """
-
-    def __init__(self, outcome: str, covariates: tuple[str, ...], columns: dict):
-        self.names = (outcome, *covariates)
-        width = len(self.names)
-        columns = [np.asarray(columns[k], dtype=float) for k in self.names]
-        digits = np.column_stack(columns).reshape(-1, width)
-        if ((digits != 0) & (digits != 1) & ~np.isnan(digits)).any():
-            raise ValueError("the regression's outcome and covariates are yes/no variables")
-        digits = np.where(np.isnan(digits), 2.0, digits)  # 2 = missing
-        codes = (digits @ (3.0 ** np.arange(width)[::-1])).astype(np.int64)
-        if 3**width <= 1 << 20:  # few possible rows: count them in one pass
-            counts = np.bincount(codes, minlength=3**width)
-            self.codes = np.flatnonzero(counts)
-            self.counts = counts[self.codes]
-        else:
-            self.codes, self.counts = np.unique(codes, return_counts=True)
-
-    @property
-    def rows(self) -> np.ndarray:
-        """The distinct rows (NaN = missing) in the canonical order; ``counts`` says
-        how many patients each stands for."""
-        powers = 3 ** np.arange(len(self.names))[::-1]
-        digits = (self.codes[:, None] // powers) % 3
-        return np.where(digits == 2, np.nan, digits.astype(float)).reshape(-1, len(self.names))
-
-    def _key(self) -> tuple:
-        return (self.names, self.codes.tobytes(), self.counts.tobytes())
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, _Design) and self._key() == other._key()
-
-
-@functools.lru_cache(maxsize=8)
-def _fit(design: _Design):
-    """The fit of one design, remembered: a Firth fit with profile-likelihood CIs
-    takes a few hundred milliseconds and the report page asks for the same one on
-    every visit until the data change.
-
-    The distinct rows are fitted with their counts as frequency weights: the same
-    estimates as one row per patient (``tests/test_stats.py``), in milliseconds
-    whatever the number of patients (1.9 s at 1,000,000 when the rows were repeated).
-    """
-    outcome, *covariates = design.names
-    frame = pd.DataFrame(design.rows, columns=design.names)
-    return stats.logistic_regression(
-        frame[outcome].to_numpy(),
-        frame[covariates],
-        outcome=outcome,
-        method="auto",
-        freq_weights=design.counts,
-    )
-
-
 def regression(columns: dict[str, object], covariates: list[str]) -> dict[str, object]:
     """Multivariable logistic regression of poor outcome on ``covariates``.
 
     ``columns`` holds one array per variable (1 / 0 / NaN or True / False / None).
-    Complete cases (``stats.logistic_regression`` excludes and counts the others).
+    Complete cases (``stats.logistic_regression`` excludes and counts the others); the
+    fit is remembered (``regression.fit``).
     """
-    outcome = ex.TABLE1_OUTCOME
-    result = _fit(_Design(outcome, tuple(covariates), columns))
+    result = fit(Design(ex.TABLE1_OUTCOME, tuple(covariates), columns))
     terms = [
         {
             "key": term.key,
@@ -387,7 +294,7 @@ def study_tables(
     # Every count, the continuous values, the regression's design and the flow chart's
     # enrolled patients: one query; the screening log: a second.
     columns, enrolment = datasets.fetch_analysis(user, filters)
-    counts = datasets.count_columns(columns, datasets.all_cells(datasets.TABLES))
+    counts = cells.count_columns(columns, cells.all_cells(cells.TABLES))
     continuous = columns.continuous
     flow = flow_from(screening_counts(datasets.screening(user, filters)), enrolment)
     result = {

@@ -61,17 +61,15 @@ PATIENTS_PER_NURSE = 5
 ADMIN = "load_admin"
 RESEND_PAUSE_SECONDS = 1.0
 
-# Section saves: each writes its field(s) with values a nurse might type; others blank.
-EDITS = {
-    "admission": lambda rng: {
-        "nihss_admission": rng.randint(0, 42),
-        "premorbid_mrs": rng.randint(0, 2),
-    },
-    "complications": lambda rng: {"discharge_mrs": rng.randint(0, 5)},
-}
+# Section saves: each writes these fields (others blank) with the values of one of
+# DRAWN synthetic patients (registry.synthetic), as a nurse might type them.
+EDITS = {"admission": ("nihss_admission", "premorbid_mrs"), "complications": ("discharge_mrs",)}
+DRAWN = 1000
 
 SETUP = """
 import json
+import numpy as np
+from registry import synthetic
 from registry.choices import Role
 from registry.models import Patient, Site, User
 site, _ = Site.objects.get_or_create(code="LOAD", defaults={{"name": "Load-test hospital"}})
@@ -87,7 +85,9 @@ for n in range({nurses}):
                                    age_years=60 + k)
         pks.append(p.pk)
     plan[user.username] = pks
-print(json.dumps(plan))
+cohort = synthetic.draw(np.random.default_rng(0), {drawn})
+drawn = {{name: cohort.python(name) for name in {fields!r}}}
+print(json.dumps({{"nurses": plan, "drawn": drawn}}))
 """
 
 READ_BACK = """
@@ -220,7 +220,9 @@ def save(browser, path, form, values, stats, saved, attempted, deadline):
         attempted.pop(key, None)
 
 
-def nurse(username, patients, port, seconds, clock, barrier, warm, stats, saved, attempted, seed):
+def nurse(
+    username, patients, port, seconds, clock, barrier, warm, stats, saved, attempted, seed, drawn
+):
     rng = random.Random(seed)
     browser = Browser(port, warm)
     if not browser.sign_in(username):
@@ -244,7 +246,8 @@ def nurse(username, patients, port, seconds, clock, barrier, warm, stats, saved,
                 stats.record("page", 0.0, f"no form on /patients/{pk}/{key}/")
             time.sleep(RESEND_PAUSE_SECONDS)  # "wait a few seconds and reload"
             continue
-        values = EDITS[key](rng)
+        which = rng.randrange(DRAWN)
+        values = {name: drawn[name][which] for name in EDITS[key]}
         form = {"csrfmiddlewaretoken": csrf.group(1), "version": version.group(1)}
         form.update({name: str(value) for name, value in values.items()})
         form["action"] = "save"
@@ -500,10 +503,17 @@ def main() -> int:
     try:
         manage(env, "migrate", "--noinput")
         manage(env, "collectstatic", "--noinput")
+        fields = sorted({name for names in EDITS.values() for name in names})
         setup = SETUP.format(
-            nurses=args.nurses, password=PASSWORD, per_nurse=PATIENTS_PER_NURSE, admin=ADMIN
+            nurses=args.nurses,
+            password=PASSWORD,
+            per_nurse=PATIENTS_PER_NURSE,
+            admin=ADMIN,
+            drawn=DRAWN,
+            fields=fields,
         )
-        plan = json.loads(manage(env, "shell", "-c", setup).strip().splitlines()[-1])
+        made = json.loads(manage(env, "shell", "-c", setup).strip().splitlines()[-1])
+        plan, drawn = made["nurses"], made["drawn"]
         xlsx = workbook(tmp / "patients.xlsx", args.upload_rows) if args.upload_rows else None
         server, port = start_gunicorn(env, args.workers, tmp / "gunicorn.log")
 
@@ -527,6 +537,7 @@ def main() -> int:
                     saved,
                     attempted,
                     i,
+                    drawn,
                 ),
                 daemon=True,
             )

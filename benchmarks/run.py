@@ -256,15 +256,15 @@ def _median_time(function, repeat: int) -> tuple[float, object]:
 
 
 def _count_other_connections() -> list[int]:
-    """Statements of the read's other connections (``datasets._read_in_snapshot``, in
+    """Statements of the read's other connections (``pgread._read_in_snapshot``, in
     threads with connections of their own), one number per connection used."""
     from django.db import connections
     from django.test.utils import CaptureQueriesContext
 
-    from analytics import datasets
+    from analytics import pgread
 
     counted: list[int] = []
-    original = datasets._read_in_snapshot
+    original = pgread._read_in_snapshot
 
     def read_in_snapshot(alias, *args):
         with CaptureQueriesContext(connections[alias]) as captured:
@@ -272,7 +272,7 @@ def _count_other_connections() -> list[int]:
         counted.append(len(captured))
         return frame
 
-    datasets._read_in_snapshot = read_in_snapshot
+    pgread._read_in_snapshot = read_in_snapshot
     return counted
 
 
@@ -281,14 +281,15 @@ def measure_study_tables(repeat: int) -> dict:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from analytics.tables import _fit, strip_internal, study_tables
+    from analytics.regression import fit
+    from analytics.tables import strip_internal, study_tables
 
     others = _count_other_connections()
 
     def run():
         # As `manage.py study_tables` in a new process: the regression is fitted, not
         # taken from the fit remembered by the previous run.
-        _fit.cache_clear()
+        fit.cache_clear()
         others.clear()
         with CaptureQueriesContext(connection) as captured:
             text = json.dumps(strip_internal(study_tables(None)), default=str)
@@ -311,10 +312,10 @@ def sql_counts() -> dict[str, int]:
     registry's numpy counts, and what the registry did before it counted in numpy."""
     from django.db import connection
 
-    from analytics import datasets
+    from analytics import cells, datasets
 
     inner, params = datasets.per_patient_sql(datasets.patients())
-    conditions = datasets.all_cells()
+    conditions = cells.all_cells()
     selects = ", ".join(f"COUNT(CASE WHEN {c.sql} THEN 1 END)" for c in conditions.values())
     condition_params = [p for c in conditions.values() for p in c.params]
     sql = f"WITH per_patient AS MATERIALIZED ({inner}) SELECT {selects} FROM per_patient"
@@ -333,17 +334,17 @@ def measure_pandas(repeat: int, registry_counts: dict | None) -> dict:
     """
     import dataclasses
 
-    from analytics import datasets, tables
+    from analytics import cells, datasets, regression, tables
     from analytics import exposures as ex
 
     loaded = datasets.fetch_columns(datasets.patients())
     covariates = tables.default_covariates()
-    conditions = datasets.all_cells()
+    conditions = cells.all_cells()
 
     def run():
         columns = dataclasses.replace(loaded, _masks={})  # nothing remembered between runs
-        tables._fit.cache_clear()  # the regression fitted each time, as by the registry
-        counts = datasets.count_columns(columns, conditions)
+        regression.fit.cache_clear()  # the regression fitted each time, as by the registry
+        counts = cells.count_columns(columns, conditions)
         result = {
             "baseline": tables.baseline(counts, columns.continuous),
             "table1": tables.table1(counts),

@@ -15,7 +15,9 @@ runs give the same rows.
 
 Rows are typed values keyed by interchange column (the same shape the
 importer produces from a CSV file), so the demo goes through the importer's
-validation.
+validation. A column the plan leaves open is the typical synthetic patient's
+(``registry.synthetic``), who is like the study's patients where the demo relies
+on it: hypertension, pre-procedural mRS 5, DAPT loading, telephone follow-up.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 from zoneinfo import ZoneInfo
+
+from registry import synthetic
 
 SEED = 20200518  # date of the study's ethics approval
 SITE_CODE = "SIS"
@@ -271,8 +275,8 @@ def _at(day: dt.date, minutes: int) -> dt.datetime:
     return (midnight + dt.timedelta(minutes=minutes)).astimezone(HOSPITAL_TZ)
 
 
-def _row(n: int, plan: dict, age: int, rng: random.Random) -> dict:
-    """One patient's interchange row (typed values) from its plan."""
+def _times(n: int, plan: dict, rng: random.Random) -> dict:
+    """The n-th patient's times, onsets spread evenly over the study's inclusion period."""
     span = (LAST_ONSET - FIRST_ONSET).days
     onset_day = FIRST_ONSET + dt.timedelta(days=round((n - 1) * span / (N_PATIENTS - 1)))
     onset = _at(onset_day, rng.randrange(0, 24 * 60, 5))
@@ -285,7 +289,6 @@ def _row(n: int, plan: dict, age: int, rng: random.Random) -> dict:
         duration = rng.randrange(65, 160, 5)
     else:
         duration = rng.randrange(30, 61, 5)
-    end = groin + dt.timedelta(minutes=duration)
     discharge = door.date() + dt.timedelta(days=rng.randrange(5, 21))
     followup = door.date() + dt.timedelta(days=rng.randrange(88, 96))
     death = None
@@ -293,88 +296,108 @@ def _row(n: int, plan: dict, age: int, rng: random.Random) -> dict:
         death = discharge
     elif plan["dead"]:
         death = discharge + dt.timedelta(days=rng.randrange(3, (followup - discharge).days))
-
-    posterior = plan["posterior"]
-    site = rng.choice(POSTERIOR_SITES if posterior else ANTERIOR_SITES)
-    if plan["pc_low"]:
-        pc_aspects = rng.randrange(2, 6)
-    else:
-        pc_aspects = rng.randrange(6, 11)
-    dwi_aspects = rng.randrange(3, 8) if plan["dwi_low"] else rng.randrange(8, 11)
-
-    mt = plan["mt"]
-    if plan["mt_reached_2b"]:
-        mtici_after_mt = "2b"
-    else:
-        mtici_after_mt = rng.choice(("0", "1", "1", "2a", "2a"))
-    final_mtici = "2a" if plan["failed"] else rng.choice(("2b", "2c", "3", "3"))
-    stent_type = "self_expanding" if plan["self_expanding"] else "balloon_expandable"
-
-    mrs_3m = plan["mrs_3m"]
-    if plan["died_in_hospital"]:
-        discharge_mrs = 6
-    elif plan["discharge_non_poor"]:
-        discharge_mrs = min(3, mrs_3m + 1)
-    elif plan["poor"]:
-        discharge_mrs = 5 if mrs_3m >= 5 else rng.choice((4, 5))
-    else:
-        discharge_mrs = rng.choice((4, 4, 5))
-    residual = rng.randrange(0, 25, 5)
-
     return {
-        "study_id": f"{STUDY_ID_PREFIX}{n:03d}",
-        "site": SITE_CODE,
-        "sex": "female" if plan["female"] else "male",
-        "age_years": age,
         "onset_time": onset,
         "door_time": door,
-        "transfer": plan["rtpa"] or rng.random() < 0.5,
-        "nihss_admission": rng.randrange(12, 30) if plan["poor"] else rng.randrange(8, 24),
-        "premorbid_mrs": rng.choice((0, 0, 0, 1)),
-        "admission_mrs": 5,
-        "hypertension": True,
-        "smoking": plan["smoking"],
-        "diabetes": plan["diabetes"],
-        "myocardial_infarction": plan["myocardial_infarction"],
-        "atrial_fibrillation": plan["atrial_fibrillation"],
-        "chronic_kidney_disease": plan["chronic_kidney_disease"],
-        "dysphagia": plan["dysphagia"],
-        "iv_thrombolysis": plan["rtpa"],
+        "groin_puncture_time": groin,
+        "procedure_end_time": groin + dt.timedelta(minutes=duration),
+        "discharge_date": discharge,
+        "followup_date": followup,
+        "death_date": death,
+    }
+
+
+def _imaging(plan: dict, rng: random.Random) -> dict:
+    posterior = plan["posterior"]
+    site = rng.choice(POSTERIOR_SITES if posterior else ANTERIOR_SITES)
+    pc_aspects = rng.randrange(2, 6) if plan["pc_low"] else rng.randrange(6, 11)
+    dwi_aspects = rng.randrange(3, 8) if plan["dwi_low"] else rng.randrange(8, 11)
+    return {
         "circulation": "posterior" if posterior else "anterior",
         "mri_diagnosis": "stenosis" if plan["mri_stenosis"] else "occlusion",
         "mri_site": site,
         "swi_clot": plan["clot"],
-        "dwi_aspects": None if posterior else dwi_aspects,
-        "pc_aspects": pc_aspects if posterior else None,
-        "anesthesia": "sedation" if plan["sedation"] else "general",
-        "groin_puncture_time": groin,
-        "procedure_end_time": end,
+        # Both scores are drawn; the one outside the patient's circulation is left
+        # blank by its branch (registry.synthetic.row).
+        "dwi_aspects": dwi_aspects,
+        "pc_aspects": pc_aspects,
         "dsa_diagnosis": "stenosis" if plan["dsa_stenosis"] else "occlusion",
         "dsa_site": site,
-        "mt_performed": mt,
-        "mt_technique": rng.choice(("aspiration", "aspiration", "combined")) if mt else None,
-        "mt_passes": rng.randrange(1, 5) if mt else None,
-        "mtici_after_mt": mtici_after_mt if mt else None,
-        "stent_type": stent_type,
-        "stent_device": rng.choice(STENTS[stent_type]),
-        "post_dilation": residual >= 15,
-        "residual_stenosis_pct": residual,
-        "dapt_loading": True,  # before all procedures (Discussion)
-        "final_mtici": final_mtici,
-        "ich": plan["ich"],
-        "sich": plan["sich"],
-        "new_infarct": plan["new_infarct"],
-        "cerebral_swelling": plan["swelling"],
-        "decompressive_craniectomy": plan["craniectomy"],
-        "metabolic_acidosis": plan["metabolic_acidosis"],
-        "discharge_date": discharge,
-        "discharge_mrs": discharge_mrs,
-        "followup_date": followup,
-        "mrs_3m": mrs_3m,
-        "followup_method": "telephone",  # as in the study
-        "rehabilitation": not plan["no_rehab"],
-        "death_date": death,
     }
+
+
+def _discharge_mrs(plan: dict, rng: random.Random) -> int:
+    mrs_3m = plan["mrs_3m"]
+    if plan["died_in_hospital"]:
+        return 6
+    if plan["discharge_non_poor"]:
+        return min(3, mrs_3m + 1)
+    if plan["poor"]:
+        return 5 if mrs_3m >= 5 else rng.choice((4, 5))
+    return rng.choice((4, 4, 5))
+
+
+def _results(plan: dict, rng: random.Random) -> dict:
+    mtici_after_mt = "2b" if plan["mt_reached_2b"] else rng.choice(("0", "1", "1", "2a", "2a"))
+    final_mtici = "2a" if plan["failed"] else rng.choice(("2b", "2c", "3", "3"))
+    discharge_mrs = _discharge_mrs(plan, rng)
+    residual = rng.randrange(0, 25, 5)
+    return {
+        "mtici_after_mt": mtici_after_mt,
+        "final_mtici": final_mtici,
+        "discharge_mrs": discharge_mrs,
+        "residual_stenosis_pct": residual,
+        "post_dilation": residual >= 15,
+    }
+
+
+# Plan entries that are their column's value as they are.
+AS_PLANNED = (
+    "smoking",
+    "diabetes",
+    "myocardial_infarction",
+    "atrial_fibrillation",
+    "chronic_kidney_disease",
+    "dysphagia",
+    "ich",
+    "sich",
+    "new_infarct",
+    "metabolic_acidosis",
+    "mrs_3m",
+)
+
+
+def _row(n: int, plan: dict, age: int, rng: random.Random) -> dict:
+    """One patient's interchange row (typed values) from its plan; the columns the
+    plan leaves open are the typical synthetic patient's (registry.synthetic)."""
+    # The seeded draws run in this order (times, imaging, results, then the keyword
+    # arguments from left to right): another order gives other rows.
+    times, imaging, results = _times(n, plan, rng), _imaging(plan, rng), _results(plan, rng)
+    mt = plan["mt"]
+    stent_type = "self_expanding" if plan["self_expanding"] else "balloon_expandable"
+    return synthetic.row(
+        study_id=f"{STUDY_ID_PREFIX}{n:03d}",
+        site=SITE_CODE,
+        sex="female" if plan["female"] else "male",
+        age_years=age,
+        **times,
+        **imaging,
+        **results,
+        **{name: plan[name] for name in AS_PLANNED},
+        transfer=plan["rtpa"] or rng.random() < 0.5,
+        nihss_admission=rng.randrange(12, 30) if plan["poor"] else rng.randrange(8, 24),
+        premorbid_mrs=rng.choice((0, 0, 0, 1)),
+        iv_thrombolysis=plan["rtpa"],
+        anesthesia="sedation" if plan["sedation"] else "general",
+        mt_performed=mt,
+        mt_technique=rng.choice(("aspiration", "aspiration", "combined")) if mt else None,
+        mt_passes=rng.randrange(1, 5) if mt else None,
+        stent_type=stent_type,
+        stent_device=rng.choice(STENTS[stent_type]),
+        cerebral_swelling=plan["swelling"],
+        decompressive_craniectomy=plan["craniectomy"],
+        rehabilitation=not plan["no_rehab"],
+    )
 
 
 def cohort_rows(seed: int = SEED) -> list[dict]:

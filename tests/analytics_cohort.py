@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 
-from registry.models import SECTIONS_BY_KEY, Patient, section_of_field
+from registry.models import SECTIONS_BY_KEY, Patient, patients_refresh_stored, section_of_field
 
 from .factories import ONSET, full_patient
 
@@ -24,6 +24,8 @@ def make_patient(site, *, age=63, sex="male", drop=(), study_id=None, **fields) 
         model.objects.filter(pk=patient.pk).update(**values)
     for key in drop:
         SECTIONS_BY_KEY[key].objects.filter(pk=patient.pk).delete()
+    # The updates above bypass Section.save(): store what they changed, as the writers do.
+    patients_refresh_stored(patient_ids=[patient.pk])
     return patient
 
 
@@ -136,3 +138,4 @@ def bulk_cohort(site, n: int, prefix: str = "BULK") -> None:
         )
     for model, objects in sections.items():
         model.objects.bulk_create(objects)
+    patients_refresh_stored(patient_ids=[patient.pk for patient in patients])

@@ -1,24 +1,18 @@
-"""analytics.datasets: exact counts on a hand-built cohort, filters and site access."""
+"""analytics.datasets and analytics.cells: exact counts on a hand-built cohort, filters
+and site access."""
 
 import datetime as dt
 
 import pytest
 from django.db import connection
 
-from analytics import datasets
+from analytics import cells, datasets
 from analytics.datasets import Filters
 
 from .analytics_cohort import build_cohort, make_patient
 from .factories import ONSET
 
 pytestmark = pytest.mark.django_db
-
-
-# COPY and the server settings around it exist only on PostgreSQL; these tests run in
-# CI's PostgreSQL pass (DATABASE_URL=postgres://...), and SQLite never reaches that code.
-postgresql_only = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="COPY and its settings are PostgreSQL's"
-)
 
 
 @pytest.fixture
@@ -129,9 +123,9 @@ def test_every_drilldown_agrees_with_its_count(cohort, investigator):
 
 def test_unknown_cell_is_a_key_error():
     with pytest.raises(KeyError):
-        datasets.cell_condition("table1:nope:exposed_n")
+        cells.cell_condition("table1:nope:exposed_n")
     with pytest.raises(KeyError):
-        datasets.cell_condition("nope:x")
+        cells.cell_condition("nope:x")
 
 
 def test_one_query_per_table(cohort, django_assert_num_queries):
@@ -194,14 +188,14 @@ def test_fetched_columns_hold_each_patients_variables_as_the_database_computes_t
     make_patient(site_a, study_id="A-blank", drop=sections)  # nearly every variable NULL
 
     expressions = ex.variable_expressions()
-    expected = Patient.objects.annotate(**{datasets.alias(k): e for k, e in expressions.items()})
+    expected = Patient.objects.annotate(**{cells.alias(k): e for k, e in expressions.items()})
     seen = set()
-    for row in expected.values("pk", *(datasets.alias(k) for k in expressions)):
+    for row in expected.values("pk", *(cells.alias(k) for k in expressions)):
         columns = datasets.fetch_columns(Patient.objects.filter(pk=row["pk"]))
         assert columns.n == 1
         for key in expressions:
-            value = row[datasets.alias(key)]
-            code = {True: datasets.TRUE, False: datasets.FALSE, None: datasets.UNRECORDED}[value]
+            value = row[cells.alias(key)]
+            code = {True: cells.TRUE, False: cells.FALSE, None: cells.UNRECORDED}[value]
             assert columns.flags[key][0] == code, (row["pk"], key)
             seen.add((key, value))
     # Every variable was checked with a blank and with at least one recorded value.
@@ -215,40 +209,44 @@ def test_a_filter_matching_nobody_counts_zero_and_fetches_empty_columns(cohort):
     columns = datasets.fetch_columns(queryset)
     assert columns.n == 0
     assert len(columns.continuous["age"]) == 0
-    assert set(datasets.count_columns(columns, datasets.all_cells()).values()) == {0}
+    assert set(cells.count_columns(columns, cells.all_cells()).values()) == {0}
 
 
-@pytest.mark.parametrize("table", datasets.TABLES)
+@pytest.mark.parametrize("table", cells.TABLES)
 def test_a_table_counted_from_its_own_columns_equals_the_full_read(cohort, table):
     """count_table reads only the columns its cells use (Layout.for_conditions);
     the counts are those of the full read the study tables use."""
     queryset = datasets.patients(None)
-    conditions = datasets.cells(table)
+    conditions = cells.cells(table)
     narrow = datasets.Layout.for_conditions(conditions.values())
     assert len(narrow.names) < len(datasets.FULL.names)
-    full = datasets.count_columns(datasets.fetch_columns(queryset), conditions)
+    full = cells.count_columns(datasets.fetch_columns(queryset), conditions)
     assert datasets.count_table(queryset, table) == full
 
 
-def test_the_figures_read_only_the_columns_they_count(cohort):
+def test_the_figures_read_only_the_columns_they_count(cohort, django_assert_num_queries):
     """Outcomes and occlusion sites need the raw mRS, occlusion sites and circulation
     and 2 of the 43 derived variables (recanalization, death): the other 41
     expressions and the continuous values are not computed."""
-    conditions = datasets.all_cells(("outcomes", "occlusion_sites"))
+    conditions = cells.all_cells(("outcomes", "occlusion_sites"))
     layout = datasets.Layout.for_conditions(conditions.values())
     assert layout.flags == ("recanalized", "death_3m")
-    assert set(layout.raw) == set(datasets.RAW_COLUMNS)
+    assert set(layout.raw) == set(cells.RAW_COLUMNS)
     assert not layout.continuous and not layout.enrolment
-    sql, _params = datasets._fetch_sql(datasets.patients(None), layout)
+    with django_assert_num_queries(1) as captured:
+        counts = datasets.count_tables(datasets.patients(None), ("outcomes", "occlusion_sites"))
+    sql = captured.captured_queries[0]["sql"]
     assert "age_years" not in sql and "onset_time" not in sql
-    assert datasets.count(datasets.patients(None), {"all": datasets.ALWAYS}) == {"all": 10}
+    everything = datasets.fetch_columns(datasets.patients(None))
+    assert counts == cells.count_columns(everything, conditions)
+    assert datasets.count(datasets.patients(None), {"all": cells.ALWAYS}) == {"all": 10}
 
 
 def test_raw_code_comparisons_match_blank_and_unknown_values(cohort):
     columns = datasets.fetch_columns(datasets.patients(None, Filters(site="A")))
-    posterior = datasets.count_columns(columns, {"p": datasets.equals("circulation", "posterior")})
+    posterior = cells.count_columns(columns, {"p": cells.equals("circulation", "posterior")})
     assert posterior == {"p": 2}  # A-03 and A-05
-    nobody = datasets.count_columns(columns, {"x": datasets.equals("circulation", "lateral")})
+    nobody = cells.count_columns(columns, {"x": cells.equals("circulation", "lateral")})
     assert nobody == {"x": 0}
 
 
@@ -272,105 +270,3 @@ def test_the_server_setting_leaves_parallel_workers_alone(
         counts = datasets.count_table(datasets.patients(None), "baseline")
     assert counts["baseline:patients"] == 10
     assert "max_parallel_workers_per_gather" not in captured.captured_queries[0]["sql"]
-
-
-@postgresql_only
-@pytest.mark.django_db(transaction=True)
-def test_the_parallel_workers_setting_ends_with_the_fetch(site_a, settings):
-    """Out of any transaction (autocommit, as a management command runs), the SET LOCAL
-    ends with the COPY's own transaction: the connection keeps the server's setting."""
-    make_patient(site_a)
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW max_parallel_workers_per_gather")
-        before = cursor.fetchone()[0]
-    settings.ANALYTICS_PARALLEL_WORKERS = int(before) + 1
-    sql = "COPY (SELECT current_setting('max_parallel_workers_per_gather')) TO STDOUT"
-    with connection.cursor() as cursor:
-        setup = f"SET LOCAL max_parallel_workers_per_gather = {int(before) + 1}"
-        during = datasets._copy_out(cursor.cursor, sql, (), setup)
-        assert datasets.count_table(datasets.patients(None), "baseline")["baseline:patients"] == 1
-        cursor.execute("SHOW max_parallel_workers_per_gather")
-        assert cursor.fetchone()[0] == before
-    assert during == f"{int(before) + 1}\n".encode()
-
-
-@postgresql_only
-def test_copy_out_applies_the_setup_with_a_server_binding_cursor_too():
-    import psycopg
-
-    connection.ensure_connection()
-    sql = "COPY (SELECT current_setting('max_parallel_workers_per_gather')) TO STDOUT"
-    setup = "SET LOCAL max_parallel_workers_per_gather = 7"
-    assert datasets._copy_out(psycopg.Cursor(connection.connection), sql, (), setup) == b"7\n"
-
-
-@postgresql_only
-def test_copy_out_reads_every_row_with_either_kind_of_cursor():
-    """The libpq loop (client-side binding) and psycopg's iterator (server-side
-    binding, no mogrify) read the same bytes."""
-    import psycopg
-
-    sql = "COPY (SELECT g, %s FROM generate_series(1, 3) g) TO STDOUT (FORMAT csv)"
-    with connection.cursor() as cursor:
-        client_side = datasets._copy_out(cursor.cursor, sql, ("x",))
-    server_side = datasets._copy_out(psycopg.Cursor(connection.connection), sql, ("x",))
-    assert client_side == server_side == b"1,x\n2,x\n3,x\n"
-
-
-@postgresql_only
-def test_a_failing_copy_raises_a_database_error_and_the_connection_still_works():
-    from django.db import DatabaseError, connection, transaction
-
-    with pytest.raises(DatabaseError, match="division by zero"), transaction.atomic():
-        with connection.cursor() as cursor, connection.wrap_database_errors:
-            datasets._copy_out(cursor.cursor, "COPY (SELECT 1 / 0) TO STDOUT", ())
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 2")
-        assert cursor.fetchone() == (2,)
-
-
-@postgresql_only
-def test_copy_out_lets_other_threads_run_while_it_waits_for_the_server():
-    """libpq's blocking calls keep the GIL: two reading threads (the split read) would
-    each wait on the other's server. ``_copy_out`` waits in ``select`` instead."""
-    import threading
-    import time
-
-    import psycopg
-
-    given = connection.get_connection_params()  # the test database, as Django connects
-    keys = ("dbname", "user", "password", "host", "port")
-    conninfo = psycopg.conninfo.make_conninfo(**{k: given[k] for k in keys if given.get(k)})
-    with psycopg.connect(conninfo, autocommit=True, cursor_factory=psycopg.ClientCursor) as conn:
-        cursor = conn.cursor()
-        sql = "COPY (SELECT pg_sleep(1.0), 1) TO STDOUT (FORMAT csv)"
-        reader = threading.Thread(target=datasets._copy_out, args=(cursor, sql, ()))
-        reader.start()
-        longest, last = 0.0, time.perf_counter()
-        while reader.is_alive():
-            now = time.perf_counter()
-            longest, last = max(longest, now - last), now
-        reader.join()
-    assert longest < 0.5  # never stopped for the whole wait (1 s), as libpq would
-
-
-@postgresql_only
-def test_copy_out_does_not_keep_an_object_per_row():
-    """A million rows kept as a million ``bytes`` until the end cost the reading
-    thread 1.3-1.6 s of CPU (docs/performance.md, change 13); the rows go into one
-    buffer. 200,000 rows of 7 bytes are 1.4 MB of data: traced peak 1.5 MB with the
-    buffer, 89 MB with the old list of rows and its join (measured once each)."""
-    import tracemalloc
-
-    sql = "COPY (SELECT 100000 + g FROM generate_series(1, 200000) g) TO STDOUT"
-    with connection.cursor() as cursor:
-        tracemalloc.start()
-        try:
-            data = datasets._copy_out(cursor.cursor, sql, ())
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-    assert len(data) == 200_000 * 7  # "100001\n" ... "300000\n"
-    assert data.startswith(b"100001\n") and data.endswith(b"300000\n")
-    # Room for the buffer's growth (a reallocation may hold old and new at once).
-    assert peak < 10_000_000

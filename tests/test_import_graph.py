@@ -19,8 +19,13 @@ PACKAGES = ("registry", "analytics", "config")
 FOUNDATION = {"registry.choices", "registry.rules", "registry.smrs", "registry.derived"}
 # Presentation and request handling: nothing below them imports them.
 TOP_LAYER_SUFFIXES = (".views", ".urls", ".forms", ".admin")
-# The pure statistics (no Django: usable and testable on plain arrays).
-PURE = {"analytics.stats"}
+# The pure statistics and what presents them (no Django: usable and testable on plain
+# arrays and numbers).
+PURE = {"analytics.stats", "analytics.regression", "analytics.formatting", "analytics.contract"}
+# Modules that need only the light parts: no scipy, statsmodels, pandas or matplotlib,
+# directly or through a project module they import.
+LIGHT = {"analytics.formatting", "analytics.contract", "analytics.cells"}
+HEAVY = {"scipy", "statsmodels", "pandas", "matplotlib", "firthmodels"}
 
 
 def _module_name(path: Path) -> str:
@@ -174,6 +179,30 @@ def test_the_pure_statistics_import_no_django_and_no_registry():
             for alias in node.names
         } | {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert not any(m.split(".")[0] in {"django", "registry"} for m in imported), name
+
+
+def _third_party(path: Path) -> set[str]:
+    """Top-level names of every module a file imports (absolute imports only)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_light_modules_import_no_heavy_library():
+    modules, graph = _project_modules(), import_graph()
+    for name in LIGHT:
+        reached, todo = set(), [name]
+        while todo:
+            module = todo.pop()
+            if module not in reached:
+                reached.add(module)
+                todo.extend(graph[module])
+        heavy = {m: _third_party(modules[m]) & HEAVY for m in reached}
+        assert {m: libraries for m, libraries in heavy.items() if libraries} == {}, name
 
 
 def test_the_graph_reader_sees_a_circle_when_there_is_one():

@@ -14,16 +14,12 @@ import pandas as pd
 import pytest
 
 from analytics import stats
+from analytics.formatting import format_decimal, format_n_percent, format_nn_interval
 from analytics.stats import (
     compare_risks,
     describe,
     detect_separation,
     diagnostic_accuracy,
-    format_ci,
-    format_estimate,
-    format_estimate_ci,
-    format_n_percent,
-    format_p,
     logistic_regression,
     nn_interval,
     proportion,
@@ -224,7 +220,7 @@ def test_an_rd_interval_spanning_zero_gives_altmans_disjoint_nn_interval():
     assert row.nn_ci.nntb == approx(3.429462843)
     assert row.nn_ci.nnth == approx(2.55368579)
     assert row.nn_ci.low is None and row.nn_ci.high is None
-    assert row.nn_ci.text == "NNTB 3.4 to ∞ to NNTH 2.6"
+    assert format_nn_interval(row.nn_ci) == "NNTB 3.4 to ∞ to NNTH 2.6"
     assert row.p == 1.0
 
 
@@ -249,7 +245,7 @@ def test_nn_interval_with_an_rd_limit_at_zero_is_open_to_infinity():
     """Altman 1998: a limit RD = 0 maps to an infinite NN; by hand 1/0.25 = 4."""
     interval = nn_interval((0.0, 0.25))
     assert interval.kind == "nnh" and interval.low == approx(4.0) and interval.high is None
-    assert interval.text == "NNH 4.0 to ∞"
+    assert format_nn_interval(interval) == "NNH 4.0 to ∞"
 
 
 def test_compare_risks_rejects_unknown_methods_and_impossible_counts():
@@ -288,7 +284,7 @@ def test_the_papers_table_i_p_values_are_wald_not_fisher(a, n1, c, n0, printed, 
         if printed.startswith("<"):
             return "<0.0001" if p < 0.0001 else "other"
         decimals = len(printed.split(".")[1])
-        return stats.format_decimal(p, decimals)
+        return format_decimal(p, decimals)
 
     assert shown(wald_row.p) == printed
     assert shown(fisher_row.p) != printed
@@ -391,68 +387,6 @@ def test_describe_of_nothing_and_of_one_value():
     assert (empty.n, empty.missing, empty.mean, empty.median) == (0, 2, None, None)
     single = describe([42])
     assert (single.n, single.mean, single.sd, single.q1) == (1, 42.0, None, 42.0)
-
-
-# --------------------------------------------------------------------------- display
-
-
-@pytest.mark.parametrize(
-    ("p", "text"),
-    [
-        (0.00685, "0.0069"),
-        (0.125, "0.13"),  # half-up; Python's round(0.125, 2) gives 0.12
-        (0.00004, "<0.0001"),
-        (0.0001, "0.00010"),
-        (0.0995, "0.10"),  # the carry keeps 2 significant digits
-        (0.002201522016, "0.0022"),
-        (0.05, "0.050"),
-        (0.9999, "1.0"),
-        (1.0, "1.0"),
-        (None, "–"),
-    ],
-)
-def test_p_values_show_two_significant_digits_rounded_half_up(p, text):
-    """Spec "Display": p to 2 significant digits, "<0.0001" below that (by hand)."""
-    assert format_p(p) == text
-
-
-@pytest.mark.parametrize(
-    ("x", "digits", "text"),
-    [
-        (1.9605, 1, "2.0"),
-        (1.25, 1, "1.3"),  # round() gives 1.2
-        (0.125, 2, "0.13"),
-        (2.675, 2, "2.68"),  # binary 2.67499...; half-up on the decimal shown
-        (0.021, 1, "0.02"),  # below 0.1: one more decimal
-        (0.045, 1, "0.05"),
-        (0.2, 1, "0.2"),
-        (0.0029, 1, "0.003"),  # never "0.00" for a positive value
-        (None, 1, "–"),
-    ],
-)
-def test_estimates_round_half_up_with_an_extra_decimal_below_one_tenth(x, digits, text):
-    """Spec "Display": RR and CI to 1 decimal, 2 where below 0.1, half-up (by hand)."""
-    assert format_estimate(x, digits=digits) == text
-
-
-def test_ratios_with_their_interval_read_as_in_the_paper():
-    """Issue 4 example "1.96 (1.27–3.02)" for the age row; 1-decimal form "2.0 (1.3–3.0)"."""
-    assert format_estimate_ci(1.960474308, (1.274086419, 3.016639574), digits=2) == (
-        "1.96 (1.27–3.02)"
-    )
-    assert format_estimate_ci(1.960474308, (1.274086419, 3.016639574)) == "2.0 (1.3–3.0)"
-    assert format_ci((0.002892780127, 0.1476363416)) == "0.003–0.1"
-    assert format_ci(None) == "–"
-    assert format_estimate_ci(None, None) == "–"
-
-
-@pytest.mark.parametrize(
-    ("k", "n", "text"),
-    [(16, 85, "16 (18.8%)"), (17, 85, "17 (20.0%)"), (1, 16, "1 (6.3%)"), (0, 0, "0 (–)")],
-)
-def test_counts_show_with_their_percentage_to_one_decimal_half_up(k, n, text):
-    """By hand: 16/85 = 18.82 %, 17/85 = 20 %, 1/16 = 6.25 % -> 6.3 % (half-up)."""
-    assert format_n_percent(k, n) == text
 
 
 # --------------------------------------------------------------------------- regression

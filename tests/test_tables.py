@@ -15,7 +15,7 @@ import openpyxl
 import pytest
 from django.core.management import CommandError, call_command
 
-from analytics import datasets, tables
+from analytics import cells, datasets, tables
 from analytics import exposures as ex
 from analytics.datasets import Filters
 
@@ -398,8 +398,8 @@ def test_the_analysis_read_gives_the_columns_of_the_analysis_set(cohort):
     columns, counts = datasets.fetch_analysis(None, Filters())
     alone = datasets.fetch_columns(datasets.patients(None, Filters()))
     assert counts["excluded"] == 1 and columns.n == alone.n == counts["enrolled"] - 1
-    cells = datasets.all_cells(datasets.TABLES)
-    assert datasets.count_columns(columns, cells) == datasets.count_columns(alone, cells)
+    conditions = cells.all_cells(cells.TABLES)
+    assert cells.count_columns(columns, conditions) == cells.count_columns(alone, conditions)
 
     # Patient by patient (the rows come in no fixed order: compare them sorted).
     def rows(c):
@@ -447,3 +447,18 @@ def test_a_user_without_any_site_gets_empty_tables_and_flow_without_error(cohort
     result = tables.study_tables(AnonymousUser(), include_regression=False)
     assert (result["n_patients"], result["n_excluded"]) == (0, 0)
     assert result["flow"]["enrolled"] == result["flow"]["screened"] == 0
+
+
+def test_analysed_at_3_months_has_one_definition_for_the_tables_and_the_flow_chart(
+    cohort, investigator
+):
+    """Site A by hand: A-01..A-06 have a 3-month mRS, A-07's is blank, A-08 has no
+    follow-up; A-02, excluded after enrolment, is no longer analysed."""
+    from registry.models import PatientExclusion
+
+    PatientExclusion.objects.create(
+        patient=cohort["A-02"], reason="lost_to_followup", excluded_on=datetime.date(2020, 9, 1)
+    )
+    result = tables.study_tables(investigator, include_regression=False)
+    assert (result["flow"]["analysed_3m"], result["flow"]["awaiting_3m"]) == (5, 2)
+    assert result["flow"] == datasets.flow(investigator)  # the flow chart's own query

@@ -271,9 +271,9 @@ def world(db) -> World:
         objects[("query", code)] = query.pk
     for code, site, name in (("A", site_a, "target_a"), ("B", site_b, "bsecret_user")):
         objects[("account", code)] = UserFactory(username=name, sites=[site]).pk
-    from analytics import datasets
+    from analytics import cells
 
-    cell = next(iter(datasets.cells("table1")))
+    cell = next(iter(cells.cells("table1")))
     return World(users=users, objects=objects, cell=cell)
 
 

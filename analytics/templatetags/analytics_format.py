@@ -8,56 +8,54 @@ from django import template
 from django.urls import reverse
 from django.utils.html import format_html
 
-from analytics import stats
+from analytics import formatting
 
 register = template.Library()
 
 
 @register.filter
 def estimate(value, digits=1):
-    return stats.format_estimate(value, digits=int(digits))
+    return formatting.format_estimate(value, digits=int(digits))
 
 
 @register.filter
 def ci(value, digits=1):
-    return stats.format_ci(value, digits=int(digits))
+    return formatting.format_ci(value, digits=int(digits))
 
 
 @register.filter
 def pvalue(value):
-    return stats.format_p(value)
+    return formatting.format_p(value)
 
 
 @register.filter
 def percent(value, decimals=1):
     """A percentage already multiplied by 100 (unrounded) -> "18.8%"."""
     if value is None:
-        return stats.NOT_ESTIMABLE
-    return stats.format_decimal(value, int(decimals)) + "%"
+        return formatting.NOT_ESTIMABLE
+    return formatting.format_decimal(value, int(decimals)) + "%"
 
 
 @register.filter
 def proportion_pct(value):
     """A proportion estimate in [0, 1] -> "98.5%"."""
     if value is None:
-        return stats.NOT_ESTIMABLE
-    return stats.format_decimal(value * 100, 1) + "%"
+        return formatting.NOT_ESTIMABLE
+    return formatting.format_decimal(value * 100, 1) + "%"
 
 
 @register.filter
 def ci_pct(value):
     if value is None:
-        return stats.NOT_ESTIMABLE
-    low, high = value
-    return (
-        f"{stats.format_decimal(low * 100, 1)}{stats.EN_DASH}{stats.format_decimal(high * 100, 1)}"
-    )
+        return formatting.NOT_ESTIMABLE
+    low, high = (formatting.format_decimal(limit * 100, 1) for limit in value)
+    return f"{low}{formatting.EN_DASH}{high}"
 
 
 @register.filter
 def share_of(k, n):
     """``k (x.x%)`` of ``n``."""
-    return stats.format_n_percent(k, n)
+    return formatting.format_n_percent(k, n)
 
 
 @register.filter
@@ -73,7 +71,7 @@ def drill(context, cell, count, denominator=None):
     """The count as a link to the patients behind it (same filters)."""
     query = {"cell": cell, **context.get("drill_params", {})}
     url = f"{reverse('analytics:patients')}?{urlencode(query)}"
-    text = str(count) if denominator is None else stats.format_n_percent(count, denominator)
+    text = str(count) if denominator is None else formatting.format_n_percent(count, denominator)
     return format_html('<a href="{}" class="drill">{}</a>', url, text)
 
 
