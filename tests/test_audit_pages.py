@@ -105,10 +105,7 @@ def test_a_database_that_does_not_answer_keeps_the_nurses_typed_values(nurse, si
     assert response["Retry-After"] == "5" and "no-store" in response["Cache-Control"]
     page = response.content.decode()
     assert "The database is not answering" in page
-    assert (
-        '<dt class="col-sm-4">NIHSS on admission</dt><dd class="col-sm-8">17</dd>'
-        in page
-    )
+    assert '<dt class="col-sm-4">NIHSS on admission</dt><dd class="col-sm-8">17</dd>' in page
     assert f'<form method="post" action="{url}">' in page
     assert '<input type="hidden" name="version" value="1">' in page
 

@@ -46,7 +46,7 @@ def one_row_workbook(path, cells: int):
     from openpyxl import Workbook
 
     Workbook().save(path)
-    xml = "".join(f'<c r="A1"><v>{n % 10}</v></c>' for n in range(cells))
+    xml = "".join(f"<c><v>{n % 10}</v></c>" for n in range(cells))  # columns 1, 2, ...: no r=""
     sheet = (
         '<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.'
         'openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1">'

@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db import close_old_connections
+from django.db import connection
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -82,11 +82,17 @@ def import_preview(request):
         result = _run(request, pending, dry_run=True, time_budget=settings.IMPORT_PREVIEW_SECONDS)
         preview = uploads.Preview.of(result)
         uploads.preview_save(pending, preview)
-        # The check may have taken many seconds (a database restart meanwhile closes the
-        # request's connection): what follows checks its connection first, as a new
-        # request does, instead of failing on the session's save.
-        close_old_connections()
+        _reconnect_if_lost()
     return render(request, "registry/interchange/import_preview.html", {"result": preview})
+
+
+def _reconnect_if_lost() -> None:
+    """After a check of many seconds: a database restart meanwhile has closed the
+    request's connection; what follows (saving the session) opens a new one instead
+    of failing on it."""
+    lost = connection.connection is not None and not connection.is_usable()
+    if lost and not connection.in_atomic_block:
+        connection.close()
 
 
 @require_POST
