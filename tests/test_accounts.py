@@ -4,7 +4,7 @@ rights is audited; site administrators manage the accounts of their own sites on
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import ProtectedError
 from django.test import Client
 from django.urls import reverse
@@ -46,6 +46,16 @@ def test_deleting_an_account_that_wrote_history_is_refused_and_the_author_stays(
     record = Patient.history.get(id=patient.pk)
     assert record.history_user_id == nurse.pk
     assert record.history_user.username == "nurse_a"
+
+
+def test_the_database_itself_refuses_to_lose_the_author_of_a_history_row(nurse, site_a):
+    register_patient(nurse, site_a)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        with connection.cursor() as cursor:  # past the ORM, as a console would
+            cursor.execute("DELETE FROM registry_user_sites WHERE user_id = %s", [nurse.pk])
+            cursor.execute("DELETE FROM registry_user WHERE id = %s", [nurse.pk])
+        connection.check_constraints(table_names=["registry_historicalpatient"])
+    assert User.objects.filter(pk=nurse.pk).exists()
 
 
 def test_an_account_named_only_by_the_admin_log_is_not_deleted_either(nurse, superuser):
@@ -130,14 +140,15 @@ def test_a_role_and_site_change_in_the_admin_is_audited_from_what_to_what(
     assert ("root_admin", ("Sites", "A", "A, B")) in described
 
 
-def test_a_membership_changed_from_the_site_side_is_recorded_on_the_user(nurse, site_b):
+def test_a_membership_changed_from_the_site_side_is_recorded_on_the_user(nurse, site_a, site_b):
     site_b.users.add(nurse)
     site_b.users.remove(nurse)
-    changes = [
-        c for e in accounts.account_changes(User.objects.filter(pk=nurse.pk)) for c in e.changes
-    ]
+    site_a.users.clear()
+    entries = accounts.account_changes(User.objects.filter(pk=nurse.pk))
+    changes = [change for entry in entries for change in entry.changes]
     assert ("Sites", "A", "A, B") in changes
     assert ("Sites", "A, B", "A") in changes
+    assert ("Sites", "A", "") in changes
 
 
 def test_signing_in_writes_no_history_and_no_password_hash_is_ever_kept(nurse):

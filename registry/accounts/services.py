@@ -26,6 +26,7 @@ from registry.choices import Role
 from registry.display import NO, YES
 from registry.interchange.columns import FORMULA_PREFIXES
 from registry.models import Site, User
+from registry.services import REASON_MAX_LENGTH
 
 # The account fields whose changes the audit shows, in this order (then the sites).
 AUDITED_FIELDS = (
@@ -38,7 +39,6 @@ AUDITED_FIELDS = (
     "is_staff",
     "is_superuser",
 )
-REASON_MAX_LENGTH = 100  # simple-history's change-reason column
 # Reasons are stored as the audit trail's other reasons are ("import of FILE"): in
 # English, whatever the language of the page.
 DEACTIVATED = "deactivated: %(reason)s"

@@ -57,11 +57,11 @@ class OutColumn:
 
 # What the de-identified export does with a column (deidentified_treatment).
 PSEUDONYM, DROPPED, OFFSET, TOP_CODE, KEPT = "pseudonym", "dropped", "offset", "top-coded", "kept"
-TREATMENTS = (PSEUDONYM, DROPPED, OFFSET, TOP_CODE, KEPT)
 
 
 def deidentified_treatment(column: interchange.Column) -> str:
-    """What the de-identified export does with ``column``: one of ``TREATMENTS``."""
+    """What the de-identified export does with ``column``: ``PSEUDONYM``, ``DROPPED``,
+    ``OFFSET``, ``TOP_CODE`` or ``KEPT``, from its privacy category."""
     privacy = column.privacy
     if privacy not in interchange.PRIVACY_CATEGORIES:
         raise ImproperlyConfigured(
