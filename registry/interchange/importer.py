@@ -17,7 +17,9 @@ rows, by ``executemany`` or, on PostgreSQL, binary ``COPY``.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -55,6 +57,8 @@ class Problem:
     # A cell that could not be read: the model's checks of the blank left in its place
     # ("cannot be null") say nothing more and are dropped.
     unreadable: bool = False
+    # The rule's code for a warning (registry.rules, severity warning), else "".
+    code: str = ""
 
     def __str__(self) -> str:
         if self.row is None and not self.columns:
@@ -63,7 +67,59 @@ class Problem:
         if not self.columns:
             return f"{where}: {self.message}"
         label = "column" if len(self.columns) == 1 else "columns"
-        return f"{where}, {label} {', '.join(self.columns)}: {self.message}"
+        code = f" [{self.code}]" if self.code else ""
+        return f"{where}, {label} {', '.join(self.columns)}: {self.message}{code}"
+
+
+BLANK_TEXT = "(blank)"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One stored value the file changes (interchange column, typed values)."""
+
+    field: str
+    stored: object
+    new: object
+    completed: bool = False  # the value sits in a section stored as complete
+
+    @property
+    def stored_text(self) -> str:
+        return self.text(self.stored)
+
+    @property
+    def new_text(self) -> str:
+        return self.text(self.new)
+
+    def text(self, value) -> str:
+        if self.field == "site":
+            return value or BLANK_TEXT
+        column = interchange.by_name()[self.field]
+        return interchange.format_value(column, value, neutralise=False) or BLANK_TEXT
+
+
+@dataclass
+class PatientChange:
+    """Every value the file changes for one stored patient (``row`` of the file)."""
+
+    row: int
+    study_id: str
+    fields: list[FieldChange] = field(default_factory=list)
+    locked: bool = False
+
+    def lines(self) -> list[str]:
+        """``row N, study_id S: field F: stored -> new`` for each change."""
+        found = []
+        for change in self.fields:
+            marks = [m for m, on in (("completed section", change.completed),) if on]
+            if self.locked:
+                marks.append("locked record")
+            suffix = f" [{', '.join(marks)}]" if marks else ""
+            found.append(
+                f"row {self.row}, study_id {self.study_id}: field {change.field}: "
+                f"{change.text(change.stored)} \u2192 {change.text(change.new)}{suffix}"
+            )
+        return found
 
 
 @dataclass
@@ -76,10 +132,30 @@ class ImportResult:
     unchanged: int = 0
     sites_created: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # Values a warning rule flags: reported, imported (refused with strict_warnings).
+    warnings: list[Problem] = field(default_factory=list)
+    # What the file changes in the stored patients, in file order.
+    changes: list[PatientChange] = field(default_factory=list)
+    # A digest of everything the import would write: the preview's is compared with
+    # the confirmation's, which refuses to write anything else.
+    plan_digest: str = ""
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def warning_counts(self) -> dict[str, int]:
+        """The number of warnings per rule code, most frequent first."""
+        return dict(Counter(w.code for w in self.warnings).most_common())
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """A valid file whose every patient is already stored with these values."""
+        return self.ok and self.created == 0 and self.changed == 0 and not self.sites_created
+
+    def diff_lines(self) -> list[str]:
+        return [line for change in self.changes for line in change.lines()]
 
 
 # ---------------------------------------------------------------- reading files
@@ -91,6 +167,12 @@ NOT_UTF8 = (
 NOT_XLSX = (
     "the file is not a valid Excel .xlsx file; save it again from Excel as an "
     ".xlsx workbook or as CSV UTF-8."
+)
+
+
+PLAN_CHANGED = (
+    "the registry changed since the preview, so the import would now write something "
+    "else: review the new preview and confirm again."
 )
 
 
@@ -287,6 +369,7 @@ class _Planned:
     patient: dict | None  # the patient's record when new or changed, else None
     sections_new: list[tuple[type[Section], dict]]
     sections_changed: list[tuple[type[Section], dict]]
+    diff: list[FieldChange] = field(default_factory=list)
 
     @property
     def changes(self) -> bool:
@@ -327,9 +410,11 @@ SECTION_STORED = ("version", "status", "completed_at", "completed_by")
 class _Planner:
     """Validates each row and decides what it writes, from the stored state read at once."""
 
-    def __init__(self, user, now):
+    def __init__(self, user, now, site_codes: dict[int, str] | None = None):
         self.user_id = user.pk if user is not None else None
         self.now = now
+        self.site_codes = site_codes or {}
+        self.warnings: list[Problem] = []
         self.fields = {model: tuple(model.clinical_fields()) for model in SECTION_MODELS}
         self.patient = _Validator(Patient, ["site", "created_by"])
         self.sections = {
@@ -356,6 +441,7 @@ class _Planner:
 
     def plan(self, number: int, values: dict, stored: tuple | None, site: Site | None):
         problems: list[Problem] = []
+        self.warnings.extend(_row_warnings(number, values))
         patient = self.patient.values
         patient["study_id"] = values["study_id"]
         patient["sex"] = values["sex"] or ""
@@ -390,11 +476,15 @@ class _Planner:
             [],
             [],
         )
+        if stored is not None:
+            planned.diff = self._patient_diff(stored, site, sex, age_years)
         for model in SECTION_MODELS:
             old = None if stored is None else stored[self.slices[model]]
             if old is not None and old[0] is None:
                 old = None  # no such section stored (a LEFT JOIN's NULLs)
             found = self._plan_section(model, number, values, old, problems)
+            if stored is not None and found is not None:
+                planned.diff.extend(self._section_diff(model, old, found))
             if found is not None:
                 (planned.sections_new if old is None else planned.sections_changed).append(
                     (model, found)
@@ -406,6 +496,28 @@ class _Planner:
                 {m.key: r["status"] for m, r in planned.sections_new}
             )
         return planned, problems
+
+    def _patient_diff(self, stored: tuple, site, sex, age_years) -> list[FieldChange]:
+        site_codes = self.site_codes
+        before = {"site": site_codes.get(stored[1]), "sex": stored[2], "age_years": stored[3]}
+        after = {
+            "site": site.code if site is not None else None,
+            "sex": sex,
+            "age_years": age_years,
+        }
+        return [FieldChange(n, before[n], after[n]) for n in before if before[n] != after[n]]
+
+    def _section_diff(self, model, old: tuple | None, record: dict) -> list[FieldChange]:
+        names = self.fields[model]
+        if old is None:  # a section new to a stored patient: each value it brings
+            return [FieldChange(n, None, record[n]) for n in names if record[n] is not None]
+        completed = old[1] == SectionStatus.COMPLETE
+        before = old[len(SECTION_STORED) :]
+        return [
+            FieldChange(name, was, record[name], completed)
+            for name, was in zip(names, before, strict=True)
+            if was != record[name]
+        ]
 
     def _plan_section(self, model, number, values, old, problems) -> dict | None:
         names = self.fields[model]
@@ -440,7 +552,7 @@ class _Planner:
 
 
 def _locked_problems(planned: list[_Planned]) -> list[Problem]:
-    """A locked record (issue 5's data lock) is not changed by an import either."""
+    """A locked record is not changed by an import either."""
     changing = {p.pk: p for p in planned if not p.new and p.changes}
     keys = sorted(changing)
     locked = set()
@@ -459,6 +571,34 @@ def _locked_problems(planned: list[_Planned]) -> list[Problem]:
         )
         for pk in sorted(locked)
     ]
+
+
+def _row_warnings(number: int, values: dict) -> list[Problem]:
+    """The warning rules (``registry.rules``) a row's values raise."""
+    return [
+        Problem(number, rule.fields, str(rule.message), code=rule.code)
+        for rule in rules.warnings(values)
+    ]
+
+
+def _changes(planned: list[_Planned], locked_rows: set[int]) -> list[PatientChange]:
+    return [
+        PatientChange(p.number, p.study_id, p.diff, locked=p.number in locked_rows)
+        for p in planned
+        if not p.new and p.diff
+    ]
+
+
+def _plan_digest(result: ImportResult, planned: list[_Planned]) -> str:
+    """What the import writes, as a digest: created study IDs, each change, new sites."""
+    digest = hashlib.sha256()
+    for plan in planned:
+        if plan.new:
+            digest.update(f"+{plan.study_id}\n".encode())
+    for line in result.diff_lines():
+        digest.update(f"{line}\n".encode())
+    digest.update(",".join(result.sites_created).encode())
+    return digest.hexdigest()
 
 
 def _dedupe(problems: Iterable[Problem]) -> list[Problem]:
@@ -490,11 +630,16 @@ def registry_import(
     filename: str = "",
     dry_run: bool = False,
     create_sites: bool = False,
+    strict_warnings: bool = False,
+    expected_plan: str | None = None,
 ) -> ImportResult:
     """Validate all rows, then (unless ``dry_run`` or any problem) write them at once.
 
     ``rows`` are typed interchange rows (as the demo generator makes them);
-    ``file`` is a path or binary file of CSV or .xlsx text.
+    ``file`` is a path or binary file of CSV or .xlsx text. Values a warning rule
+    flags are reported (``result.warnings``) and imported, or refused as problems with
+    ``strict_warnings``. ``expected_plan``: the ``plan_digest`` of the preview the user
+    confirmed; anything else to write (the registry changed since) is refused.
     """
     filename = str(filename or getattr(file, "name", "") or "rows")
     result = ImportResult(filename=Path(filename).name, dry_run=dry_run)
@@ -556,7 +701,7 @@ def registry_import(
                     )
                 )
 
-    planner = _Planner(user, timezone.now())
+    planner = _Planner(user, timezone.now(), {site.pk: code for code, site in sites.items()})
     stored = planner.stored(sorted(first_row))
     planned: list[_Planned] = []
     for number, values in numbered:
@@ -568,7 +713,11 @@ def registry_import(
         plan, problems = planner.plan(number, values, old, site)
         result.problems.extend(problems)
         planned.append(plan)
-    result.problems.extend(_locked_problems(planned))
+    locked = _locked_problems(planned)
+    result.problems.extend(locked)
+    result.warnings = planner.warnings
+    if strict_warnings:
+        result.problems.extend(planner.warnings)
     result.problems = _dedupe(result.problems)
     result.problems.sort(key=lambda p: p.row or 0)
 
@@ -576,6 +725,10 @@ def registry_import(
     result.changed = sum(1 for p in planned if not p.new and p.changes)
     result.unchanged = len(planned) - result.created - result.changed
     result.sites_created = sorted(new_sites)
+    result.changes = _changes(planned, {p.row for p in locked})
+    result.plan_digest = _plan_digest(result, planned)
+    if expected_plan is not None and expected_plan != result.plan_digest:
+        result.problems.append(Problem(None, (), PLAN_CHANGED))
     if result.problems or dry_run:
         return result
     _write(planned, new_sites, user, f"import of {result.filename}")

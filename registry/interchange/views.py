@@ -1,14 +1,19 @@
-"""Import, export and data-dictionary pages (issue 3). Thin: access -> form -> service.
+"""Import, export and data-dictionary pages. Thin: access -> form -> service.
 
 The import is two-step: the upload is validated as a dry run and previewed
-(problems, or the counts of patients to create and change); only the
-confirmation writes. Until then the file is kept in a private temporary
+(problems, warnings, and every value the file changes in stored patients); only
+the confirmation writes. Until then the file is kept in a private temporary
 folder under a random token remembered in the session, and deleted on
-confirmation, cancellation or a new upload.
+confirmation, cancellation or a new upload. The confirmation writes exactly what
+was previewed: the same bytes (their SHA-256, taken at upload) and the same plan
+(the preview's ``plan_digest``); anything else is refused.
 """
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
 import re
 import secrets
 import tempfile
@@ -84,9 +89,12 @@ def import_upload(request):
             "filename": Path(upload.name).name,
             "create_sites": form.cleaned_data["create_sites"],
         }
+        digest = hashlib.sha256()
         with open(_pending_path(pending), "wb") as stream:
             for chunk in upload.chunks():
                 stream.write(chunk)
+                digest.update(chunk)
+        pending["digest"] = digest.hexdigest()
         request.session[SESSION_KEY] = pending
         return redirect("registry:import_preview")
     return render(
@@ -96,13 +104,41 @@ def import_upload(request):
     )
 
 
-def _run(request, pending: dict, *, dry_run: bool):
+def _run(request, pending: dict, *, dry_run: bool, expected_plan: str | None = None):
     return registry_import(
         file=_pending_path(pending),
         user=request.user,
         filename=pending["filename"],
         dry_run=dry_run,
         create_sites=pending["create_sites"],
+        expected_plan=expected_plan,
+    )
+
+
+def _file_digest(pending: dict) -> str:
+    digest = hashlib.sha256()
+    with open(_pending_path(pending), "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# The preview page lists the changes of this many patients; the rest is downloaded.
+PREVIEW_PATIENTS = 50
+
+
+def _preview(request, result, pending: dict, status: int = 200):
+    return render(
+        request,
+        "registry/interchange/import_preview.html",
+        {
+            "result": result,
+            "digest": pending.get("digest", ""),
+            "changes": result.changes[:PREVIEW_PATIENTS],
+            "more_changes": max(0, len(result.changes) - PREVIEW_PATIENTS),
+            "warnings": result.warnings[:PREVIEW_PATIENTS],
+        },
+        status=status,
     )
 
 
@@ -114,7 +150,37 @@ def import_preview(request):
         messages.info(request, _("Upload a file to import."))
         return redirect("registry:import_upload")
     result = _run(request, pending, dry_run=True)
-    return render(request, "registry/interchange/import_preview.html", {"result": result})
+    return _preview(request, result, pending)
+
+
+@require_GET
+def import_diff(request):
+    """Every change the pending file makes, as CSV (the preview page shows the first)."""
+    access.require(access.has(request.user, access.IMPORT))
+    pending = _pending(request)
+    if pending is None:
+        messages.info(request, _("Upload a file to import."))
+        return redirect("registry:import_upload")
+    result = _run(request, pending, dry_run=True)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["row", "study_id", "field", "stored", "new", "completed_section", "locked"])
+    for patient in result.changes:
+        for change in patient.fields:
+            writer.writerow(
+                [
+                    patient.row,
+                    patient.study_id,
+                    change.field,
+                    change.text(change.stored),
+                    change.text(change.new),
+                    int(change.completed),
+                    int(patient.locked),
+                ]
+            )
+    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="import-changes.csv"'
+    return response
 
 
 @require_POST
@@ -128,10 +194,20 @@ def import_confirm(request):
         _discard(request)
         messages.info(request, _("Import cancelled; nothing was written."))
         return redirect("registry:import_upload")
-    result = _run(request, pending, dry_run=False)
+    digest = pending.get("digest")
+    if not digest or request.POST.get("digest") != digest or _file_digest(pending) != digest:
+        _discard(request)
+        messages.error(
+            request,
+            _("The file is not the one previewed; nothing was written. Upload it again."),
+        )
+        return redirect("registry:import_upload")
+    result = _run(
+        request, pending, dry_run=False, expected_plan=request.POST.get("plan_digest", "")
+    )
+    if result.problems:  # the registry changed since the preview: show the new one
+        return _preview(request, _run(request, pending, dry_run=True), pending)
     _discard(request)
-    if result.problems:  # the registry changed since the preview
-        return render(request, "registry/interchange/import_preview.html", {"result": result})
     messages.success(
         request,
         _(
