@@ -168,6 +168,8 @@ class SectionForm(forms.ModelForm):
         names = (self.data.get("conflict_fields") or "") if self.is_bound else ""
         own = set(model.clinical_fields())
         self.conflicts = [n for n in names.split(",") if n in own]
+        # The stored values, read before validation copies the form's into the instance.
+        self.conflict_stored = {n: getattr(self.instance, n) for n in self.conflicts}
         for name in self.conflicts:
             self.fields[f"resolve_{name}"] = forms.ChoiceField(
                 label=_("Which value to keep"),
@@ -187,7 +189,7 @@ class SectionForm(forms.ModelForm):
             field = self._meta.model._meta.get_field(name)
             mine = self[name].field.to_python(self[name].value()) if self.is_bound else None
             rows[name] = {
-                "stored": words(field, getattr(self.instance, name)),
+                "stored": words(field, self.conflict_stored[name]),
                 "mine": words(field, mine),
                 "choice": self[f"resolve_{name}"],
             }
@@ -247,7 +249,7 @@ class SectionForm(forms.ModelForm):
         cleaned = super().clean()
         for name in self.conflicts:
             if cleaned.get(f"resolve_{name}") == KEEP_STORED:
-                cleaned[name] = getattr(self.instance, name)
+                cleaned[name] = self.conflict_stored[name]
         # The picker shows minutes only: a stored time with seconds comes back truncated.
         # Keep the stored value then, so an untouched field is not a change.
         if not self.adding:

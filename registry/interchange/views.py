@@ -206,6 +206,13 @@ def import_confirm(request):
         request, pending, dry_run=False, expected_plan=request.POST.get("plan_digest", "")
     )
     if result.problems:  # the registry changed since the preview: show the new one
+        messages.warning(
+            request,
+            _(
+                "Nothing was written: the registry changed since the preview, so the import "
+                "would now write something else. Review the new preview and confirm again."
+            ),
+        )
         return _preview(request, _run(request, pending, dry_run=True), pending)
     _discard(request)
     messages.success(
