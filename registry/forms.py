@@ -83,7 +83,50 @@ def branch_value(branch: rules.Branch) -> str:
 KEEP_STORED, KEEP_MINE = "stored", "mine"
 
 
-class SectionForm(forms.ModelForm):
+class WarningConfirmationFields:
+    """``confirm_<rule key>`` and ``..._reason`` for each warning rule touching the
+    form's fields (``registry.rules``); shown next to the field only while the warning
+    is raised (``show_warnings``, after the service refused the save)."""
+
+    def _add_warning_fields(self, own: set[str]) -> None:
+        self.warning_own = own
+        self.warning_rules = rules.rules_touching(frozenset(own), rules.WARNING)
+        self.warnings_shown: dict[str, list[dict]] = {}
+        for rule in self.warning_rules:
+            self.fields[f"confirm_{rule.key}"] = forms.BooleanField(
+                label=_("I confirm this value"), required=False
+            )
+            self.fields[f"confirm_{rule.key}_reason"] = forms.CharField(
+                label=_("Reason"), max_length=500, required=False
+            )
+
+    def show_warnings(self, raised) -> None:
+        """Show ``raised`` warning rules next to their fields, with the confirmation."""
+        for rule in raised:
+            name = next(n for n in rule.fields if n in self.warning_own)
+            self.warnings_shown.setdefault(name, []).append(
+                {
+                    "message": rule.message,
+                    "confirm": self[f"confirm_{rule.key}"],
+                    "reason": self[f"confirm_{rule.key}_reason"],
+                }
+            )
+
+    def confirmations(self) -> dict[str, str]:
+        """Reasons of the ticked confirmations, by rule key (empty reason if none typed)."""
+        found = {}
+        for rule in self.warning_rules:
+            if self.cleaned_data.get(f"confirm_{rule.key}"):
+                found[rule.key] = self.cleaned_data.get(f"confirm_{rule.key}_reason") or ""
+        return found
+
+
+def field_extras(name: str) -> HTML:
+    """Where a field's warnings and conflict show (known once the service answered)."""
+    return HTML(f'{{% include "registry/_field_extras.html" with field_name="{name}" %}}')
+
+
+class SectionForm(WarningConfirmationFields, forms.ModelForm):
     """Base of the per-section forms; see ``section_form_class``.
 
     Besides the clinical fields: ``confirm_<rule key>`` and ``..._reason`` for each
@@ -120,47 +163,12 @@ class SectionForm(forms.ModelForm):
             self.instance.status = SectionStatus.COMPLETE if complete else SectionStatus.DRAFT
         _blank_choice_reads_not_recorded(self)
         self._add_branch_notes(model)
-        self._add_warning_fields(model)
+        self._add_warning_fields(set(model.clinical_fields()))
         self._add_conflict_fields(model)
         if read_only:
             for field in self.fields.values():
                 field.disabled = True
         self.helper = self._helper(model)
-
-    # --- warnings: confirmed with a reason --------------------------------------
-
-    def _add_warning_fields(self, model) -> None:
-        own = set(model.clinical_fields())
-        self.warning_rules = rules.rules_touching(frozenset(own), rules.WARNING)
-        self.warnings_shown: dict[str, list[dict]] = {}
-        for rule in self.warning_rules:
-            self.fields[f"confirm_{rule.key}"] = forms.BooleanField(
-                label=_("I confirm this value"), required=False
-            )
-            self.fields[f"confirm_{rule.key}_reason"] = forms.CharField(
-                label=_("Reason"), max_length=500, required=False
-            )
-
-    def show_warnings(self, raised) -> None:
-        """Show ``raised`` warning rules next to their fields, with the confirmation."""
-        own = set(self._meta.model.clinical_fields())
-        for rule in raised:
-            name = next(n for n in rule.fields if n in own)
-            self.warnings_shown.setdefault(name, []).append(
-                {
-                    "message": rule.message,
-                    "confirm": self[f"confirm_{rule.key}"],
-                    "reason": self[f"confirm_{rule.key}_reason"],
-                }
-            )
-
-    def confirmations(self) -> dict[str, str]:
-        """Reasons of the ticked confirmations, by rule key (empty reason if none typed)."""
-        found = {}
-        for rule in self.warning_rules:
-            if self.cleaned_data.get(f"confirm_{rule.key}"):
-                found[rule.key] = self.cleaned_data.get(f"confirm_{rule.key}_reason") or ""
-        return found
 
     # --- version conflicts: the stored value or mine, chosen explicitly ------------
 
@@ -285,7 +293,7 @@ for _model in SECTION_MODELS:
     section_form_class(_model)
 
 
-class PatientForm(forms.ModelForm):
+class PatientForm(WarningConfirmationFields, forms.ModelForm):
     class Meta:
         model = Patient
         fields = ["study_id", "site", "sex", "age_years"]
@@ -296,9 +304,16 @@ class PatientForm(forms.ModelForm):
         self.fields["site"].empty_label = None if len(sites) == 1 else _("Choose a site")
         low, high = rules.RANGES["age_years"]
         self.fields["age_years"].widget.attrs.update(min=low, max=high)
+        self._add_warning_fields({"study_id", "sex", "age_years"})
         self.helper = FormHelper()
         self.helper.form_tag = False
         self.helper.disable_csrf = True
+        self.helper.layout = Layout(
+            *(item for name in self.Meta.fields for item in (Field(name), field_extras(name)))
+        )
+
+    def clinical_data(self) -> dict[str, object]:
+        return {name: self.cleaned_data[name] for name in self.Meta.fields}
 
 
 class PatientFilterForm(forms.Form):

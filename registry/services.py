@@ -99,13 +99,31 @@ def ensure_unlocked(patient: Patient) -> None:
         )
 
 
-def patient_create(*, user, site, study_id: str, sex: str, age_years: int) -> Patient:
-    """Register a new patient at ``site``; the caller has checked ``site`` is editable."""
+PATIENT_FIELDS = ("study_id", "sex", "age_years")
+
+
+def patient_create(
+    *, user, site, study_id: str, sex: str, age_years: int, confirmations=None
+) -> Patient:
+    """Register a new patient at ``site``; the caller has checked ``site`` is editable.
+
+    An age a warning rule flags is registered only when confirmed (``confirmations``
+    maps the rule's key to the reason, as for :func:`section_save`).
+    """
     patient = Patient(study_id=study_id, site=site, sex=sex, age_years=age_years, created_by=user)
     patient.full_clean()
+    confirmed = _confirm_warnings(
+        patient_id=None,
+        section="patient",
+        values={name: getattr(patient, name) for name in PATIENT_FIELDS},
+        own=set(PATIENT_FIELDS),
+        user=user,
+        confirmations=confirmations,
+    )
     patient._history_user = user
     with transaction.atomic():
         patient.save()
+        _store_confirmations(confirmed, patient, user)
     return patient
 
 
@@ -166,23 +184,24 @@ def section_conflict_merge(
 
 
 def _confirm_warnings(
-    *, instance: Section, user, confirmations: Mapping[str, str] | None
+    *, patient_id, section: str, values, own: set[str], user, confirmations
 ) -> list[WarningConfirmation]:
-    """Confirmations to store for the warnings the section's values raise.
+    """Confirmations to store for the warnings ``values`` raise on the fields ``own``.
 
     A warning already confirmed for the same values (fingerprint) is not asked again;
     one confirmed now needs a reason; any other raises :class:`UnconfirmedWarnings`.
+    The confirmations are returned unsaved (a new patient has no key yet).
     """
-    values = instance.patient.flat_values(override=instance)
-    own = set(instance.clinical_fields())
     raised = rules.warnings(values, fields=own)
     if not raised:
         return []
-    stored = set(
-        WarningConfirmation.objects.filter(
-            patient_id=instance.patient_id, code__in={r.code for r in raised}
-        ).values_list("code", "fingerprint")
-    )
+    stored = set()
+    if patient_id is not None:
+        stored = set(
+            WarningConfirmation.objects.filter(
+                patient_id=patient_id, code__in={r.code for r in raised}
+            ).values_list("code", "fingerprint")
+        )
     confirmations = confirmations or {}
     new, messages, pending = [], {}, []
     for rule in raised:
@@ -193,8 +212,8 @@ def _confirm_warnings(
         if reason:
             new.append(
                 WarningConfirmation(
-                    patient_id=instance.patient_id,
-                    section=instance.key,
+                    patient_id=patient_id,
+                    section=section,
                     code=rule.code,
                     fields=",".join(rule.fields),
                     fingerprint=fingerprint,
@@ -212,6 +231,14 @@ def _confirm_warnings(
     if pending:
         raise UnconfirmedWarnings(messages, warnings=pending)
     return new
+
+
+def _store_confirmations(confirmations: list[WarningConfirmation], patient, user) -> None:
+    for confirmation in confirmations:
+        confirmation.patient = patient
+        confirmation.full_clean()
+        confirmation._history_user = user
+        confirmation.save()
 
 
 @transaction.atomic
@@ -289,14 +316,18 @@ def section_save(
         instance.completed_by = None
         instance.completed_at = None
     instance.full_clean()
-    confirmed = _confirm_warnings(instance=instance, user=user, confirmations=confirmations)
+    confirmed = _confirm_warnings(
+        patient_id=patient.pk,
+        section=model.key,
+        values=patient.flat_values(override=instance),
+        own=set(model.clinical_fields()),
+        user=user,
+        confirmations=confirmations,
+    )
     instance.version = stored_version + 1
     instance._history_user = user
     if reason:
         instance._change_reason = reason
     instance.save()
-    for confirmation in confirmed:
-        confirmation.full_clean()
-        confirmation._history_user = user
-        confirmation.save()
+    _store_confirmations(confirmed, patient, user)
     return instance

@@ -102,7 +102,12 @@ def patient_create(request):
     form = PatientForm(request.POST or None, sites=sites)
     if request.method == "POST" and form.is_valid():
         try:
-            patient = services.patient_create(user=request.user, **form.cleaned_data)
+            patient = services.patient_create(
+                user=request.user, **form.clinical_data(), confirmations=form.confirmations()
+            )
+        except services.UnconfirmedWarnings as error:
+            form.show_warnings(error.warnings)
+            _add_errors(form, error)
         except ValidationError as error:
             _add_errors(form, error)
         else:

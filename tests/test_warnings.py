@@ -257,3 +257,18 @@ def test_the_import_summary_counts_the_warnings_per_code(tmp_path, site_a, capsy
     assert "2 warning(s), imported as they are: age_over_100 2." in out.out
     assert "warning: row 2, column age_years: Age over 100 years" in out.err
     assert Patient.objects.count() == 3
+
+
+def test_registering_a_patient_over_100_asks_for_a_confirmation_of_the_age(client, site_a, nurse):
+    client.force_login(nurse)
+    url = reverse("registry:patient_create")
+    data = {"study_id": "OLD-1", "site": site_a.pk, "sex": "female", "age_years": "104"}
+    page = client.post(url, data)
+    assert page.status_code == 200
+    assert "Age over 100 years" in page.content.decode()
+    assert not Patient.objects.exists()
+    key = "age_over_100__age_years"
+    confirmed = {**data, f"confirm_{key}": "on", f"confirm_{key}_reason": "ID card checked"}
+    assert client.post(url, confirmed).status_code == 302
+    patient = Patient.objects.get(study_id="OLD-1")
+    assert patient.warning_confirmations.get().reason == "ID card checked"

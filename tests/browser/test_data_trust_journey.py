@@ -90,7 +90,9 @@ def test_both_nurses_change_one_field_and_the_second_chooses_explicitly(
     conflict = nurse_b.locator(".registry-conflict")
     expect(conflict).to_contain_text("Now stored: 11")
     expect(conflict).to_contain_text("Your value: 15")
-    screenshot(nurse_b, "conflict-choose", docs="workflow-conflict-choose", clip_to="form.registry-form")
+    screenshot(
+        nurse_b, "conflict-choose", docs="workflow-conflict-choose", clip_to="form.registry-form"
+    )
     # Without a choice the browser does not send the form (the choice is required).
     nurse_b.get_by_role("button", name="Save draft").click()
     expect(nurse_b.locator(".registry-conflict")).to_be_visible()
