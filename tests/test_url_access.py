@@ -126,6 +126,8 @@ URLS: dict[str, Entry] = {
             "action": "attempt",
             "attempt-attempt_date": "2020-08-01",
             "attempt-outcome": "no_answer",
+            # Every account logs the same attempt: the repeat is confirmed.
+            "attempt-confirm_repeat": "on",
         },
     ),
     "registry:mrs_interview": Entry(

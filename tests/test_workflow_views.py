@@ -113,7 +113,7 @@ def test_home_panels_show_due_calls_and_open_queries(nurse, monitor, recent):
     )
     assert "Calls due today" in html
     assert "CT-090" in html
-    assert "door_time" in html
+    assert "Door time" in html  # the field's label, not its column code
 
 
 def test_a_home_panel_counts_its_whole_bucket_and_says_it_shows_the_first(

@@ -414,12 +414,10 @@ class QueryAction(models.TextChoices):
 def query_field_choices() -> list[tuple[str, str]]:
     """Interchange columns a query may point at (patient fields and section fields)."""
 
-    from registry.display import column_label
-
     names = ["study_id", "site", "sex", "age_years"]
     for model in SECTION_MODELS:
         names.extend(model.clinical_fields())
-    return [(name, column_label(name)) for name in names]
+    return [(name, name) for name in names]
 
 
 class DataQuery(models.Model):

@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from registry import rules
 from registry.choices import Sex
+from registry.display import column_label
 from registry.models import (
     ConsentBy,
     ContactOutcome,
@@ -111,7 +112,10 @@ class QueryRaiseForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["field"].choices = query_field_choices()
+        # The nurse and the monitor read labels; the query stores the column.
+        self.fields["field"].choices = [
+            (name, column_label(name)) for name, _code in query_field_choices()
+        ]
 
 
 class QueryMessageForm(forms.Form):
