@@ -106,8 +106,7 @@ def patient_create(request):
                 user=request.user, **form.clinical_data(), confirmations=form.confirmations()
             )
         except services.UnconfirmedWarnings as error:
-            form.show_warnings(error.warnings)
-            _add_errors(form, error)
+            _show_warnings(form, error)
         except ValidationError as error:
             _add_errors(form, error)
         else:
@@ -240,8 +239,7 @@ def section_edit(request, pk, section_key):
             except services.StaleVersion as error:
                 form = _merged_form(request, patient, model, form, error, notes, complete)
             except services.UnconfirmedWarnings as error:
-                form.show_warnings(error.warnings)
-                _add_errors(form, error)
+                _show_warnings(form, error)
             except ValidationError as error:
                 _add_errors(form, error)
             else:
@@ -307,6 +305,18 @@ def _locked_page(request, patient, model, lock):
         "registry/locked.html",
         {"patient": patient, "lock": lock, "typed": typed, "section_tabs": section_tabs()},
         status=403,
+    )
+
+
+def _show_warnings(form, error: services.UnconfirmedWarnings) -> None:
+    """The warnings next to their fields, each with its confirmation; nothing saved."""
+    form.show_warnings(error.warnings)
+    form.add_error(
+        None,
+        _(
+            "Nothing was saved: some values look unusual (marked \"Please check\" below). "
+            "Correct them, or confirm each one with a reason."
+        ),
     )
 
 
