@@ -309,15 +309,16 @@ def _locked_page(request, patient, model, lock):
 
 
 def _show_warnings(form, error: services.UnconfirmedWarnings) -> None:
-    """The warnings next to their fields, each with its confirmation; nothing saved."""
+    """Each warning in a box next to its field, with the confirmation; nothing saved."""
     form.show_warnings(error.warnings)
-    form.add_error(
-        None,
-        _(
-            "Nothing was saved: some values look unusual (marked \"Please check\" below). "
-            "Correct them, or confirm each one with a reason."
-        ),
-    )
+    for name in form.warnings_shown:
+        form.add_error(
+            name,
+            ValidationError(
+                _("Unusual value: correct it, or confirm it below with a reason."),
+                code="unconfirmed_warning",
+            ),
+        )
 
 
 def _add_errors(form, error: ValidationError) -> None:
