@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -192,12 +193,25 @@ DATE_FIELDS = (
 )
 
 
+_CLOCK: list = [float("-inf"), None, None]  # read at (monotonic), now, local today
+
+
+def _clock() -> tuple[dt.datetime, dt.date]:
+    """Now and the registry's local date, read at most once a second: an import checks
+    seven dates of every row against them (reading the clock each time cost more than
+    all the other warnings together)."""
+    moment = time.monotonic()
+    if moment - _CLOCK[0] > 1.0:
+        now = timezone.now()
+        _CLOCK[:] = [moment, now, now.astimezone(timezone.get_default_timezone()).date()]
+    return _CLOCK[1], _CLOCK[2]
+
+
 def _not_in_future(name: str):
     def check(v):
         value = v[name]
-        if isinstance(value, dt.datetime):
-            return value <= timezone.now()
-        return value <= timezone.localdate(timezone=timezone.get_default_timezone())
+        now, today = _clock()
+        return value <= (now if isinstance(value, dt.datetime) else today)
 
     return check
 
