@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from operator import itemgetter
 
 from django.conf import settings
@@ -91,6 +92,7 @@ class NewPatient:
     sections: dict[type[Section], dict] = field(default_factory=dict)
 
 
+@cache  # asked once per field of every table a writer opens
 def record_columns(model: type[models.Model]) -> tuple[str, ...]:
     """The columns a record of ``model`` carries (besides a key the caller numbers)."""
     if issubclass(model, Section):
