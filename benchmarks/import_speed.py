@@ -42,7 +42,8 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from registry import demo, interchange  # noqa: E402
+from registry import demo  # noqa: E402
+from registry.interchange import columns as interchange  # noqa: E402
 from registry.interchange.importer import registry_import  # noqa: E402
 from registry.models import SECTION_MODELS, Patient, Site, User  # noqa: E402
 

@@ -11,7 +11,7 @@ Speed (benchmarks/import_speed.py): the stored state of the file's patients is
 read in one query per batch; each row is validated by ``full_clean()`` on one
 reused instance per model, each field's ``clean()`` running once per distinct
 value (``_Validator``); records and their history rows are written as parameter
-rows, by ``executemany`` or, on PostgreSQL, binary ``COPY``.
+rows by ``registry.models.bulk`` (``executemany``, or binary ``COPY`` on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -22,27 +22,15 @@ import io
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from operator import itemgetter
 from pathlib import Path
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.db import connection, models, transaction
+from django.core.exceptions import ValidationError
+from django.db import models
 from django.utils import timezone
 
 from registry import rules
 from registry.choices import SectionStatus
-from registry.models import (
-    SECTION_MODELS,
-    FollowUp,
-    Patient,
-    PatientLock,
-    Section,
-    Site,
-    mrs_3m_missing_of,
-    patients_refresh_stored,
-    sections_complete_of,
-)
+from registry.models import SECTION_MODELS, Patient, PatientLock, Section, Site, bulk
 
 from . import columns as interchange
 
@@ -489,12 +477,6 @@ class _Planner:
                 (planned.sections_new if old is None else planned.sections_changed).append(
                     (model, found)
                 )
-        if planned.new and record is not None:
-            followup = next((r for m, r in planned.sections_new if m is FollowUp), None)
-            record["mrs_3m_missing"] = mrs_3m_missing_of(followup)
-            record["sections_complete"] = sections_complete_of(
-                {m.key: r["status"] for m, r in planned.sections_new}
-            )
         return planned, problems
 
     def _patient_diff(self, stored: tuple, site, sex, age_years) -> list[FieldChange]:
@@ -742,247 +724,36 @@ def _write(planned: list[_Planned], new_sites: dict[str, Site], user, reason: st
     """Insert and update the planned records and their history rows, in one transaction.
 
     What ``bulk_create_with_history`` / ``bulk_update_with_history`` write, without
-    building a model and a historical model instance per record: records go to
-    the database as parameter rows (``executemany``; ``COPY`` on PostgreSQL).
+    building a model and a historical model instance per record
+    (``registry.models.bulk``).
     """
-    now = timezone.now()
-    history = {
-        "history_date": now,
-        "history_change_reason": reason,
-        "history_user_id": user.pk if user is not None else None,
-    }
-    with transaction.atomic():
+    attribution = bulk.Attribution(user=user, reason=reason)
+    with bulk.writing(attribution=attribution) as writer:
         for site in new_sites.values():
             site.save()
         for plan in planned:
             if plan.patient is not None:
                 plan.patient["site_id"] = plan.site.pk  # a new site has its key now
-
-        writer = _Table(Patient, history)
-        created = [p for p in planned if p.new]
-        if created:
-            for plan in created:
-                plan.patient["created_at"] = now
-            writer.insert([p.patient for p in created])
-            _patient_keys(created)
-            for plan in created:
-                plan.patient["id"] = plan.pk
-            writer.history([p.patient for p in created], "+")
-        changed = [p.patient for p in planned if not p.new and p.patient is not None]
-        if changed:
-            writer.update(changed, ["site_id", "sex", "age_years"], "id")
-            writer.history(changed, "~")
-
+        writer.patients_insert(
+            patients=[bulk.NewPatient(p.patient, dict(p.sections_new)) for p in planned if p.new]
+        )
+        stored = [plan for plan in planned if not plan.new]
+        writer.update(
+            model=Patient,
+            records=[plan.patient for plan in stored if plan.patient is not None],
+            columns=("site_id", "sex", "age_years"),
+        )
         for model in SECTION_MODELS:
-            writer = _Table(model, history)
-            records = []
-            for plan in planned:
-                for section_model, record in plan.sections_new:
-                    if section_model is model:
-                        record["patient_id"], record["updated_at"] = plan.pk, now
-                        records.append(record)
-            if records:
-                writer.insert(records)
-                writer.history(records, "+")
-            records = []
-            for plan in planned:
-                for section_model, record in plan.sections_changed:
-                    if section_model is model:
-                        record["patient_id"], record["updated_at"] = plan.pk, now
-                        records.append(record)
-            if records:
-                columns = [a for a in writer.columns if a != "patient_id"]
-                writer.update(records, columns, "patient_id")
-                writer.history(records, "~")
-        # Written without Section.save(): what the stored patients' sections now say (a
-        # new patient's columns were written with it, by mrs_3m_missing_of and
-        # sections_complete_of).
-        patients_refresh_stored(
-            patient_ids=[
-                plan.pk
-                for plan in planned
-                if not plan.new and (plan.sections_new or plan.sections_changed)
-            ]
-        )
+            writer.insert(model=model, records=_section_records(stored, "sections_new", model))
+            writer.update(model=model, records=_section_records(stored, "sections_changed", model))
 
 
-def _patient_keys(planned: list[_Planned]) -> None:
-    """Set the primary keys of freshly inserted patients (one query per batch)."""
-    keys = {}
-    study_ids = [p.study_id for p in planned]
-    for start in range(0, len(study_ids), BATCH):
-        chunk = study_ids[start : start + BATCH]
-        keys.update(Patient.objects.filter(study_id__in=chunk).values_list("study_id", "pk"))
+def _section_records(planned: list[_Planned], which: str, model: type[Section]) -> list[dict]:
+    """The records of ``model`` in each plan's ``which`` sections, with their patient."""
+    records = []
     for plan in planned:
-        plan.pk = keys[plan.study_id]
-
-
-HISTORY_OWN = ("history_date", "history_change_reason", "history_type", "history_user_id")
-PLAIN_TYPES = {  # values the database driver takes as they are (after the field's clean())
-    "AutoField",
-    "BigAutoField",
-    "BigIntegerField",
-    "BooleanField",
-    "CharField",
-    "ForeignKey",
-    "IntegerField",
-    "OneToOneField",
-    "PositiveBigIntegerField",
-    "PositiveIntegerField",
-    "PositiveSmallIntegerField",
-    "SlugField",
-    "SmallIntegerField",
-    "TextField",
-}
-
-
-def _to_db(field: models.Field):
-    """``get_db_prep_save`` for a cleaned value of ``field``; None when it is the value."""
-    kind = field.get_internal_type()
-    if kind in PLAIN_TYPES:
-        return None
-    postgresql = connection.vendor == "postgresql"  # psycopg adapts dates and aware date-times
-    if kind == "DateTimeField":
-        adapt = connection.ops.adapt_datetimefield_value
-
-        def datetime_to_db(value):
-            if value is None:
-                return None
-            if value.utcoffset() is None:  # naive: the field makes it aware (and warns)
-                return field.get_db_prep_save(value, connection)
-            return value if postgresql else adapt(value)
-
-        return datetime_to_db
-    if kind == "DateField":
-        if postgresql:
-            return None
-        adapt = connection.ops.adapt_datefield_value
-        return lambda value: None if value is None else adapt(value)
-    return lambda value: field.get_db_prep_save(value, connection)
-
-
-class _Table:
-    """Writes records (field values keyed by attname) of one model, and their history.
-
-    ``insert`` and ``update`` convert the records to database values in place;
-    ``history`` then writes the same records with the history's own columns.
-    """
-
-    def __init__(self, model: type[models.Model], history: dict):
-        self.model = model
-        fields = model._meta.concrete_fields
-        self.columns = [f.attname for f in fields if not isinstance(f, models.AutoField)]
-        self.converters = [(f.attname, c) for f in fields if (c := _to_db(f)) is not None]
-        history_model = model.history.model
-        history_fields = [
-            f for f in history_model._meta.concrete_fields if not isinstance(f, models.AutoField)
-        ]
-        own = [f for f in history_fields if f.attname in HISTORY_OWN]
-        self.tracked = [f.attname for f in history_fields if f.attname not in HISTORY_OWN]
-        unknown = set(self.tracked) - {f.attname for f in fields}
-        if unknown or len(own) != len(HISTORY_OWN):  # a history this writer does not know
-            raise ImproperlyConfigured(f"the import cannot write {history_model.__name__}")
-        self.history_table = history_model._meta.db_table
-        self.history_columns = [*self.tracked, *(f.attname for f in own)]
-        by_attname = {f.attname: f for f in history_fields}
-        self.type_of = {f.attname: _db_type(f) for f in fields}
-        self.types = [self.type_of[a] for a in self.columns]
-        self.history_types = [_db_type(by_attname[a]) for a in self.history_columns]
-        self.history_own = {
-            kind: tuple(
-                f.get_db_prep_save(
-                    kind if f.attname == "history_type" else history[f.attname], connection
-                )
-                for f in own
-            )
-            for kind in ("+", "~")
-        }
-        self.enabled = getattr(settings, "SIMPLE_HISTORY_ENABLED", True)
-
-    def _to_db(self, records: list[dict]) -> None:
-        for record in records:
-            for attname, convert in self.converters:
-                if attname in record:
-                    record[attname] = convert(record[attname])
-
-    def insert(self, records: list[dict]) -> None:
-        self._to_db(records)
-        rows = _values(records, self.columns)
-        _insert(self.model._meta.db_table, self.columns, rows, self.types)
-
-    def update(self, records: list[dict], columns: list[str], key: str) -> None:
-        self._to_db(records)
-        rows = _values(records, [*columns, key])
-        _update(self.model._meta.db_table, columns, key, rows, self.type_of)
-
-    def history(self, records: list[dict], history_type: str) -> None:
-        """The history rows of records just inserted (``+``) or updated (``~``)."""
-        if not self.enabled:
-            return
-        own = self.history_own[history_type]
-        rows = [row + own for row in _values(records, self.tracked)]
-        _insert(self.history_table, self.history_columns, rows, self.history_types)
-
-
-def _db_type(field: models.Field) -> str:
-    """The column's type name as PostgreSQL's binary COPY wants it (no length)."""
-    name = field.db_type(connection) or ""
-    name = name.split("(")[0].strip()
-    return {"timestamp with time zone": "timestamptz", "double precision": "float8"}.get(name, name)
-
-
-def _values(records: list[dict], columns: list[str]) -> list[tuple]:
-    get = itemgetter(*columns)
-    if len(columns) == 1:
-        return [(get(record),) for record in records]
-    return list(map(get, records))
-
-
-def _insert(table: str, columns: list[str], rows: list[tuple], types: list[str]) -> None:
-    """INSERT the rows: binary ``COPY`` on PostgreSQL (``types`` of the columns), else
-    ``executemany``."""
-    quote = connection.ops.quote_name
-    names = ", ".join(quote(c) for c in columns)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            sql = f"COPY {quote(table)} ({names}) FROM STDIN (FORMAT BINARY)"
-            with cursor.cursor.copy(sql) as copy:
-                copy.set_types(types)
-                for row in rows:
-                    copy.write_row(row)
-            return
-        sql = f"INSERT INTO {quote(table)} ({names}) VALUES ({', '.join(['%s'] * len(columns))})"
-        for start in range(0, len(rows), 2000):
-            cursor.executemany(sql, rows[start : start + 2000])
-
-
-def _update(table: str, columns: list[str], key: str, rows: list[tuple], types: dict) -> None:
-    """UPDATE the rows by ``key`` (the last value of each row): on PostgreSQL one
-    ``UPDATE ... FROM`` a temporary table filled by binary ``COPY``, else ``executemany``."""
-    quote = connection.ops.quote_name
-    names = [*columns, key]
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            temp = quote(f"import_{table}")
-            listed = ", ".join(quote(c) for c in names)
-            cursor.execute(
-                f"CREATE TEMPORARY TABLE {temp} ON COMMIT DROP AS "
-                f"SELECT {listed} FROM {quote(table)} WITH NO DATA"
-            )
-            sql = f"COPY {temp} ({listed}) FROM STDIN (FORMAT BINARY)"
-            with cursor.cursor.copy(sql) as copy:
-                copy.set_types([types[c] for c in names])
-                for row in rows:
-                    copy.write_row(row)
-            assignments = ", ".join(f"{quote(c)} = {temp}.{quote(c)}" for c in columns)
-            cursor.execute(
-                f"UPDATE {quote(table)} SET {assignments} FROM {temp} "
-                f"WHERE {quote(table)}.{quote(key)} = {temp}.{quote(key)}"
-            )
-            cursor.execute(f"DROP TABLE {temp}")
-            return
-        sql = "UPDATE {} SET {} WHERE {} = %s".format(
-            quote(table), ", ".join(f"{quote(c)} = %s" for c in columns), quote(key)
-        )
-        for start in range(0, len(rows), 2000):
-            cursor.executemany(sql, rows[start : start + 2000])
+        for section_model, record in getattr(plan, which):
+            if section_model is model:
+                record["patient_id"] = plan.pk
+                records.append(record)
+    return records
