@@ -104,7 +104,7 @@ def section_save(
     version the user's form was built from (0 for a section not yet started); a
     different stored version means someone else saved in between and is refused.
     """
-    ensure_unlocked(patient)  # a locked record is read-only for everyone (issue 5)
+    ensure_unlocked(patient)  # a locked record is read-only for everyone
     model = SECTIONS_BY_KEY[section_key]
     unknown = set(data) - set(model.clinical_fields())
     if unknown:

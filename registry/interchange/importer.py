@@ -422,7 +422,7 @@ class _Planner:
 
 
 def _locked_problems(planned: list[_Planned]) -> list[Problem]:
-    """A locked record (issue 5's data lock) is not changed by an import either."""
+    """A locked record is not changed by an import either."""
     changing = {p.pk: p for p in planned if not p.new and p.changes}
     keys = sorted(changing)
     locked = set()

@@ -1,4 +1,4 @@
-"""Import, export and data-dictionary pages (issue 3). Thin: access -> form -> service.
+"""Import, export and data-dictionary pages. Thin: access -> form -> service.
 
 The import is two-step: the upload is validated as a dry run and previewed
 (problems, or the counts of patients to create and change); only the
