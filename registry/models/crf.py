@@ -219,13 +219,13 @@ class Patient(models.Model):
         related_name="+",
     )
     # Stored, not only derived: "no 3-month mRS recorded" includes patients *lacking* a
-    # follow-up row, which no index finds, so the follow-up worklist read every patient
-    # of the site (300-350 ms at 1,000,000 patients; docs/performance.md). Defined by
+    # follow-up row, which no index finds, so the follow-up worklist would read every
+    # patient of the site. Defined by
     # STORED below; kept by Section.save() / delete() and registry.models.bulk.
     mrs_3m_missing = models.BooleanField(_("3-month mRS missing"), default=True, editable=False)
     # Stored for the same reason: "section incomplete" includes patients *lacking* the
-    # section's row (the list's filter read every patient of the site: 0.2-1.9 s at
-    # 1,000,000 patients). One bit per complete section (section_bit()); defined by
+    # section's row (the list's filter would read every patient of the site). One bit
+    # per complete section (section_bit()); defined by
     # STORED below; kept by Section.save() / delete() and registry.models.bulk.
     sections_complete = models.PositiveSmallIntegerField(
         _("complete sections"), default=0, editable=False
@@ -236,8 +236,8 @@ class Patient(models.Model):
         ordering = ["study_id"]
         verbose_name = _("patient")
         indexes = [
-            # The nurse's patient list filters by site and orders by study ID: at 1,000,000
-            # patients this turns a 46-82 ms filtered scan into 0.8 ms (docs/performance.md).
+            # The nurse's patient list filters by site and orders by study ID: a page is
+            # read from the index instead of filtering a scan of every patient.
             models.Index(fields=["site", "study_id"], name="patient_site_study_id_idx"),
             # The follow-up worklist: the few patients of a site still without the mRS.
             models.Index(

@@ -332,8 +332,8 @@ def worklist(user, today: dt.date | None = None) -> dict[str, list[WorklistItem]
         .filter(mrs_3m_missing=True)
         .exclude(exclusion__active=True)
         # Only what the buckets and the worklist tables read, the related values as
-        # annotations: building a patient, its site, admission and complications
-        # instances for each of 949 patients took ~50-100 ms at 1,000,000 patients.
+        # annotations, rather than a patient, site, admission and complications instance
+        # per patient on the list.
         .only("study_id")
         .annotate(
             w_site_code=F("site__code"),
