@@ -23,7 +23,9 @@ import numpy as np
 import pandas as pd
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import (
+    DurationField,
     Exists,
+    ExpressionWrapper,
     F,
     FloatField,
     Func,
@@ -33,7 +35,7 @@ from django.db.models import (
     Value,
 )
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Cast, Coalesce, TruncDate
 from django.utils import timezone
 
 from registry import access
@@ -46,8 +48,9 @@ except ImportError:  # pragma: no cover - a registry without the replica router
         return DEFAULT_DB_ALIAS
 
 
-from registry.derived import intervals
+from registry.derived import MRS_3M_FLAGS, intervals
 from registry.models import Patient, PatientExclusion, PatientExclusionReason, ScreeningEntry
+from registry.rules import FOLLOWUP_DAYS
 from registry.workflow.services import screening_counts
 
 from . import exposures as ex
@@ -65,15 +68,22 @@ from .cells import (
 )
 from .flow import ENROLMENT_COLUMNS, enrolment_annotations, enrolment_counts, flow_from
 
+# The raw column of the 3-month mRS (cells.RAW_COLUMNS).
+MRS_3M_RAW = "mrs_month3"
+
 
 @dataclass(frozen=True)
 class Filters:
-    """What the investigator asked for: site code, door-date range, circulation."""
+    """What the investigator asked for: site code, door-date range, circulation, and
+    how a 3-month mRS assessed outside the follow-up window counts
+    (``followup_window``: ``"as_recorded"``, as the study did, or ``"strict"``: as
+    missing, for a sensitivity analysis)."""
 
     site: str | None = None
     date_from: dt.date | None = None
     date_to: dt.date | None = None
     circulation: str | None = None
+    followup_window: str = "as_recorded"
 
     def as_contract(self) -> dict[str, object]:
         """The ``filters`` object of the JSON contract."""
@@ -87,7 +97,17 @@ class Filters:
     def as_query(self) -> dict[str, str]:
         """The filters as GET parameters (the report form's field names)."""
         values = {key: value for key, value in asdict(self).items() if value}
+        if values.get("followup_window") == WINDOW_AS_RECORDED:
+            del values["followup_window"]  # the default: not spelt out in links
         return {key: str(value) for key, value in values.items()}
+
+    @property
+    def strict_window(self) -> bool:
+        return self.followup_window == WINDOW_STRICT
+
+
+WINDOW_AS_RECORDED, WINDOW_STRICT = "as_recorded", "strict"
+FOLLOWUP_WINDOW_CHOICES = (WINDOW_AS_RECORDED, WINDOW_STRICT)
 
 
 def _day_start(day: dt.date) -> dt.datetime:
@@ -319,6 +339,7 @@ class Layout:
     raw: tuple[str, ...] = tuple(RAW_COLUMNS)
     continuous: bool = True
     enrolment: bool = False
+    followup: bool = False  # the days from onset (door) to the 3-month follow-up
 
     @classmethod
     def for_conditions(cls, conditions: Iterable[Cond]) -> Layout:
@@ -335,6 +356,7 @@ class Layout:
             **{f"r_{name}": F(RAW_COLUMNS[name]) for name in self.raw},
             **(_continuous_annotations() if self.continuous else {}),
             **(enrolment_annotations() if self.enrolment else {}),
+            **({"f_followup_days": _followup_days()} if self.followup else {}),
         }
 
     @property
@@ -345,11 +367,23 @@ class Layout:
             *(f"r_{name}" for name in self.raw),
             *((f"c_{key}" for key in ex.CONTINUOUS) if self.continuous else ()),
             *(ENROLMENT_COLUMNS if self.enrolment else ()),
+            *(("f_followup_days",) if self.followup else ()),
         ]
 
 
+def _followup_days() -> Seconds:
+    """Days from the local date of onset (of the door without onset) to the follow-up,
+    as ``registry.rules.followup_window`` counts them."""
+    start = TruncDate(
+        Coalesce(F("admission__onset_time"), F("admission__door_time")),
+        tzinfo=timezone.get_default_timezone(),
+    )
+    span = ExpressionWrapper(F("followup__followup_date") - start, output_field=DurationField())
+    return Seconds(span) / 86400.0
+
+
 FULL = Layout()
-ANALYSIS = Layout(enrolment=True)
+ANALYSIS = Layout(enrolment=True, followup=True)
 
 
 @dataclass
@@ -366,7 +400,27 @@ class PatientColumns:
     flags: dict[str, np.ndarray]
     raw: dict[str, object]
     continuous: dict[str, np.ndarray]
+    # Days from onset (door) to the follow-up date, NaN when unknown (ANALYSIS only).
+    followup_days: np.ndarray | None = None
     _masks: dict[tuple, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def followup_in_window(self, window: int) -> np.ndarray:
+        """True / False per patient, the follow-up date inside 90 ± ``window`` days
+        (``registry.rules.followup_in_window``); False also when unknown."""
+        days = self.followup_days
+        return np.abs(days - FOLLOWUP_DAYS) <= window  # NaN compares False
+
+    def without_mrs_3m(self, drop: np.ndarray) -> PatientColumns:
+        """These columns with the 3-month mRS of the ``drop`` patients not recorded
+        (the strict follow-up window's sensitivity analysis)."""
+        flags = dict(self.flags)
+        for key in MRS_3M_FLAGS:
+            if key in flags:
+                flags[key] = np.where(drop, UNRECORDED, flags[key]).astype(np.uint8)
+        raw = dict(self.raw)
+        if MRS_3M_RAW in raw:
+            raw[MRS_3M_RAW] = np.where(drop, np.nan, raw[MRS_3M_RAW])
+        return PatientColumns(self.n, flags, raw, self.continuous, self.followup_days)
 
     def mask(self, condition: Cond) -> np.ndarray:
         if condition.key not in self._masks:
@@ -504,4 +558,7 @@ def _columns_from(frame: pd.DataFrame, layout: Layout) -> PatientColumns:
     continuous = {
         key: frame[f"c_{key}"].to_numpy(dtype=float) for key in ex.CONTINUOUS if layout.continuous
     }
-    return PatientColumns(n=len(frame), flags=flags, raw=raw, continuous=continuous)
+    days = frame["f_followup_days"].to_numpy(dtype=float) if layout.followup else None
+    return PatientColumns(
+        n=len(frame), flags=flags, raw=raw, continuous=continuous, followup_days=days
+    )

@@ -34,6 +34,14 @@ class ReportFilterForm(forms.Form):
             ("wald", _("Wald test of ln RR (as the paper)")),
         ],
     )
+    followup_window = forms.ChoiceField(
+        label=_("3-month mRS outside the window"),
+        required=False,
+        choices=[
+            ("as_recorded", _("Counted (as the study did)")),
+            ("strict", _("Missing (sensitivity analysis)")),
+        ],
+    )
     covariates = forms.MultipleChoiceField(
         label=_("Regression covariates"),
         required=False,
@@ -70,6 +78,7 @@ class ReportFilterForm(forms.Form):
             date_from=data.get("date_from"),
             date_to=data.get("date_to"),
             circulation=data.get("circulation") or None,
+            followup_window=data.get("followup_window") or "as_recorded",
         )
         covariates = list(data.get("covariates") or default_covariates())
         return filters, data.get("p_method") or "fisher", covariates

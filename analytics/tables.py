@@ -15,6 +15,7 @@ import dataclasses
 from django.conf import settings
 from django.utils import timezone
 
+from registry import rules
 from registry.workflow.services import screening_counts
 
 from . import cells, contract, datasets, stats
@@ -294,6 +295,7 @@ def study_tables(
     # Every count, the continuous values, the regression's design and the flow chart's
     # enrolled patients: one query; the screening log: a second.
     columns, enrolment = datasets.fetch_analysis(user, filters)
+    columns, followup_counts = followup_window(columns, strict=filters.strict_window)
     counts = cells.count_columns(columns, cells.all_cells(cells.TABLES))
     continuous = columns.continuous
     flow = flow_from(screening_counts(datasets.screening(user, filters)), enrolment)
@@ -312,11 +314,46 @@ def study_tables(
         "outcomes": outcomes(counts),
         "occlusion_sites": occlusion_sites(counts),
         "flow": flow,
+        "followup": followup_counts,
     }
     if include_regression:
         design = columns.binary([ex.TABLE1_OUTCOME, *covariates])
         result["regression"] = regression(design, covariates)
     return result
+
+
+def followup_window(columns, *, strict: bool) -> tuple[object, dict[str, int]]:
+    """The ``followup`` object of the contract, and the columns the tables count.
+
+    Parameters
+    ----------
+    columns : datasets.PatientColumns
+        The analysis set, with the follow-up days (``datasets.ANALYSIS``).
+    strict : bool
+        False counts every recorded 3-month mRS, as the study did; True counts an
+        mRS whose follow-up date lies outside 90 days ± ``rules.window_days()`` as
+        not recorded (a sensitivity analysis).
+
+    Returns
+    -------
+    columns, dict
+        The columns to count, and ``{"in_window", "out_of_window", "window_days"}``:
+        patients with a recorded 3-month mRS whose follow-up date is inside or
+        outside the window (a follow-up or onset and door date unknown: neither).
+    """
+    import numpy as np
+
+    window = rules.window_days()
+    recorded = ~np.isnan(columns.raw[datasets.MRS_3M_RAW])
+    known = ~np.isnan(columns.followup_days)
+    inside = columns.followup_in_window(window)
+    outside = recorded & known & ~inside
+    counts = {
+        "in_window": int(np.count_nonzero(recorded & inside)),
+        "out_of_window": int(np.count_nonzero(outside)),
+        "window_days": window,
+    }
+    return (columns.without_mrs_3m(outside) if strict else columns), counts
 
 
 def figure_data(user=None, filters: Filters | None = None) -> dict[str, object]:

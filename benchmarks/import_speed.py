@@ -1,7 +1,7 @@
 """Import speed: N synthetic rows through ``registry_import``; prints rows per second.
 
-Targets: 10,000 rows in under 30 s on SQLite on a 2-core machine (issue 3);
-at least 2,000 rows/s on PostgreSQL (issue 7).
+Targets: 10,000 rows in under 30 s on SQLite on a 2-core machine; at least 2,000
+rows/s on PostgreSQL.
 
     .venv/bin/python benchmarks/import_speed.py [--rows N] [--keep]
     DATABASE_URL=postgres://... .venv/bin/python benchmarks/import_speed.py --rows 10000
@@ -42,7 +42,8 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from registry import demo, interchange  # noqa: E402
+from registry import demo  # noqa: E402
+from registry.interchange import columns as interchange  # noqa: E402
 from registry.interchange.importer import registry_import  # noqa: E402
 from registry.models import SECTION_MODELS, Patient, Site, User  # noqa: E402
 

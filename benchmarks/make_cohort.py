@@ -18,18 +18,18 @@ model rule; a few unknown onsets, follow-ups not yet due and patients lost to
 follow-up, as in real registries). ``--check`` (default 200) re-reads that many
 random patients through the ORM and runs ``full_clean()`` on every record as a proof.
 
-Rows are written without the ORM: PostgreSQL through ``COPY ... FROM STDIN``
-(psycopg 3 ``cursor.copy()``), SQLite through ``executemany`` in one
-transaction. The django-simple-history tables are *not* filled: a benchmark
-cohort has no edit history (a real registry's history tables grow with edits,
-not with the number of patients, and no page or table reads them in bulk).
+Rows are written without the ORM, in one transaction, by ``registry.models.bulk``
+(binary ``COPY`` on PostgreSQL, ``executemany`` on SQLite), which also computes
+each patient's stored columns from its sections. The django-simple-history tables
+are *not* filled: a benchmark cohort has no edit history (a real registry's
+history tables grow with edits, not with the number of patients, and no page or
+table reads them in bulk).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
 import sys
 import time
 from pathlib import Path
@@ -110,77 +110,68 @@ def _bookkeeping(cols: Columns, complete: np.ndarray) -> None:
 # --- writing -------------------------------------------------------------------
 
 
-def _strings(cols: Columns, name: str, now_text: str, vendor: str) -> pd.Series:
-    """One column as database literals (None for NULL)."""
+def _python(cols: Columns, name: str, now: dt.datetime) -> list:
+    """One column as the values of its model field (None for NULL)."""
     kind, values, null = cols.kinds[name], cols.values[name], cols.nulls[name]
     if kind == "now":
-        out = pd.Series([now_text] * cols.n, dtype=object)
+        out = [now] * cols.n
     elif kind == "datetime":
         from django.conf import settings
 
-        utc = (
-            pd.DatetimeIndex(values.astype("datetime64[s]"))
-            .tz_localize(settings.TIME_ZONE)
-            .tz_convert("UTC")
-        )
-        suffix = "+00" if vendor == "postgresql" else ""
-        out = pd.Series(utc.strftime("%Y-%m-%d %H:%M:%S" + suffix), dtype=object)
+        local = pd.DatetimeIndex(values.astype("datetime64[s]")).tz_localize(settings.TIME_ZONE)
+        out = list(local.tz_convert("UTC").to_pydatetime())
     elif kind == "date":
-        out = pd.Series(np.datetime_as_string(values, unit="D"), dtype=object)
+        out = values.astype("datetime64[D]").tolist()
     elif kind == "bool":
-        if vendor == "postgresql":
-            out = pd.Series(np.where(values, "t", "f"), dtype=object)
-        else:
-            out = pd.Series(values.astype(np.int64), dtype=object)
+        out = values.astype(bool).tolist()
     elif kind == "int":
-        out = pd.Series(values.astype(np.int64).tolist(), dtype=object)
+        out = values.astype(np.int64).tolist()
     else:
-        out = pd.Series(values, dtype=object)
+        out = list(values)
     if null is not None:
-        out[null] = None
+        for index in np.flatnonzero(null).tolist():
+            out[index] = None
     return out
 
 
-def frame(model, cols: Columns, now: dt.datetime, vendor: str) -> pd.DataFrame:
-    """The table's rows in column order; fields not generated get their default or NULL."""
-    if vendor == "postgresql":
-        now_text = now.strftime("%Y-%m-%d %H:%M:%S.%f+00")
-    else:
-        now_text = now.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-    from django.db.models import AutoField
+def records(model, cols: Columns, now: dt.datetime) -> list[dict]:
+    """The table's rows as records for registry.models.bulk; a column not generated
+    gets the field's default, or NULL."""
+    from registry.models import bulk
 
-    data = {}
-    for field in model._meta.concrete_fields:
-        if isinstance(field, AutoField) and field.column not in cols.values:
-            continue  # numbered by the database
-        if field.column in cols.values:
-            data[field.column] = _strings(cols, field.column, now_text, vendor)
+    key = model._meta.pk.attname
+    names = [key] if key in cols.values else []
+    names += [name for name in bulk.record_columns(model) if name != key]
+    fields = {f.attname: f for f in model._meta.concrete_fields}
+    columns = []
+    for name in names:
+        field = fields[name]
+        if name in cols.values:
+            columns.append(_python(cols, name, now))
         elif field.has_default() and not callable(field.default):
-            data[field.column] = pd.Series([field.get_default()] * cols.n, dtype=object)
+            columns.append([field.get_default()] * cols.n)
         elif field.null:
-            data[field.column] = pd.Series([None] * cols.n, dtype=object)
+            columns.append([None] * cols.n)
         else:
-            raise SystemExit(f"make_cohort: no generator for required {model.__name__}.{field}")
-    return pd.DataFrame(data)
+            raise SystemExit(f"make_cohort: no generator for required {model.__name__}.{name}")
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
-def write_postgresql(connection, table: str, df: pd.DataFrame) -> None:
-    buffer = io.StringIO()
-    # NULL as \N: an empty field is then an empty string (a blank note), not NULL.
-    df.to_csv(buffer, header=False, index=False, na_rep="\\N")
-    columns = ", ".join(connection.ops.quote_name(c) for c in df.columns)
-    sql = f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(sql) as copy:
-            copy.write(buffer.getvalue())
+def new_patients(tables: dict[str, Columns], now: dt.datetime) -> list:
+    """The patients of ``tables`` with their sections, for ``Writer.patients_insert``."""
+    from registry.models import SECTION_MODELS, Patient, bulk
 
-
-def write_sqlite(connection, table: str, df: pd.DataFrame) -> None:
-    columns = ", ".join(connection.ops.quote_name(c) for c in df.columns)
-    marks = ", ".join("?" * len(df.columns))
-    rows = zip(*(df[c].tolist() for c in df.columns), strict=True)
-    with connection.cursor() as cursor:
-        cursor.cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+    sections = {
+        model: {r["patient_id"]: r for r in records(model, tables[model.__name__], now)}
+        for model in SECTION_MODELS
+    }
+    return [
+        bulk.NewPatient(
+            patient,
+            {m: rows[patient["id"]] for m, rows in sections.items() if patient["id"] in rows},
+        )
+        for patient in records(Patient, tables["Patient"], now)
+    ]
 
 
 def ensure_sites(k: int):
@@ -194,38 +185,31 @@ def ensure_sites(k: int):
 
 def make_cohort(n: int, sites: int = 20, seed: int = 7, quiet: bool = False) -> float:
     """Append ``n`` patients; returns the seconds taken."""
-    from django.core.management.color import no_style
-    from django.db import connection, transaction
+    from django.db import connection
     from django.db.models import Max
-    from django.utils import timezone
 
-    from registry.models import SECTION_MODELS, Patient, PatientExclusion, ScreeningEntry
+    from registry.models import SECTION_MODELS, Patient, PatientExclusion, ScreeningEntry, bulk
 
     started = time.perf_counter()
     vendor = connection.vendor
     site_ids, site_codes = ensure_sites(sites)
     first = (Patient.objects.aggregate(m=Max("id"))["m"] or 0) + 1
     models = {m.__name__: m for m in (Patient, *SECTION_MODELS, ScreeningEntry, PatientExclusion)}
-    writer = write_postgresql if vendor == "postgresql" else write_sqlite
-    now = timezone.now().astimezone(dt.UTC)
     rng = np.random.default_rng([seed, first])
-    with transaction.atomic():
-        if vendor == "sqlite":
-            with connection.cursor() as cursor:
-                cursor.execute("PRAGMA defer_foreign_keys = ON")
+    # No attribution: the cohort's history tables stay empty.
+    with bulk.writing() as writer:
         done = 0
         while done < n:
             size = min(CHUNK, n - done)
             tables = generate(rng, size, first + done, site_ids, site_codes)
+            writer.patients_insert(patients=new_patients(tables, writer.now))
             for name, cols in tables.items():
                 model = models[name]
-                writer(connection, model._meta.db_table, frame(model, cols, now, vendor))
+                if model is not Patient and model not in SECTION_MODELS:
+                    writer.insert(model=model, records=records(model, cols, writer.now))
             done += size
             if not quiet:
                 print(f"  {done:,} patients ({time.perf_counter() - started:.1f} s)", flush=True)
-        with connection.cursor() as cursor:
-            for sql in connection.ops.sequence_reset_sql(no_style(), [Patient]):
-                cursor.execute(sql)
     if vendor == "postgresql":
         # Fresh statistics and visibility map, as autovacuum would leave them.
         with connection.cursor() as cursor:

@@ -33,9 +33,8 @@ def analytics_database(url: str | None, *, conn_max_age: int = 0) -> dict | None
 
     On PostgreSQL the sessions are read-only (``default_transaction_read_only``),
     so a URL that points at the primary by mistake still cannot be written through,
-    and JIT compilation is off: on the study tables' one wide aggregate it costs
-    0.7 s at 100,000 patients and up to 3.7 s (stale statistics) at any size, and
-    saves nothing at 1,000,000 (docs/performance.md).
+    and JIT compilation is off: compiling the study tables' wide read can cost more
+    than running it, and saves nothing on the largest registries.
     In tests the alias is a mirror of ``default`` (no second test database is
     created; the analytics read the test database through their own connection).
     """

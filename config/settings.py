@@ -170,8 +170,8 @@ DATABASES = {
     )
 }
 if "postgresql" in DATABASES["default"]["ENGINE"]:
-    # No JIT: compiling the study tables' wide counting query costs seconds below 1,000,000
-    # patients (3.7 s of a 3.8 s query at 1,000; docs/performance.md), no extra query.
+    # No JIT: compiling the study tables' wide read can cost most of its time on a
+    # small registry and saves nothing on a large one; set per connection, no extra query.
     _options = DATABASES["default"].setdefault("OPTIONS", {})
     _options["options"] = f"{_options.get('options', '')} -c jit=off".strip()
 # ANALYTICS_DATABASE_URL (optional): a read-only PostgreSQL replica the study tables read
@@ -182,15 +182,14 @@ _analytics_db = analytics_database(
 if _analytics_db is not None:
     DATABASES[ANALYTICS_ALIAS] = _analytics_db
 DATABASE_ROUTERS = ["config.db_router.AnalyticsReplicaRouter"]
-# PostgreSQL parallel workers for the study tables' one big read. 0 by default: with 2
-# workers that read was no faster even on an idle server (3.8-4.3 s against 3.9 s at
-# 1,000,000 patients: the leader formats every row) and 0.85 s slower when the
-# application shares the 2 cores (docs/performance.md). A number allows that many;
+# PostgreSQL parallel workers for the study tables' one big read. 0 by default: the
+# leader process formats every row anyway, so workers did not make that read faster, and
+# they compete with the application when it shares the machine's cores. A number allows that many;
 # "server" leaves PostgreSQL's max_parallel_workers_per_gather as it is.
 ANALYTICS_PARALLEL_WORKERS = env_count_or("ANALYTICS_PARALLEL_WORKERS", 0, server=None)
 # Connections that read the registry together for the study tables on PostgreSQL, each
-# a range of patients, all on one exported snapshot (the same data). 2 by default:
-# on 2 cores the study tables of 1,000,000 patients took ~35 % less time with 2 than with 1
+# a range of patients, all on one exported snapshot (the same data). 2 by default: one
+# server process formatting every row leaves the second core idle on a 2-core machine
 # (docs/performance.md). 1 reads with the request's connection only. Registries
 # under ANALYTICS_SPLIT_MIN_PATIENTS patients (by the span of their ids) read with one.
 ANALYTICS_READ_CONNECTIONS = env_int_at_least("ANALYTICS_READ_CONNECTIONS", 2, minimum=1)

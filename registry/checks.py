@@ -1,9 +1,10 @@
 """Automatic consistency checks over the whole registry.
 
-Runs the registry's own rules (``rules.violations`` and each section's
-``missing_for_completion``) over every patient's flat values; nothing is
-restated here. One query for the patients plus one per section, whatever the
-number of patients.
+Runs the registry's own rules (``rules.violations``, ``rules.warnings`` and each
+section's ``missing_for_completion``) over every patient's flat values; nothing is
+restated here. A warning comes with its confirmation when a nurse confirmed the
+same values. One query for the patients, one per section and one for the
+confirmations, whatever the number of patients.
 """
 
 from __future__ import annotations
@@ -17,10 +18,20 @@ from django.utils.translation import gettext_lazy as _
 
 from . import rules
 from .choices import SectionStatus
-from .models import SECTION_MODELS, Patient
+from .models import SECTION_MODELS, Patient, WarningConfirmation
 
 VIOLATION = "violation"
 MISSING = "missing"
+WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """Who confirmed a warned value, when and why."""
+
+    by: str
+    at: object
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -28,11 +39,12 @@ class Finding:
     patient_pk: int
     study_id: str
     site: str
-    kind: str  # VIOLATION or MISSING
+    kind: str  # VIOLATION, WARNING or MISSING
     code: str  # the rule code, or the missing column
     fields: tuple[str, ...]
     message: str
     section: str | None = None
+    confirmation: Confirmation | None = None  # a warning confirmed for these values
 
 
 @dataclass
@@ -62,6 +74,14 @@ class CheckReport:
     @property
     def n_violations(self) -> int:
         return sum(1 for f in self.findings if f.kind == VIOLATION)
+
+    @property
+    def n_warnings(self) -> int:
+        return sum(1 for f in self.findings if f.kind == WARNING)
+
+    @property
+    def n_unconfirmed(self) -> int:
+        return sum(1 for f in self.findings if f.kind == WARNING and f.confirmation is None)
 
     @property
     def n_missing(self) -> int:
@@ -94,6 +114,7 @@ class CheckReport:
         return {
             "n_patients": self.n_patients,
             "n_violations": self.n_violations,
+            "n_warnings": self.n_warnings,
             "n_missing": self.n_missing,
             "findings": [
                 {
@@ -104,6 +125,13 @@ class CheckReport:
                     "fields": list(f.fields),
                     "section": f.section,
                     "message": str(f.message),
+                    "confirmed": None
+                    if f.confirmation is None
+                    else {
+                        "by": f.confirmation.by,
+                        "at": f.confirmation.at.isoformat(timespec="seconds"),
+                        "reason": f.confirmation.reason,
+                    },
                 }
                 for f in sorted(self.findings, key=lambda f: (f.site, f.study_id))
             ],
@@ -129,6 +157,7 @@ def run_checks(patients: QuerySet[Patient]) -> CheckReport:
         "pk", "study_id", "site__code", "sex", "age_years"
     )
     sections = {model: _section_rows(model, patients) for model in SECTION_MODELS}
+    confirmations = _confirmations(patients)
     for row in base:
         report.n_patients += 1
         pk, site = row["pk"], row["site__code"]
@@ -145,6 +174,20 @@ def run_checks(patients: QuerySet[Patient]) -> CheckReport:
         for rule in rules.violations(values):
             report.findings.append(
                 Finding(pk, row["study_id"], site, VIOLATION, rule.code, rule.fields, rule.message)
+            )
+        for rule in rules.warnings(values):
+            confirmed = confirmations.get((pk, rule.code, rule.fingerprint(values)))
+            report.findings.append(
+                Finding(
+                    pk,
+                    row["study_id"],
+                    site,
+                    WARNING,
+                    rule.code,
+                    rule.fields,
+                    rule.message,
+                    confirmation=confirmed,
+                )
             )
         for model, section_row in own.items():
             _tally(report, site, model, values)
@@ -165,6 +208,21 @@ def run_checks(patients: QuerySet[Patient]) -> CheckReport:
                     )
                 )
     return report
+
+
+def _confirmations(patients: QuerySet[Patient]) -> dict[tuple, Confirmation]:
+    """The latest confirmation of each (patient, rule code, values), one query."""
+    rows = (
+        WarningConfirmation.objects.filter(patient__in=patients.values("pk"))
+        .order_by("confirmed_at", "pk")
+        .values_list(
+            "patient_id", "code", "fingerprint", "confirmed_by__username", "confirmed_at", "reason"
+        )
+    )
+    return {
+        (pk, code, fingerprint): Confirmation(by or "", at, reason)
+        for pk, code, fingerprint, by, at, reason in rows
+    }
 
 
 def _tally(report: CheckReport, site: str, model, values: dict[str, object]) -> None:

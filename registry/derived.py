@@ -117,6 +117,9 @@ def flags() -> dict[str, Case]:
     }
 
 
+# The flags above read from the 3-month mRS (a sensitivity analysis drops them).
+MRS_3M_FLAGS = ("poor_outcome_3m", "non_poor_3m", "good_outcome_3m", "death_3m")
+
 LABELS = {
     "onset_to_door": _("onset to door"),
     "door_to_groin": _("door to groin puncture"),

@@ -40,6 +40,19 @@ def field_label(model, name: str) -> str:
     return label(model._meta.get_field(name).verbose_name)
 
 
+def column_label(name: str) -> str:
+    """The label of an interchange column (a patient or section field), as on the forms."""
+    from .models import Patient, section_of_field
+
+    model = section_of_field(name)
+    if model is None:
+        try:
+            return field_label(Patient, name)
+        except Exception:  # not a field: the column's own name is all there is
+            return name
+    return field_label(model, name)
+
+
 def words(field: models.Field, value) -> str:
     """One stored value of ``field`` as a nurse would read it."""
     if value is None or value == "":
@@ -120,7 +133,35 @@ def history_entries(patient) -> list[dict]:
                 }
             )
             previous = record
+    entries.extend(_confirmation_entries(patient))
     entries.sort(key=lambda entry: entry["when"], reverse=True)
+    return entries
+
+
+def _confirmation_entries(patient) -> list[dict]:
+    """Each warning a nurse confirmed: the rule's message, the values, who and why."""
+    from . import rules
+    from .models import SECTIONS_BY_KEY, WarningConfirmation
+
+    entries = []
+    confirmations = WarningConfirmation.objects.filter(patient=patient).select_related(
+        "confirmed_by"
+    )
+    for confirmation in confirmations:
+        rule = rules.by_key(f"{confirmation.code}__{confirmation.fields.split(',')[0]}")
+        model = SECTIONS_BY_KEY.get(confirmation.section)
+        entries.append(
+            {
+                "when": confirmation.confirmed_at,
+                "who": confirmation.confirmed_by,
+                "section": capfirst(model._meta.verbose_name) if model else confirmation.section,
+                "action": _("Warning confirmed"),
+                "created": True,
+                "changes": [],
+                "warning": rule.message if rule is not None else confirmation.code,
+                "reason": confirmation.reason,
+            }
+        )
     return entries
 
 

@@ -7,10 +7,14 @@ messages, placed next to the field on this form.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Div, Field, Layout
 from django import forms
 from django.db import models
+from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
@@ -44,7 +48,23 @@ def section_formfield(db_field: models.Field, **kwargs) -> forms.Field | None:
         )
     elif isinstance(db_field, models.DateField):
         kwargs["widget"] = forms.DateInput(attrs={"type": "date"}, format=DATE_FORMAT)
+    elif db_field.name in rules.RANGES:
+        # The browser's number input carries the range too (min and max), from the rules.
+        kwargs["min_value"], kwargs["max_value"] = rules.RANGES[db_field.name]
     return db_field.formfield(**kwargs)
+
+
+def form_value(field: forms.Field, value) -> str:
+    """A Python value as the browser would submit it for ``field`` (to rebind a form)."""
+    if value is None:
+        return ""
+    if isinstance(field, forms.NullBooleanField):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return timezone.localtime(value).strftime(DATETIME_FORMAT)
+    if isinstance(value, dt.date):
+        return value.strftime(DATE_FORMAT)
+    return str(value)
 
 
 def _blank_choice_reads_not_recorded(form: forms.Form) -> None:
@@ -60,15 +80,70 @@ def branch_value(branch: rules.Branch) -> str:
     return str(branch.value)
 
 
-class SectionForm(forms.ModelForm):
-    """Base of the per-section forms; see ``section_form_class``."""
+KEEP_STORED, KEEP_MINE = "stored", "mine"
+
+
+class WarningConfirmationFields:
+    """``confirm_<rule key>`` and ``..._reason`` for each warning rule touching the
+    form's fields (``registry.rules``); shown next to the field only while the warning
+    is raised (``show_warnings``, after the service refused the save)."""
+
+    def _add_warning_fields(self, own: set[str]) -> None:
+        self.warning_own = own
+        self.warning_rules = rules.rules_touching(frozenset(own), rules.WARNING)
+        self.warnings_shown: dict[str, list[dict]] = {}
+        for rule in self.warning_rules:
+            self.fields[f"confirm_{rule.key}"] = forms.BooleanField(
+                label=_("I confirm this value"), required=False
+            )
+            self.fields[f"confirm_{rule.key}_reason"] = forms.CharField(
+                label=_("Reason"), max_length=500, required=False
+            )
+
+    def show_warnings(self, raised) -> None:
+        """Show ``raised`` warning rules next to their fields, with the confirmation."""
+        for rule in raised:
+            name = next(n for n in rule.fields if n in self.warning_own)
+            self.warnings_shown.setdefault(name, []).append(
+                {
+                    "message": rule.message,
+                    "confirm": self[f"confirm_{rule.key}"],
+                    "reason": self[f"confirm_{rule.key}_reason"],
+                }
+            )
+
+    def confirmations(self) -> dict[str, str]:
+        """Reasons of the ticked confirmations, by rule key (empty reason if none typed)."""
+        found = {}
+        for rule in self.warning_rules:
+            if self.cleaned_data.get(f"confirm_{rule.key}"):
+                found[rule.key] = self.cleaned_data.get(f"confirm_{rule.key}_reason") or ""
+        return found
+
+
+def field_extras(name: str) -> HTML:
+    """Where a field's warnings and conflict show (known once the service answered)."""
+    return HTML(f'{{% include "registry/_field_extras.html" with field_name="{name}" %}}')
+
+
+class SectionForm(WarningConfirmationFields, forms.ModelForm):
+    """Base of the per-section forms; see ``section_form_class``.
+
+    Besides the clinical fields: ``confirm_<rule key>`` and ``..._reason`` for each
+    warning rule touching the section (shown only while the warning is raised, see
+    ``show_warnings``); after a version conflict, ``conflict_fields`` and a required
+    ``resolve_<field>`` choice for each field both users changed; ``read_only`` for a
+    locked record (every field disabled).
+    """
 
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+    conflict_fields = forms.CharField(widget=forms.HiddenInput, required=False)
 
-    def __init__(self, *args, complete: bool = False, field_notes=None, **kwargs):
+    def __init__(self, *args, complete: bool = False, field_notes=None, read_only=False, **kwargs):
         super().__init__(*args, **kwargs)
         # Rendered HTML shown right under a field (the open data queries on it).
         self.field_notes = field_notes or {}
+        self.read_only = read_only
         model = self._meta.model
         self.adding = self.instance._state.adding
         self.stored_complete = not self.adding and self.instance.status == SectionStatus.COMPLETE
@@ -88,7 +163,45 @@ class SectionForm(forms.ModelForm):
             self.instance.status = SectionStatus.COMPLETE if complete else SectionStatus.DRAFT
         _blank_choice_reads_not_recorded(self)
         self._add_branch_notes(model)
+        self._add_warning_fields(set(model.clinical_fields()))
+        self._add_conflict_fields(model)
+        if read_only:
+            for field in self.fields.values():
+                field.disabled = True
         self.helper = self._helper(model)
+
+    # --- version conflicts: the stored value or mine, chosen explicitly ------------
+
+    def _add_conflict_fields(self, model) -> None:
+        names = (self.data.get("conflict_fields") or "") if self.is_bound else ""
+        own = set(model.clinical_fields())
+        self.conflicts = [n for n in names.split(",") if n in own]
+        # The stored values, read before validation copies the form's into the instance.
+        self.conflict_stored = {n: getattr(self.instance, n) for n in self.conflicts}
+        for name in self.conflicts:
+            self.fields[f"resolve_{name}"] = forms.ChoiceField(
+                label=_("Which value to keep"),
+                choices=[
+                    (KEEP_STORED, _("Keep the stored value")),
+                    (KEEP_MINE, _("Keep my value")),
+                ],
+                widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
+                error_messages={"required": _("Choose the stored value or yours.")},
+            )
+
+    @cached_property
+    def conflict_rows(self) -> dict[str, dict]:
+        """For each field both users changed: the stored value and the user's, in words."""
+        rows = {}
+        for name in self.conflicts:
+            field = self._meta.model._meta.get_field(name)
+            mine = self[name].field.to_python(self[name].value()) if self.is_bound else None
+            rows[name] = {
+                "stored": words(field, self.conflict_stored[name]),
+                "mine": words(field, mine),
+                "choice": self[f"resolve_{name}"],
+            }
+        return rows
 
     def _branches(self, model) -> dict[str, rules.Branch]:
         """Exclusive branches whose controller is on this same form."""
@@ -129,7 +242,12 @@ class SectionForm(forms.ModelForm):
                 items.append(Field(name))
             if name in self.field_notes:
                 items.append(HTML(self.field_notes[name]))
+            # Warnings and conflicts are known only once the service has answered.
+            items.append(
+                HTML(f'{{% include "registry/_field_extras.html" with field_name="{name}" %}}')
+            )
         items.append(Field("version"))
+        items.append(Field("conflict_fields"))
         if "reason_for_change" in self.fields:
             items.append(Field("reason_for_change", wrapper_class="registry-reason"))
         helper.layout = Layout(*items)
@@ -137,6 +255,9 @@ class SectionForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        for name in self.conflicts:
+            if cleaned.get(f"resolve_{name}") == KEEP_STORED:
+                cleaned[name] = self.conflict_stored[name]
         # The picker shows minutes only: a stored time with seconds comes back truncated.
         # Keep the stored value then, so an untouched field is not a change.
         if not self.adding:
@@ -172,7 +293,7 @@ for _model in SECTION_MODELS:
     section_form_class(_model)
 
 
-class PatientForm(forms.ModelForm):
+class PatientForm(WarningConfirmationFields, forms.ModelForm):
     class Meta:
         model = Patient
         fields = ["study_id", "site", "sex", "age_years"]
@@ -181,9 +302,18 @@ class PatientForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["site"].queryset = sites
         self.fields["site"].empty_label = None if len(sites) == 1 else _("Choose a site")
+        low, high = rules.RANGES["age_years"]
+        self.fields["age_years"].widget.attrs.update(min=low, max=high)
+        self._add_warning_fields({"study_id", "sex", "age_years"})
         self.helper = FormHelper()
         self.helper.form_tag = False
         self.helper.disable_csrf = True
+        self.helper.layout = Layout(
+            *(item for name in self.Meta.fields for item in (Field(name), field_extras(name)))
+        )
+
+    def clinical_data(self) -> dict[str, object]:
+        return {name: self.cleaned_data[name] for name in self.Meta.fields}
 
 
 class PatientFilterForm(forms.Form):

@@ -433,21 +433,14 @@ class Cohort(Table):
         return ~np.any([self.missing[name] for name in fields], axis=0)
 
     def patients(self) -> Table:
-        """The patient table: its columns and the stored ones derived from the
-        sections (``STORED_DERIVED``, as registry.models defines them)."""
+        """The patient table. The columns stored from the sections are left to
+        whoever writes it (``registry.models.bulk`` computes them by their definition)."""
         from registry.interchange.columns import PATIENT_COLUMNS
-        from registry.models import SECTION_MODELS, section_bit
 
         table = Table(self.n)
         table.add("id", self.ids)
         for name in PATIENT_COLUMNS:
             table.add(name, self[name], self.blank[name])
-        table.add("mrs_3m_missing", ~self.present("followup") | self.blank["mrs_3m"])
-        bits = sum(
-            (self.present(m.key) & self.complete(m.key)) * section_bit(m.key)
-            for m in SECTION_MODELS
-        )
-        table.add("sections_complete", bits)
         return table
 
     def section(self, model) -> tuple[Table, Any]:

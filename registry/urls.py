@@ -46,6 +46,7 @@ urlpatterns = [
     path("interchange/import/", ix.import_upload, name="import_upload"),
     path("interchange/import/preview/", ix.import_preview, name="import_preview"),
     path("interchange/import/confirm/", ix.import_confirm, name="import_confirm"),
+    path("interchange/import/changes.csv", ix.import_diff, name="import_diff"),
     path("interchange/export/", ix.export, name="export"),
     path("interchange/dictionary/", ix.data_dictionary, name="data_dictionary"),
     path("interchange/export-log/", ix.export_log, name="export_log"),

@@ -19,6 +19,7 @@ from registry.models import (
 )
 
 ONSET = synthetic.ONSET
+PASSWORD = "correct-horse-battery"  # every UserFactory user's
 # The typical synthetic patient: every factory's defaults.
 TYPICAL = synthetic.row()
 
@@ -51,7 +52,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     role = Role.DATA_ENTRY
-    password = factory.django.Password("correct-horse-battery")
+    password = factory.django.Password(PASSWORD)
 
     @factory.post_generation
     def sites(self, create, extracted, **kwargs):

@@ -208,3 +208,43 @@ def test_the_light_modules_import_no_heavy_library():
 def test_the_graph_reader_sees_a_circle_when_there_is_one():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def _imported_names(path: Path) -> set[tuple[str, str]]:
+    """(module, name) of every ``from module import name`` of one file."""
+    tree = ast.parse(path.read_text(), str(path))
+    return {
+        (node.module or "", alias.name)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+
+
+def test_analytics_reads_the_registry_only_through_its_public_names():
+    private = [
+        (name, module, imported)
+        for name, path in _project_modules().items()
+        if name.startswith("analytics")
+        for module, imported in _imported_names(path)
+        if module.startswith("registry") and imported.startswith("_")
+    ]
+    assert private == []
+
+
+def test_the_tests_do_not_import_the_benchmarks():
+    found = [
+        path.name
+        for path in (ROOT / "tests").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        and any(
+            name.split(".")[0] == "benchmarks"
+            for name in (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+            )
+        )
+    ]
+    assert found == []

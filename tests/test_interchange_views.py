@@ -26,6 +26,15 @@ def upload(client, rows, name="patients.csv", **extra):
     return client.post(reverse("registry:import_upload"), data)
 
 
+def confirmation(preview) -> dict:
+    """What the preview page's confirm button sends: the file's and the plan's digests."""
+    return {
+        "action": "confirm",
+        "digest": preview.context["digest"],
+        "plan_digest": preview.context["result"].plan_digest,
+    }
+
+
 def pending_files(folder):
     """The uploads waiting in the folder (each preview is kept beside its upload)."""
     if not folder.exists():
@@ -47,7 +56,7 @@ def test_an_admin_uploads_sees_the_counts_and_nothing_is_written_before_confirmi
     assert not Patient.objects.exists()
     assert len(pending_files(private_upload_dir)) == 1
 
-    done = client.post(reverse("registry:import_confirm"), {"action": "confirm"})
+    done = client.post(reverse("registry:import_confirm"), confirmation(preview))
     assert done.status_code == 302
     assert Patient.objects.count() == 2
     assert Patient.history.first().history_user == admin_user

@@ -9,7 +9,7 @@ from registry.interchange.importer import registry_import
 from registry.models import Admission, Patient
 from registry.workflow import services as workflow
 
-from .factories import AdmissionFactory, PatientFactory
+from .factories import PASSWORD, AdmissionFactory, PatientFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 def locked(site_a, monitor):
     patient = PatientFactory(site=site_a, study_id="LOCK-1", age_years=63)
     AdmissionFactory(patient=patient, nihss_admission=18)
-    workflow.patient_lock(user=monitor, patient=patient, reason="SDV done")
+    workflow.patient_lock(user=monitor, patient=patient, reason="SDV done", password=PASSWORD)
     return patient
 
 
@@ -43,7 +43,9 @@ def test_section_form_of_a_locked_record_answers_forbidden(client, locked, nurse
 
 
 def test_section_save_works_again_after_unlocking(locked, nurse, monitor):
-    workflow.patient_unlock(user=monitor, patient=locked, reason="Query on NIHSS")
+    workflow.patient_unlock(
+        user=monitor, patient=locked, reason="Query on NIHSS", password=PASSWORD
+    )
     services.section_save(
         patient=locked,
         section_key="admission",

@@ -18,6 +18,7 @@ from registry.interchange.importer import registry_import
 from registry.models import Patient, Procedure
 
 from .interchange_rows import csv_text, row, write_csv
+from .test_interchange_views import confirmation
 
 pytestmark = pytest.mark.django_db
 
@@ -187,21 +188,21 @@ def test_checking_stops_after_the_problem_limit(site_a, tmp_path, monkeypatch):
     assert len(others) == 50
 
 
-def test_reloading_the_preview_does_not_check_the_file_again(
+def test_reloading_the_preview_of_a_refused_file_does_not_check_it_again(
     client, admin_user, site_a, monkeypatch
 ):
     client.force_login(admin_user)
-    upload(client, "p.csv", csv_text([row()]).encode())
+    upload(client, "p.csv", csv_text([row(age_years=17)]).encode())
     from registry.interchange import views
 
     calls = []
     real = views.registry_import
     monkeypatch.setattr(views, "registry_import", lambda **kw: calls.append(kw) or real(**kw))
     for _ in range(3):
-        assert (
-            "Patients to create" in client.get(reverse("registry:import_preview")).content.decode()
-        )
+        page = client.get(reverse("registry:import_preview")).content.decode()
+        assert "row 1, column age_years:" in page
     assert len(calls) == 1
+    assert calls[0]["time_budget"] == 30  # IMPORT_PREVIEW_SECONDS
 
 
 # --- control characters -------------------------------------------------------------------
@@ -250,11 +251,11 @@ def test_the_upload_is_private_and_lives_in_a_private_folder(
 ):
     os.umask(0o022)
     client.force_login(admin_user)
-    upload(client, "p.csv", csv_text([row()]).encode())
+    upload(client, "p.csv", csv_text([row(age_years=17)]).encode())
     (path,) = [p for p in private_upload_dir.iterdir() if p.suffix == ".csv"]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(private_upload_dir.stat().st_mode) == 0o700
-    client.get(reverse("registry:import_preview"))
+    client.get(reverse("registry:import_preview"))  # the refusal is kept beside the file
     (preview,) = private_upload_dir.glob("*.preview.json")
     assert stat.S_IMODE(preview.stat().st_mode) == 0o600
 
@@ -285,13 +286,13 @@ def test_a_failing_confirmation_leaves_no_file_behind(
     client = Client(raise_request_exception=False)
     client.force_login(admin_user)
     upload(client, "p.csv", csv_text([row()]).encode())
-    client.get(reverse("registry:import_preview"))
+    preview = client.get(reverse("registry:import_preview"))
 
     def fail(*args, **kwargs):
         raise RuntimeError("the disk is full")
 
     monkeypatch.setattr(importer, "_write", fail)
-    response = client.post(reverse("registry:import_confirm"), {"action": "confirm"})
+    response = client.post(reverse("registry:import_confirm"), confirmation(preview))
     assert response.status_code == 500
     assert list(private_upload_dir.iterdir()) == []
 

@@ -135,13 +135,21 @@ URLS: dict[str, Entry] = {
             "action": "attempt",
             "attempt-attempt_date": "2020-08-01",
             "attempt-outcome": "no_answer",
+            # Every account logs the same attempt: the repeat is confirmed.
+            "attempt-confirm_repeat": "on",
         },
     ),
     "registry:mrs_interview": Entry(
         get=access.EDIT_CLINICAL, post=access.EDIT_CLINICAL, obj="patient"
     ),
     "registry:query_create": Entry(get=access.RAISE_QUERY, post=access.RAISE_QUERY, obj="patient"),
-    "registry:patient_lock": Entry(get=SIGNED_IN, post=access.LOCK, obj="patient"),
+    "registry:patient_lock": Entry(
+        get=SIGNED_IN,
+        post=access.LOCK,
+        obj="patient",
+        # An explicit action without a signature: the form comes back (200).
+        data={"action": "lock", "reason": "SDV"},
+    ),
     "registry:query_list": Entry(get=SIGNED_IN),
     "registry:query_detail": Entry(
         get=SIGNED_IN,
@@ -157,6 +165,8 @@ URLS: dict[str, Entry] = {
     # Nothing uploaded yet: back to the upload form.
     "registry:import_preview": Entry(get=needs(access.IMPORT, 302)),
     "registry:import_confirm": Entry(get=needs(SIGNED_IN, 405), post=needs(access.IMPORT, 302)),
+    # Nothing uploaded yet: back to the upload form.
+    "registry:import_diff": Entry(get=needs(access.IMPORT, 302)),
     "registry:export": Entry(get=access.EXPORT, post=access.EXPORT),
     "registry:data_dictionary": Entry(get=SIGNED_IN),
     "registry:export_log": Entry(get=access.AUDIT),

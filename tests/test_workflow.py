@@ -25,6 +25,7 @@ from registry.models import (
 from registry.workflow import services as workflow
 
 from .factories import (
+    PASSWORD,
     AdmissionFactory,
     ComplicationsFactory,
     PatientFactory,
@@ -577,11 +578,13 @@ def test_open_queries_wait_for_the_nurse_and_answers_for_the_raiser(site_a, nurs
 
 def test_lock_and_unlock_are_in_the_audit_trail(site_a, monitor):
     patient = admitted(site_a)
-    workflow.patient_lock(user=monitor, patient=patient, reason="SDV done")
+    workflow.patient_lock(user=monitor, patient=patient, reason="SDV done", password=PASSWORD)
     assert services.is_locked(patient)
     with pytest.raises(ValidationError):
-        workflow.patient_unlock(user=monitor, patient=patient, reason="  ")
-    workflow.patient_unlock(user=monitor, patient=patient, reason="Query on door time")
+        workflow.patient_unlock(user=monitor, patient=patient, reason="  ", password=PASSWORD)
+    workflow.patient_unlock(
+        user=monitor, patient=patient, reason="Query on door time", password=PASSWORD
+    )
     patient.refresh_from_db()
     lock = PatientLock.objects.get(patient=patient)
     assert not lock.locked
@@ -591,12 +594,12 @@ def test_lock_and_unlock_are_in_the_audit_trail(site_a, monitor):
 
 def test_nurse_cannot_lock(site_a, nurse):
     with pytest.raises(PermissionDenied):
-        workflow.patient_lock(user=nurse, patient=admitted(site_a))
+        workflow.patient_lock(user=nurse, patient=admitted(site_a), reason="x", password=PASSWORD)
 
 
 def test_locked_record_refuses_workflow_changes(site_a, nurse, investigator):
     patient = discharged(site_a)
-    workflow.patient_lock(user=investigator, patient=patient)
+    workflow.patient_lock(user=investigator, patient=patient, reason="SDV", password=PASSWORD)
     with pytest.raises(PermissionDenied):
         services.ensure_unlocked(patient)
     with pytest.raises(PermissionDenied):
@@ -615,7 +618,10 @@ def test_locked_record_refuses_workflow_changes(site_a, nurse, investigator):
 
 def test_admin_can_lock_any_site(site_b):
     admin = UserFactory(role="admin")
-    workflow.patient_lock(user=admin, patient=admitted(site_b))
+    change = workflow.patient_lock(
+        user=admin, patient=admitted(site_b), reason="SDV", password=PASSWORD
+    )
+    assert change.changed
 
 
 def test_patient_who_died_before_discharge_is_not_on_the_call_lists(site_a, nurse):

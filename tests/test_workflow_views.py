@@ -15,7 +15,13 @@ from registry import smrs
 from registry.models import DataQuery, FollowUp, MrsInterview, Patient, PatientLock, ScreeningEntry
 from registry.workflow import services as workflow
 
-from .factories import AdmissionFactory, ComplicationsFactory, PatientFactory, full_patient
+from .factories import (
+    PASSWORD,
+    AdmissionFactory,
+    ComplicationsFactory,
+    PatientFactory,
+    full_patient,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -107,7 +113,7 @@ def test_home_panels_show_due_calls_and_open_queries(nurse, monitor, recent):
     )
     assert "Calls due today" in html
     assert "CT-090" in html
-    assert "door_time" in html
+    assert "Door time" in html  # the field's label, not its column code
 
 
 def test_a_home_panel_counts_its_whole_bucket_and_says_it_shows_the_first(
@@ -237,18 +243,19 @@ def test_query_of_another_site_is_not_found(client, nurse_b, monitor, recent):
 
 def test_lock_through_the_web_and_nurse_forbidden(client, nurse, monitor, recent):
     url = reverse("registry:patient_lock", args=[recent.pk])
-    assert login(client, nurse).post(url, {"reason": ""}).status_code == 403
-    assert login(client, monitor).post(url, {"reason": "SDV"}).status_code == 302
+    signed = {"reason": "SDV", "password": PASSWORD}
+    assert login(client, nurse).post(url, {"action": "lock", **signed}).status_code == 403
+    assert login(client, monitor).post(url, {"action": "lock", **signed}).status_code == 302
     assert PatientLock.objects.get(patient=recent).locked
-    response = client.post(url, {"reason": ""})
+    response = client.post(url, {"action": "unlock", "reason": "", "password": PASSWORD})
     assert response.status_code == 200  # unlock needs a reason
     assert PatientLock.objects.get(patient=recent).locked
-    client.post(url, {"reason": "Correction requested"})
+    client.post(url, {"action": "unlock", "reason": "Correction requested", "password": PASSWORD})
     assert not PatientLock.objects.get(patient=recent).locked
 
 
 def test_locked_record_refuses_a_contact_attempt_from_the_web(client, nurse, monitor, recent):
-    workflow.patient_lock(user=monitor, patient=recent)
+    workflow.patient_lock(user=monitor, patient=recent, reason="SDV", password=PASSWORD)
     response = login(client, nurse).post(
         reverse("registry:patient_calls", args=[recent.pk]),
         {

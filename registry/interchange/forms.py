@@ -1,4 +1,4 @@
-"""Forms of the import/export pages (issue 3)."""
+"""Forms of the import/export pages."""
 
 from __future__ import annotations
 

@@ -11,12 +11,13 @@ Speed (benchmarks/import_speed.py): the stored state of the file's patients is
 read in one query per batch; each row is validated by ``full_clean()`` on one
 reused instance per model, each field's ``clean()`` running once per distinct
 value (``_Validator``); records and their history rows are written as parameter
-rows, by ``executemany`` or, on PostgreSQL, binary ``COPY``.
+rows by ``registry.models.bulk`` (``executemany``, or binary ``COPY`` on PostgreSQL).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -25,29 +26,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from operator import itemgetter
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.db import connection, models, transaction
+from django.core.exceptions import ValidationError
+from django.db import models
 from django.utils import timezone
 
 from registry import access, rules
 from registry.choices import SectionStatus
-from registry.models import (
-    SECTION_MODELS,
-    FollowUp,
-    Patient,
-    PatientLock,
-    Section,
-    Site,
-    mrs_3m_missing_of,
-    patients_refresh_stored,
-    sections_complete_of,
-)
+from registry.models import SECTION_MODELS, Patient, PatientLock, Section, Site, bulk
 
 from . import columns as interchange
 
@@ -62,6 +53,8 @@ class Problem:
     # A cell that could not be read: the model's checks of the blank left in its place
     # ("cannot be null") say nothing more and are dropped.
     unreadable: bool = False
+    # The rule's code for a warning (registry.rules, severity warning), else "".
+    code: str = ""
 
     def __str__(self) -> str:
         if self.row is None and not self.columns:
@@ -70,7 +63,59 @@ class Problem:
         if not self.columns:
             return f"{where}: {self.message}"
         label = "column" if len(self.columns) == 1 else "columns"
-        return f"{where}, {label} {', '.join(self.columns)}: {self.message}"
+        code = f" [{self.code}]" if self.code else ""
+        return f"{where}, {label} {', '.join(self.columns)}: {self.message}{code}"
+
+
+BLANK_TEXT = "(blank)"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One stored value the file changes (interchange column, typed values)."""
+
+    field: str
+    stored: object
+    new: object
+    completed: bool = False  # the value sits in a section stored as complete
+
+    @property
+    def stored_text(self) -> str:
+        return self.text(self.stored)
+
+    @property
+    def new_text(self) -> str:
+        return self.text(self.new)
+
+    def text(self, value) -> str:
+        if self.field == "site":
+            return value or BLANK_TEXT
+        column = interchange.by_name()[self.field]
+        return interchange.format_value(column, value, neutralise=False) or BLANK_TEXT
+
+
+@dataclass
+class PatientChange:
+    """Every value the file changes for one stored patient (``row`` of the file)."""
+
+    row: int
+    study_id: str
+    fields: list[FieldChange] = field(default_factory=list)
+    locked: bool = False
+
+    def lines(self) -> list[str]:
+        """``row N, study_id S: field F: stored -> new`` for each change."""
+        found = []
+        for change in self.fields:
+            marks = [m for m, on in (("completed section", change.completed),) if on]
+            if self.locked:
+                marks.append("locked record")
+            suffix = f" [{', '.join(marks)}]" if marks else ""
+            found.append(
+                f"row {self.row}, study_id {self.study_id}: field {change.field}: "
+                f"{change.text(change.stored)} \u2192 {change.text(change.new)}{suffix}"
+            )
+        return found
 
 
 @dataclass
@@ -83,10 +128,30 @@ class ImportResult:
     unchanged: int = 0
     sites_created: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # Values a warning rule flags: reported, imported (refused with strict_warnings).
+    warnings: list[Problem] = field(default_factory=list)
+    # What the file changes in the stored patients, in file order.
+    changes: list[PatientChange] = field(default_factory=list)
+    # A digest of everything the import would write: the preview's is compared with
+    # the confirmation's, which refuses to write anything else.
+    plan_digest: str = ""
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def warning_counts(self) -> dict[str, int]:
+        """The number of warnings per rule code, most frequent first."""
+        return dict(Counter(w.code for w in self.warnings).most_common())
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """A valid file whose every patient is already stored with these values."""
+        return self.ok and self.created == 0 and self.changed == 0 and not self.sites_created
+
+    def diff_lines(self) -> list[str]:
+        return [line for change in self.changes for line in change.lines()]
 
 
 # ---------------------------------------------------------------- reading files
@@ -98,6 +163,12 @@ NOT_UTF8 = (
 NOT_XLSX = (
     "the file is not a valid Excel .xlsx file; save it again from Excel as an "
     ".xlsx workbook or as CSV UTF-8."
+)
+
+
+PLAN_CHANGED = (
+    "the registry changed since the preview, so the import would now write something "
+    "else: review the new preview and confirm again."
 )
 
 
@@ -462,6 +533,7 @@ class _Planned:
     patient: dict | None  # the patient's record when new or changed, else None
     sections_new: list[tuple[type[Section], dict]]
     sections_changed: list[tuple[type[Section], dict]]
+    diff: list[FieldChange] = field(default_factory=list)
 
     @property
     def changes(self) -> bool:
@@ -502,9 +574,11 @@ SECTION_STORED = ("version", "status", "completed_at", "completed_by")
 class _Planner:
     """Validates each row and decides what it writes, from the stored state read at once."""
 
-    def __init__(self, user, now):
+    def __init__(self, user, now, site_codes: dict[int, str] | None = None):
         self.user_id = user.pk if user is not None else None
         self.now = now
+        self.site_codes = site_codes or {}
+        self.warnings: list[Problem] = []
         self.fields = {model: tuple(model.clinical_fields()) for model in SECTION_MODELS}
         self.patient = _Validator(Patient, ["site", "created_by"])
         self.sections = {
@@ -531,6 +605,7 @@ class _Planner:
 
     def plan(self, number: int, values: dict, stored: tuple | None, site: Site | None):
         problems: list[Problem] = []
+        self.warnings.extend(_row_warnings(number, values))
         patient = self.patient.values
         patient["study_id"] = values["study_id"]
         patient["sex"] = values["sex"] or ""
@@ -565,22 +640,42 @@ class _Planner:
             [],
             [],
         )
+        if stored is not None:
+            planned.diff = self._patient_diff(stored, site, sex, age_years)
         for model in SECTION_MODELS:
             old = None if stored is None else stored[self.slices[model]]
             if old is not None and old[0] is None:
                 old = None  # no such section stored (a LEFT JOIN's NULLs)
             found = self._plan_section(model, number, values, old, problems)
+            if stored is not None and found is not None:
+                planned.diff.extend(self._section_diff(model, old, found))
             if found is not None:
                 (planned.sections_new if old is None else planned.sections_changed).append(
                     (model, found)
                 )
-        if planned.new and record is not None:
-            followup = next((r for m, r in planned.sections_new if m is FollowUp), None)
-            record["mrs_3m_missing"] = mrs_3m_missing_of(followup)
-            record["sections_complete"] = sections_complete_of(
-                {m.key: r["status"] for m, r in planned.sections_new}
-            )
         return planned, problems
+
+    def _patient_diff(self, stored: tuple, site, sex, age_years) -> list[FieldChange]:
+        site_codes = self.site_codes
+        before = {"site": site_codes.get(stored[1]), "sex": stored[2], "age_years": stored[3]}
+        after = {
+            "site": site.code if site is not None else None,
+            "sex": sex,
+            "age_years": age_years,
+        }
+        return [FieldChange(n, before[n], after[n]) for n in before if before[n] != after[n]]
+
+    def _section_diff(self, model, old: tuple | None, record: dict) -> list[FieldChange]:
+        names = self.fields[model]
+        if old is None:  # a section new to a stored patient: each value it brings
+            return [FieldChange(n, None, record[n]) for n in names if record[n] is not None]
+        completed = old[1] == SectionStatus.COMPLETE
+        before = old[len(SECTION_STORED) :]
+        return [
+            FieldChange(name, was, record[name], completed)
+            for name, was in zip(names, before, strict=True)
+            if was != record[name]
+        ]
 
     def _plan_section(self, model, number, values, old, problems) -> dict | None:
         names = self.fields[model]
@@ -615,7 +710,7 @@ class _Planner:
 
 
 def _locked_problems(planned: list[_Planned]) -> list[Problem]:
-    """A locked record (issue 5's data lock) is not changed by an import either."""
+    """A locked record is not changed by an import either."""
     changing = {p.pk: p for p in planned if not p.new and p.changes}
     keys = sorted(changing)
     locked = set()
@@ -634,6 +729,34 @@ def _locked_problems(planned: list[_Planned]) -> list[Problem]:
         )
         for pk in sorted(locked)
     ]
+
+
+def _row_warnings(number: int, values: dict) -> list[Problem]:
+    """The warning rules (``registry.rules``) a row's values raise."""
+    return [
+        Problem(number, rule.fields, str(rule.message), code=rule.code)
+        for rule in rules.warnings(values)
+    ]
+
+
+def _changes(planned: list[_Planned], locked_rows: set[int]) -> list[PatientChange]:
+    return [
+        PatientChange(p.number, p.study_id, p.diff, locked=p.number in locked_rows)
+        for p in planned
+        if not p.new and p.diff
+    ]
+
+
+def _plan_digest(result: ImportResult, planned: list[_Planned]) -> str:
+    """What the import writes, as a digest: created study IDs, each change, new sites."""
+    digest = hashlib.sha256()
+    for plan in planned:
+        if plan.new:
+            digest.update(f"+{plan.study_id}\n".encode())
+    for line in result.diff_lines():
+        digest.update(f"{line}\n".encode())
+    digest.update(",".join(result.sites_created).encode())
+    return digest.hexdigest()
 
 
 def _dedupe(problems: Iterable[Problem]) -> list[Problem]:
@@ -665,6 +788,8 @@ def registry_import(
     filename: str = "",
     dry_run: bool = False,
     create_sites: bool = False,
+    strict_warnings: bool = False,
+    expected_plan: str | None = None,
     time_budget: int | None = None,
 ) -> ImportResult:
     """Validate all rows, then (unless ``dry_run`` or any problem) write them at once.
@@ -672,14 +797,18 @@ def registry_import(
     ``rows`` are typed interchange rows (as the demo generator makes them);
     ``file`` is a path or binary file of CSV or .xlsx text, read within
     ``Limits.from_settings()`` (rows, columns) and, with ``time_budget`` (seconds),
-    refused when reading and checking it takes longer. A ``user`` without
-    ``access.ALL_SITES`` imports into their own sites only.
+    refused when reading and checking it takes longer. Values a warning rule
+    flags are reported (``result.warnings``) and imported, or refused as problems with
+    ``strict_warnings``. ``expected_plan``: the ``plan_digest`` of the preview the user
+    confirmed; anything else to write (the registry changed since) is refused. A
+    ``user`` without ``access.ALL_SITES`` imports into their own sites only.
     """
     filename = str(filename or getattr(file, "name", "") or "rows")
     result = ImportResult(filename=Path(filename).name, dry_run=dry_run)
     limits = Limits.from_settings(seconds=time_budget)
+    options = {"create_sites": create_sites, "strict_warnings": strict_warnings}
     try:
-        return _import(result, limits, rows, file, user, create_sites)
+        return _import(result, limits, rows, file, user, expected_plan, **options)
     except OverBudget as exc:
         where = "" if exc.row is None else f" (stopped at row {exc.row:,})"
         message = (
@@ -691,7 +820,9 @@ def registry_import(
         return result
 
 
-def _import(result: ImportResult, limits: Limits, rows, file, user, create_sites):
+def _import(
+    result, limits, rows, file, user, expected_plan, *, create_sites, strict_warnings
+) -> ImportResult:
     """:func:`registry_import` within ``limits``."""
     dry_run = result.dry_run
     if rows is None:
@@ -744,11 +875,10 @@ def _import(result: ImportResult, limits: Limits, rows, file, user, create_sites
                     continue
                 new_sites[code] = site
             else:
-                result.problems.append(
-                    Problem(number, ("site",), _unknown_site(code, sites, scoped))
-                )
+                message = _unknown_site(code, sites, scoped)
+                result.problems.append(Problem(number, ("site",), message))
 
-    planner = _Planner(user, timezone.now())
+    planner = _Planner(user, timezone.now(), {site.pk: code for code, site in sites.items()})
     stored = planner.stored(sorted(first_row))
     planned: list[_Planned] = []
     yours = {site.pk for site in sites.values()}
@@ -771,7 +901,11 @@ def _import(result: ImportResult, limits: Limits, rows, file, user, create_sites
         plan, problems = planner.plan(number, values, old, site)
         result.problems.extend(problems)
         planned.append(plan)
-    result.problems.extend(_locked_problems(planned))
+    locked = _locked_problems(planned)
+    result.problems.extend(locked)
+    result.warnings = planner.warnings
+    if strict_warnings:
+        result.problems.extend(planner.warnings)
     result.problems = _dedupe(result.problems)
     result.problems.sort(key=lambda p: p.row or 0)
 
@@ -779,6 +913,10 @@ def _import(result: ImportResult, limits: Limits, rows, file, user, create_sites
     result.changed = sum(1 for p in planned if not p.new and p.changes)
     result.unchanged = len(planned) - result.created - result.changed
     result.sites_created = sorted(new_sites)
+    result.changes = _changes(planned, {p.row for p in locked})
+    result.plan_digest = _plan_digest(result, planned)
+    if expected_plan is not None and expected_plan != result.plan_digest:
+        result.problems.append(Problem(None, (), PLAN_CHANGED))
     if result.problems or dry_run:
         return result
     _write(planned, new_sites, user, f"import of {result.filename}")
@@ -799,247 +937,36 @@ def _write(planned: list[_Planned], new_sites: dict[str, Site], user, reason: st
     """Insert and update the planned records and their history rows, in one transaction.
 
     What ``bulk_create_with_history`` / ``bulk_update_with_history`` write, without
-    building a model and a historical model instance per record: records go to
-    the database as parameter rows (``executemany``; ``COPY`` on PostgreSQL).
+    building a model and a historical model instance per record
+    (``registry.models.bulk``).
     """
-    now = timezone.now()
-    history = {
-        "history_date": now,
-        "history_change_reason": reason,
-        "history_user_id": user.pk if user is not None else None,
-    }
-    with transaction.atomic():
+    attribution = bulk.Attribution(user=user, reason=reason)
+    with bulk.writing(attribution=attribution) as writer:
         for site in new_sites.values():
             site.save()
         for plan in planned:
             if plan.patient is not None:
                 plan.patient["site_id"] = plan.site.pk  # a new site has its key now
-
-        writer = _Table(Patient, history)
-        created = [p for p in planned if p.new]
-        if created:
-            for plan in created:
-                plan.patient["created_at"] = now
-            writer.insert([p.patient for p in created])
-            _patient_keys(created)
-            for plan in created:
-                plan.patient["id"] = plan.pk
-            writer.history([p.patient for p in created], "+")
-        changed = [p.patient for p in planned if not p.new and p.patient is not None]
-        if changed:
-            writer.update(changed, ["site_id", "sex", "age_years"], "id")
-            writer.history(changed, "~")
-
+        writer.patients_insert(
+            patients=[bulk.NewPatient(p.patient, dict(p.sections_new)) for p in planned if p.new]
+        )
+        stored = [plan for plan in planned if not plan.new]
+        writer.update(
+            model=Patient,
+            records=[plan.patient for plan in stored if plan.patient is not None],
+            columns=("site_id", "sex", "age_years"),
+        )
         for model in SECTION_MODELS:
-            writer = _Table(model, history)
-            records = []
-            for plan in planned:
-                for section_model, record in plan.sections_new:
-                    if section_model is model:
-                        record["patient_id"], record["updated_at"] = plan.pk, now
-                        records.append(record)
-            if records:
-                writer.insert(records)
-                writer.history(records, "+")
-            records = []
-            for plan in planned:
-                for section_model, record in plan.sections_changed:
-                    if section_model is model:
-                        record["patient_id"], record["updated_at"] = plan.pk, now
-                        records.append(record)
-            if records:
-                columns = [a for a in writer.columns if a != "patient_id"]
-                writer.update(records, columns, "patient_id")
-                writer.history(records, "~")
-        # Written without Section.save(): what the stored patients' sections now say (a
-        # new patient's columns were written with it, by mrs_3m_missing_of and
-        # sections_complete_of).
-        patients_refresh_stored(
-            patient_ids=[
-                plan.pk
-                for plan in planned
-                if not plan.new and (plan.sections_new or plan.sections_changed)
-            ]
-        )
+            writer.insert(model=model, records=_section_records(stored, "sections_new", model))
+            writer.update(model=model, records=_section_records(stored, "sections_changed", model))
 
 
-def _patient_keys(planned: list[_Planned]) -> None:
-    """Set the primary keys of freshly inserted patients (one query per batch)."""
-    keys = {}
-    study_ids = [p.study_id for p in planned]
-    for start in range(0, len(study_ids), BATCH):
-        chunk = study_ids[start : start + BATCH]
-        keys.update(Patient.objects.filter(study_id__in=chunk).values_list("study_id", "pk"))
+def _section_records(planned: list[_Planned], which: str, model: type[Section]) -> list[dict]:
+    """The records of ``model`` in each plan's ``which`` sections, with their patient."""
+    records = []
     for plan in planned:
-        plan.pk = keys[plan.study_id]
-
-
-HISTORY_OWN = ("history_date", "history_change_reason", "history_type", "history_user_id")
-PLAIN_TYPES = {  # values the database driver takes as they are (after the field's clean())
-    "AutoField",
-    "BigAutoField",
-    "BigIntegerField",
-    "BooleanField",
-    "CharField",
-    "ForeignKey",
-    "IntegerField",
-    "OneToOneField",
-    "PositiveBigIntegerField",
-    "PositiveIntegerField",
-    "PositiveSmallIntegerField",
-    "SlugField",
-    "SmallIntegerField",
-    "TextField",
-}
-
-
-def _to_db(field: models.Field):
-    """``get_db_prep_save`` for a cleaned value of ``field``; None when it is the value."""
-    kind = field.get_internal_type()
-    if kind in PLAIN_TYPES:
-        return None
-    postgresql = connection.vendor == "postgresql"  # psycopg adapts dates and aware date-times
-    if kind == "DateTimeField":
-        adapt = connection.ops.adapt_datetimefield_value
-
-        def datetime_to_db(value):
-            if value is None:
-                return None
-            if value.utcoffset() is None:  # naive: the field makes it aware (and warns)
-                return field.get_db_prep_save(value, connection)
-            return value if postgresql else adapt(value)
-
-        return datetime_to_db
-    if kind == "DateField":
-        if postgresql:
-            return None
-        adapt = connection.ops.adapt_datefield_value
-        return lambda value: None if value is None else adapt(value)
-    return lambda value: field.get_db_prep_save(value, connection)
-
-
-class _Table:
-    """Writes records (field values keyed by attname) of one model, and their history.
-
-    ``insert`` and ``update`` convert the records to database values in place;
-    ``history`` then writes the same records with the history's own columns.
-    """
-
-    def __init__(self, model: type[models.Model], history: dict):
-        self.model = model
-        fields = model._meta.concrete_fields
-        self.columns = [f.attname for f in fields if not isinstance(f, models.AutoField)]
-        self.converters = [(f.attname, c) for f in fields if (c := _to_db(f)) is not None]
-        history_model = model.history.model
-        history_fields = [
-            f for f in history_model._meta.concrete_fields if not isinstance(f, models.AutoField)
-        ]
-        own = [f for f in history_fields if f.attname in HISTORY_OWN]
-        self.tracked = [f.attname for f in history_fields if f.attname not in HISTORY_OWN]
-        unknown = set(self.tracked) - {f.attname for f in fields}
-        if unknown or len(own) != len(HISTORY_OWN):  # a history this writer does not know
-            raise ImproperlyConfigured(f"the import cannot write {history_model.__name__}")
-        self.history_table = history_model._meta.db_table
-        self.history_columns = [*self.tracked, *(f.attname for f in own)]
-        by_attname = {f.attname: f for f in history_fields}
-        self.type_of = {f.attname: _db_type(f) for f in fields}
-        self.types = [self.type_of[a] for a in self.columns]
-        self.history_types = [_db_type(by_attname[a]) for a in self.history_columns]
-        self.history_own = {
-            kind: tuple(
-                f.get_db_prep_save(
-                    kind if f.attname == "history_type" else history[f.attname], connection
-                )
-                for f in own
-            )
-            for kind in ("+", "~")
-        }
-        self.enabled = getattr(settings, "SIMPLE_HISTORY_ENABLED", True)
-
-    def _to_db(self, records: list[dict]) -> None:
-        for record in records:
-            for attname, convert in self.converters:
-                if attname in record:
-                    record[attname] = convert(record[attname])
-
-    def insert(self, records: list[dict]) -> None:
-        self._to_db(records)
-        rows = _values(records, self.columns)
-        _insert(self.model._meta.db_table, self.columns, rows, self.types)
-
-    def update(self, records: list[dict], columns: list[str], key: str) -> None:
-        self._to_db(records)
-        rows = _values(records, [*columns, key])
-        _update(self.model._meta.db_table, columns, key, rows, self.type_of)
-
-    def history(self, records: list[dict], history_type: str) -> None:
-        """The history rows of records just inserted (``+``) or updated (``~``)."""
-        if not self.enabled:
-            return
-        own = self.history_own[history_type]
-        rows = [row + own for row in _values(records, self.tracked)]
-        _insert(self.history_table, self.history_columns, rows, self.history_types)
-
-
-def _db_type(field: models.Field) -> str:
-    """The column's type name as PostgreSQL's binary COPY wants it (no length)."""
-    name = field.db_type(connection) or ""
-    name = name.split("(")[0].strip()
-    return {"timestamp with time zone": "timestamptz", "double precision": "float8"}.get(name, name)
-
-
-def _values(records: list[dict], columns: list[str]) -> list[tuple]:
-    get = itemgetter(*columns)
-    if len(columns) == 1:
-        return [(get(record),) for record in records]
-    return list(map(get, records))
-
-
-def _insert(table: str, columns: list[str], rows: list[tuple], types: list[str]) -> None:
-    """INSERT the rows: binary ``COPY`` on PostgreSQL (``types`` of the columns), else
-    ``executemany``."""
-    quote = connection.ops.quote_name
-    names = ", ".join(quote(c) for c in columns)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            sql = f"COPY {quote(table)} ({names}) FROM STDIN (FORMAT BINARY)"
-            with cursor.cursor.copy(sql) as copy:
-                copy.set_types(types)
-                for row in rows:
-                    copy.write_row(row)
-            return
-        sql = f"INSERT INTO {quote(table)} ({names}) VALUES ({', '.join(['%s'] * len(columns))})"
-        for start in range(0, len(rows), 2000):
-            cursor.executemany(sql, rows[start : start + 2000])
-
-
-def _update(table: str, columns: list[str], key: str, rows: list[tuple], types: dict) -> None:
-    """UPDATE the rows by ``key`` (the last value of each row): on PostgreSQL one
-    ``UPDATE ... FROM`` a temporary table filled by binary ``COPY``, else ``executemany``."""
-    quote = connection.ops.quote_name
-    names = [*columns, key]
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            temp = quote(f"import_{table}")
-            listed = ", ".join(quote(c) for c in names)
-            cursor.execute(
-                f"CREATE TEMPORARY TABLE {temp} ON COMMIT DROP AS "
-                f"SELECT {listed} FROM {quote(table)} WITH NO DATA"
-            )
-            sql = f"COPY {temp} ({listed}) FROM STDIN (FORMAT BINARY)"
-            with cursor.cursor.copy(sql) as copy:
-                copy.set_types([types[c] for c in names])
-                for row in rows:
-                    copy.write_row(row)
-            assignments = ", ".join(f"{quote(c)} = {temp}.{quote(c)}" for c in columns)
-            cursor.execute(
-                f"UPDATE {quote(table)} SET {assignments} FROM {temp} "
-                f"WHERE {quote(table)}.{quote(key)} = {temp}.{quote(key)}"
-            )
-            cursor.execute(f"DROP TABLE {temp}")
-            return
-        sql = "UPDATE {} SET {} WHERE {} = %s".format(
-            quote(table), ", ".join(f"{quote(c)} = %s" for c in columns), quote(key)
-        )
-        for start in range(0, len(rows), 2000):
-            cursor.executemany(sql, rows[start : start + 2000])
+        for section_model, record in getattr(plan, which):
+            if section_model is model:
+                record["patient_id"] = plan.pk
+                records.append(record)
+    return records

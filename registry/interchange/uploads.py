@@ -6,11 +6,12 @@ which nothing serves. It is deleted on confirmation, cancellation, a new upload,
 sign-out, and by :func:`uploads_purge` once older than
 ``IMPORT_UPLOAD_MAX_AGE_HOURS`` (run on each upload and by ``manage.py
 purge_import_uploads`` from cron). The preview of a file is computed once and kept
-beside it, so reloading the preview page does not check the file again.
+beside it when it refuses the file, so reloading the page does not check it again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -47,18 +48,31 @@ def _preview_path(pending: dict) -> Path:
 
 
 def upload_save(*, upload, create_sites: bool) -> dict:
-    """Write an uploaded file (mode 0600); what the session keeps to find it again."""
+    """Write an uploaded file (mode 0600); what the session keeps to find it again,
+    with the SHA-256 of its bytes (the confirmation writes exactly what was previewed)."""
     uploads_purge()
     pending = {
         "token": secrets.token_hex(16),
         "filename": Path(upload.name).name,
         "create_sites": create_sites,
     }
+    digest = hashlib.sha256()
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     with os.fdopen(os.open(pending_path(pending), flags, 0o600), "wb") as stream:
         for chunk in upload.chunks():
             stream.write(chunk)
+            digest.update(chunk)
+    pending["digest"] = digest.hexdigest()
     return pending
+
+
+def file_digest(pending: dict) -> str:
+    """The SHA-256 of the pending file as it is now."""
+    digest = hashlib.sha256()
+    with open(pending_path(pending), "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def pending_of(session) -> dict | None:
@@ -96,44 +110,33 @@ def _discard_on_sign_out(sender, request, **kwargs) -> None:
 
 
 @dataclass
-class Preview:
-    """What the preview page shows of an import's dry run (at most the first problems)."""
+class Refusal:
+    """What the preview page shows of a refused file: the first problems and their count."""
 
     filename: str
     rows: int
-    created: int
-    changed: int
-    unchanged: int
-    sites_created: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     problem_count: int = 0
 
-    @property
-    def ok(self) -> bool:
-        return self.problem_count == 0
-
     @classmethod
-    def of(cls, result) -> Preview:
+    def of(cls, result) -> Refusal:
         return cls(
             filename=result.filename,
             rows=result.rows,
-            created=result.created,
-            changed=result.changed,
-            unchanged=result.unchanged,
-            sites_created=list(result.sites_created),
             problems=[str(problem) for problem in result.problems[:SHOWN_PROBLEMS]],
             problem_count=len(result.problems),
         )
 
 
-def preview_load(pending: dict) -> Preview | None:
+def refusal_load(pending: dict) -> Refusal | None:
+    """The kept refusal of the pending file, None when it was not refused."""
     try:
-        return Preview(**json.loads(_preview_path(pending).read_text()))
+        return Refusal(**json.loads(_preview_path(pending).read_text()))
     except (OSError, ValueError, TypeError):
         return None
 
 
-def preview_save(pending: dict, preview: Preview) -> None:
+def refusal_save(pending: dict, refusal: Refusal) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
     with os.fdopen(os.open(_preview_path(pending), flags, 0o600), "w") as stream:
-        json.dump(asdict(preview), stream)
+        json.dump(asdict(refusal), stream)

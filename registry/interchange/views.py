@@ -1,12 +1,18 @@
 """Import, export and data-dictionary pages. Thin: access -> form -> service.
 
 The import is two-step: the upload is validated as a dry run within a time budget
-and previewed (problems, or the counts of patients to create and change); only
-the confirmation writes. Until then the file waits in a private folder
-(``uploads``), found again through a random token remembered in the session.
+and previewed (problems, warnings, and every value the file changes in stored
+patients); only the confirmation writes. Until then the file waits in a private
+folder (``uploads``), found again through a random token remembered in the session.
+The confirmation writes exactly what was previewed: the same bytes (their SHA-256,
+taken at upload) and the same plan (the preview's ``plan_digest``); anything else is
+refused. A refused file's preview is kept: reloading it does not check the file again.
 """
 
 from __future__ import annotations
+
+import csv
+import io
 
 from django.conf import settings
 from django.contrib import messages
@@ -59,31 +65,19 @@ def import_upload(request):
     return render(request, "registry/interchange/import_upload.html", context)
 
 
-def _run(request, pending: dict, *, dry_run: bool, time_budget: int | None = None):
-    return registry_import(
+def _run(request, pending: dict, *, dry_run: bool, expected_plan: str | None = None):
+    """The import of the pending file; a dry run within the preview's time budget."""
+    result = registry_import(
         file=uploads.pending_path(pending),
         user=request.user,
         filename=pending["filename"],
         dry_run=dry_run,
         create_sites=pending["create_sites"],
-        time_budget=time_budget,
+        expected_plan=expected_plan,
+        time_budget=settings.IMPORT_PREVIEW_SECONDS if dry_run else None,
     )
-
-
-@require_GET
-def import_preview(request):
-    access.require(access.has(request.user, access.IMPORT))
-    pending = uploads.pending_of(request.session)
-    if pending is None:
-        messages.info(request, _("Upload a file to import."))
-        return redirect("registry:import_upload")
-    preview = uploads.preview_load(pending)
-    if preview is None:  # checked once; a reload shows the same preview
-        result = _run(request, pending, dry_run=True, time_budget=settings.IMPORT_PREVIEW_SECONDS)
-        preview = uploads.Preview.of(result)
-        uploads.preview_save(pending, preview)
-        _reconnect_if_lost()
-    return render(request, "registry/interchange/import_preview.html", {"result": preview})
+    _reconnect_if_lost()
+    return result
 
 
 def _reconnect_if_lost() -> None:
@@ -95,6 +89,80 @@ def _reconnect_if_lost() -> None:
         connection.close()
 
 
+# The preview page lists the changes of this many patients; the rest is downloaded.
+PREVIEW_PATIENTS = 50
+
+
+def _preview(request, result, pending: dict, status: int = 200):
+    if result.problems:  # kept: a reload shows it without checking the file again
+        refusal = uploads.Refusal.of(result)
+        uploads.refusal_save(pending, refusal)
+        return _refused(request, refusal, status)
+    return render(
+        request,
+        "registry/interchange/import_preview.html",
+        {
+            "result": result,
+            "digest": pending.get("digest", ""),
+            "changes": result.changes[:PREVIEW_PATIENTS],
+            "more_changes": max(0, len(result.changes) - PREVIEW_PATIENTS),
+            "warnings": result.warnings[:PREVIEW_PATIENTS],
+        },
+        status=status,
+    )
+
+
+def _refused(request, refusal: uploads.Refusal, status: int = 200):
+    """The first problems of a refused file, with their count."""
+    context = {"result": refusal}
+    return render(request, "registry/interchange/import_preview.html", context, status=status)
+
+
+@require_GET
+def import_preview(request):
+    access.require(access.has(request.user, access.IMPORT))
+    pending = uploads.pending_of(request.session)
+    if pending is None:
+        messages.info(request, _("Upload a file to import."))
+        return redirect("registry:import_upload")
+    refusal = uploads.refusal_load(pending)
+    if refusal is not None:
+        return _refused(request, refusal)
+    return _preview(request, _run(request, pending, dry_run=True), pending)
+
+
+@require_GET
+def import_diff(request):
+    """Every change the pending file makes, as CSV (the preview page shows the first)."""
+    access.require(access.has(request.user, access.IMPORT))
+    pending = uploads.pending_of(request.session)
+    if pending is None:
+        messages.info(request, _("Upload a file to import."))
+        return redirect("registry:import_upload")
+    if uploads.refusal_load(pending) is not None:
+        return redirect("registry:import_preview")
+    result = _run(request, pending, dry_run=True)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["row", "study_id", "field", "stored", "new", "completed_section", "locked"])
+    for patient in result.changes:
+        for change in patient.fields:
+            writer.writerow(
+                [
+                    patient.row,
+                    patient.study_id,
+                    change.field,
+                    change.text(change.stored),
+                    change.text(change.new),
+                    int(change.completed),
+                    int(patient.locked),
+                ]
+            )
+    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="import-changes.csv"'
+    return response
+
+
 @require_POST
 def import_confirm(request):
     access.require(access.has(request.user, access.IMPORT))
@@ -102,18 +170,35 @@ def import_confirm(request):
     if pending is None:
         messages.info(request, _("Nothing to import: upload the file again."))
         return redirect("registry:import_upload")
-    preview = uploads.preview_load(pending)
-    if request.POST.get("action") != "confirm" or preview is None or not preview.ok:
+    refused = uploads.refusal_load(pending) is not None
+    if request.POST.get("action") != "confirm" or refused:
         uploads.upload_discard(request.session)
         messages.info(request, _("Import cancelled; nothing was written."))
         return redirect("registry:import_upload")
-    try:
-        result = _run(request, pending, dry_run=False)
-    finally:  # whatever happens, the file does not stay behind
+    digest = pending.get("digest")
+    if not digest or request.POST.get("digest") != digest or uploads.file_digest(pending) != digest:
         uploads.upload_discard(request.session)
-    if result.problems:  # the registry changed since the preview
-        context = {"result": uploads.Preview.of(result)}
-        return render(request, "registry/interchange/import_preview.html", context)
+        messages.error(
+            request,
+            _("The file is not the one previewed; nothing was written. Upload it again."),
+        )
+        return redirect("registry:import_upload")
+    try:
+        plan = request.POST.get("plan_digest", "")
+        result = _run(request, pending, dry_run=False, expected_plan=plan)
+    except BaseException:  # a failure leaves no file behind
+        uploads.upload_discard(request.session)
+        raise
+    if result.problems:  # the registry changed since the preview: show the new one
+        messages.warning(
+            request,
+            _(
+                "Nothing was written: the registry changed since the preview, so the import "
+                "would now write something else. Review the new preview and confirm again."
+            ),
+        )
+        return _preview(request, _run(request, pending, dry_run=True), pending)
+    uploads.upload_discard(request.session)
     messages.success(
         request,
         _(

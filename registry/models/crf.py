@@ -9,6 +9,9 @@ constraints; cross-field rules come from ``rules.RULES`` and run in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
@@ -41,6 +44,7 @@ __all__ = [
     "ALL_SECTIONS_COMPLETE",
     "SECTIONS_BY_KEY",
     "SECTION_MODELS",
+    "STORED",
     "STORED_DERIVED",
     "Admission",
     "Complications",
@@ -54,13 +58,12 @@ __all__ = [
     "User",
     "choice_constraints",
     "mrs_3m_missing",
-    "mrs_3m_missing_of",
     "patients_incomplete",
     "patients_refresh_stored",
     "section_bit",
     "section_of_field",
     "sections_complete",
-    "sections_complete_of",
+    "stored_values_of",
 ]
 
 # Patient.sections_complete when all five sections (SECTION_MODELS) are complete;
@@ -256,15 +259,14 @@ class Patient(models.Model):
         related_name="+",
     )
     # Stored, not only derived: "no 3-month mRS recorded" includes patients *lacking* a
-    # follow-up row, which no index finds, so the follow-up worklist read every patient
-    # of the site (300-350 ms at 1,000,000 patients; docs/performance.md). Defined by
-    # mrs_3m_missing() below; kept by Section.save() / delete() and the bulk writers
-    # through patients_refresh_stored().
+    # follow-up row, which no index finds, so the follow-up worklist would read every
+    # patient of the site. Defined by
+    # STORED below; kept by Section.save() / delete() and registry.models.bulk.
     mrs_3m_missing = models.BooleanField(_("3-month mRS missing"), default=True, editable=False)
     # Stored for the same reason: "section incomplete" includes patients *lacking* the
-    # section's row (the list's filter read every patient of the site: 0.2-1.9 s at
-    # 1,000,000 patients). One bit per complete section (section_bit()); defined by
-    # sections_complete() below; kept by Section.save() / delete() and the bulk writers.
+    # section's row (the list's filter would read every patient of the site). One bit
+    # per complete section (section_bit()); defined by
+    # STORED below; kept by Section.save() / delete() and registry.models.bulk.
     sections_complete = models.PositiveSmallIntegerField(
         _("complete sections"), default=0, editable=False
     )
@@ -274,8 +276,8 @@ class Patient(models.Model):
         ordering = ["study_id"]
         verbose_name = _("patient")
         indexes = [
-            # The nurse's patient list filters by site and orders by study ID: at 1,000,000
-            # patients this turns a 46-82 ms filtered scan into 0.8 ms (docs/performance.md).
+            # The nurse's patient list filters by site and orders by study ID: a page is
+            # read from the index instead of filtering a scan of every patient.
             models.Index(fields=["site", "study_id"], name="patient_site_study_id_idx"),
             # The follow-up worklist: the few patients of a site still without the mRS.
             models.Index(
@@ -368,8 +370,8 @@ class Section(models.Model):
     class Meta:
         abstract = True
 
-    # The patient's stored columns (STORED_DERIVED) follow every section written
-    # through the model; the bulk writers refresh them themselves.
+    # The patient's stored columns (STORED) follow every section written through the
+    # model; registry.models.bulk keeps them for the sections it writes.
     def save(self, *args, **kwargs):
         super().save(*args, **kwargs)
         patients_refresh_stored(patient_ids=[self.patient_id])
@@ -622,19 +624,8 @@ class FollowUp(Section):
         ]
 
 
-def mrs_3m_missing(followup_model=None) -> models.Expression:
-    """True for a patient with no 3-month mRS recorded (no follow-up row, or one
-    without the mRS): who stays on the follow-up worklist. The one definition."""
-    followup_model = followup_model or FollowUp
-    recorded = followup_model.objects.filter(patient=OuterRef("pk"), mrs_3m__isnull=False)
-    return ~Exists(recorded)
-
-
-def mrs_3m_missing_of(followup: dict | None) -> bool:
-    """:func:`mrs_3m_missing` for a follow-up about to be written (its field values,
-    None for none): what the import stores with a new patient instead of updating
-    the row again (~20 % of an import's time). Tests check the two agree."""
-    return followup is None or followup.get("mrs_3m") is None
+SECTION_MODELS: tuple[type[Section], ...] = (Admission, Imaging, Procedure, Complications, FollowUp)
+SECTIONS_BY_KEY: dict[str, type[Section]] = {m.key: m for m in SECTION_MODELS}
 
 
 def section_bit(key: str) -> int:
@@ -643,27 +634,112 @@ def section_bit(key: str) -> int:
     return 1 << [model.key for model in SECTION_MODELS].index(key)
 
 
-def sections_complete(patient_model=None) -> models.Expression:
-    """The bits (:func:`section_bit`) of a patient's sections whose status is
-    complete; a section not started is not complete. The one definition."""
-    apps = (patient_model or Patient)._meta.apps
-    total = models.Value(0)
-    for model in SECTION_MODELS:
-        rows = apps.get_model("registry", model.__name__).objects
-        done = Exists(rows.filter(patient=OuterRef("pk"), status=SectionStatus.COMPLETE))
-        total = total + models.Case(
-            models.When(done, then=models.Value(section_bit(model.key))),
-            default=models.Value(0),
+# ---------------------------------------------------------------- stored derived columns
+# Each stored column is declared once (STORED below) from facts about the patient's
+# sections; both of its forms are generated from that declaration: the SQL that
+# refreshes and checks the stored rows, and the Python that computes it for a patient
+# about to be written in bulk with its sections (registry.models.bulk), which would
+# otherwise cost a second write of every new patient.
+
+
+@dataclass(frozen=True)
+class SectionHas:
+    """The fact that the patient has section ``key`` with ``lookups`` (``field=value``
+    or ``field__isnull=...``: the two lookups given both a SQL and a Python form)."""
+
+    key: str
+    lookups: tuple[tuple[str, object], ...]
+
+    def __post_init__(self):
+        for lookup, _value in self.lookups:
+            if lookup.partition("__")[2] not in ("", "isnull"):
+                raise ValueError(f"{lookup}: only = and __isnull have a Python form")
+
+    def exists(self, apps) -> Exists:
+        """On the stored rows (``apps``: the registry's, or a migration's)."""
+        model = apps.get_model("registry", SECTIONS_BY_KEY[self.key].__name__)
+        return Exists(model.objects.filter(patient=OuterRef("pk"), **dict(self.lookups)))
+
+    def holds(self, sections: Mapping[str, Mapping]) -> bool:
+        """On section records about to be written, by key (a section not written absent)."""
+        record = sections.get(self.key)
+        if record is None:
+            return False
+        for lookup, value in self.lookups:
+            name, _, lookup_type = lookup.partition("__")
+            found = record[name] is None if lookup_type == "isnull" else record[name]
+            if found != value:
+                return False
+        return True
+
+
+def section_has(key: str, **lookups) -> SectionHas:
+    return SectionHas(key, tuple(lookups.items()))
+
+
+@dataclass(frozen=True)
+class Lacks:
+    """A flag: True when the patient lacks ``fact``."""
+
+    fact: SectionHas
+
+    def expression(self, apps) -> models.Expression:
+        return ~self.fact.exists(apps)
+
+    def of(self, sections: Mapping[str, Mapping]) -> bool:
+        return not self.fact.holds(sections)
+
+
+@dataclass(frozen=True)
+class Bits:
+    """A set of bits: each ``(bit, fact)``'s bit when the patient has the fact."""
+
+    facts: tuple[tuple[int, SectionHas], ...]
+
+    def expression(self, apps) -> models.Expression:
+        total = models.Value(0)
+        for bit, fact in self.facts:
+            total = total + models.Case(
+                models.When(fact.exists(apps), then=models.Value(bit)),
+                default=models.Value(0),
+            )
+        return models.ExpressionWrapper(total, output_field=models.PositiveSmallIntegerField())
+
+    def of(self, sections: Mapping[str, Mapping]) -> int:
+        return sum(bit for bit, fact in self.facts if fact.holds(sections))
+
+
+# Patient columns derived from the sections, stored so that an index finds them.
+STORED = {
+    # No 3-month mRS recorded (no follow-up row, or one without the mRS): who stays
+    # on the follow-up worklist.
+    "mrs_3m_missing": Lacks(section_has("followup", mrs_3m__isnull=False)),
+    # The bits (section_bit()) of the sections whose status is complete; a section
+    # not started is not complete.
+    "sections_complete": Bits(
+        tuple(
+            (section_bit(model.key), section_has(model.key, status=SectionStatus.COMPLETE))
+            for model in SECTION_MODELS
         )
-    return models.ExpressionWrapper(total, output_field=models.PositiveSmallIntegerField())
+    ),
+}
+STORED_DERIVED = tuple(STORED)
 
 
-def sections_complete_of(statuses: dict[str, str]) -> int:
-    """:func:`sections_complete` for sections about to be written (``{key: status}``,
-    a section not written absent): what the import stores with a new patient."""
-    return sum(
-        section_bit(key) for key, status in statuses.items() if status == SectionStatus.COMPLETE
-    )
+def mrs_3m_missing(followup_model=None) -> models.Expression:
+    """``STORED["mrs_3m_missing"]`` as SQL on a patient queryset."""
+    return STORED["mrs_3m_missing"].expression((followup_model or FollowUp)._meta.apps)
+
+
+def sections_complete(patient_model=None) -> models.Expression:
+    """``STORED["sections_complete"]`` as SQL on a patient queryset."""
+    return STORED["sections_complete"].expression((patient_model or Patient)._meta.apps)
+
+
+def stored_values_of(sections: Mapping[str, Mapping]) -> dict[str, object]:
+    """The stored columns (``STORED``) of a new patient about to be written with these
+    section records (field values by section key; a section not written absent)."""
+    return {name: column.of(sections) for name, column in STORED.items()}
 
 
 def patients_incomplete(patients: models.QuerySet, keys) -> models.QuerySet:
@@ -679,23 +755,14 @@ def patients_incomplete(patients: models.QuerySet, keys) -> models.QuerySet:
     )
 
 
-def _stored_values(patient_model, fields) -> dict[str, models.Expression]:
-    definitions = {
-        "mrs_3m_missing": lambda: mrs_3m_missing(
-            patient_model._meta.apps.get_model("registry", "FollowUp")
-        ),
-        "sections_complete": lambda: sections_complete(patient_model),
-    }
-    return {name: definitions[name]() for name in fields}
-
-
 def patients_refresh_stored(*, patient_ids=None, patient_model=None, fields=None) -> int:
     """Store the derived columns (``STORED_DERIVED``, or those of ``fields``) for
     those patients (all when ``patient_ids`` is None) by their definitions; one
     UPDATE per 500 patients. The model and the fields are parameters for the data
     migrations, which have their own historical models and columns."""
     patient_model = patient_model or Patient
-    values = _stored_values(patient_model, fields or STORED_DERIVED)
+    apps = patient_model._meta.apps
+    values = {name: STORED[name].expression(apps) for name in fields or STORED_DERIVED}
     if patient_ids is None:
         return patient_model.objects.update(**values)
     keys, changed = list(patient_ids), 0
@@ -703,14 +770,6 @@ def patients_refresh_stored(*, patient_ids=None, patient_model=None, fields=None
         chunk = keys[start : start + 500]
         changed += patient_model.objects.filter(pk__in=chunk).update(**values)
     return changed
-
-
-# Patient columns derived from the sections, stored so that an index finds them.
-STORED_DERIVED = ("mrs_3m_missing", "sections_complete")
-
-
-SECTION_MODELS: tuple[type[Section], ...] = (Admission, Imaging, Procedure, Complications, FollowUp)
-SECTIONS_BY_KEY: dict[str, type[Section]] = {m.key: m for m in SECTION_MODELS}
 
 
 class ExportLog(models.Model):

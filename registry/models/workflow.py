@@ -40,6 +40,8 @@ __all__ = [
     "DataQuery",
     "QueryMessage",
     "PatientLock",
+    "LockMeaning",
+    "WarningConfirmation",
 ]
 
 MRS_LOW, MRS_HIGH = rules.RANGES["mrs_3m"]
@@ -475,23 +477,41 @@ class QueryMessage(models.Model):
         return f"{self.query_id} {self.action} {self.created_at:%Y-%m-%d %H:%M}"
 
 
+class LockMeaning(models.TextChoices):
+    """What an electronic signature on a lock or an unlock means (21 CFR Part 11)."""
+
+    VERIFIED = "source_data_verified", _("Source data verified")
+    REOPENED = "reopened_for_correction", _("Reopened for correction")
+
+
 class PatientLock(models.Model):
-    """The lock state of a patient's record; every lock and unlock is a history row."""
+    """The lock state of a patient's record; every lock and unlock is a history row.
+
+    Each change is signed: the user re-entered their password, gave a reason, and
+    the row says what the signature means (``meaning``).
+    """
 
     patient = models.OneToOneField(
         Patient, verbose_name=_("patient"), on_delete=models.PROTECT, related_name="lock"
     )
     locked = models.BooleanField(_("locked"), default=True)
-    reason = models.TextField(_("reason"), blank=True)
-    changed_by = _user_fk(_("changed by"))
-    changed_at = models.DateTimeField(_("changed at"), auto_now=True)
+    reason = models.TextField(_("reason"))
+    meaning = models.CharField(
+        _("meaning of the signature"), max_length=32, choices=LockMeaning.choices
+    )
+    changed_by = _user_fk(_("signed by"))
+    changed_at = models.DateTimeField(_("signed at"), auto_now=True)
     history = AuditedHistory()
 
     class Meta:
         verbose_name = _("record lock")
         constraints = [
+            models.CheckConstraint(condition=~Q(reason=""), name="patientlock_has_reason"),
+            *choice_constraints(meaning=LockMeaning),
             models.CheckConstraint(
-                condition=Q(locked=True) | ~Q(reason=""), name="patientlock_unlock_has_reason"
+                condition=Q(locked=True, meaning=LockMeaning.VERIFIED)
+                | Q(locked=False, meaning=LockMeaning.REOPENED),
+                name="patientlock_meaning_matches_state",
             ),
         ]
 
@@ -500,5 +520,45 @@ class PatientLock(models.Model):
 
     def clean(self) -> None:
         super().clean()
-        if not self.locked and not self.reason.strip():
-            raise ValidationError({"reason": _("Give the reason for unlocking.")})
+        if not self.reason.strip():
+            raise ValidationError({"reason": _("Give the reason.")})
+
+
+class WarningConfirmation(models.Model):
+    """A nurse's confirmation of a value a warning rule (``registry.rules``) flagged.
+
+    ``fingerprint`` is the rule's digest of the values it looked at: the warning is
+    not asked again while they stay the same. Rows are never changed; a new value
+    confirmed again is a new row (and the history keeps every row).
+    """
+
+    patient = models.ForeignKey(
+        Patient,
+        verbose_name=_("patient"),
+        on_delete=models.CASCADE,
+        related_name="warning_confirmations",
+    )
+    section = models.CharField(_("section"), max_length=20)
+    code = models.CharField(_("warning"), max_length=64)
+    fields = models.CharField(_("fields"), max_length=200)
+    fingerprint = models.CharField(_("values confirmed"), max_length=64)
+    reason = models.TextField(_("reason"))
+    confirmed_by = _user_fk(_("confirmed by"))
+    confirmed_at = models.DateTimeField(_("confirmed at"), default=timezone.now)
+    history = AuditedHistory()
+
+    class Meta:
+        ordering = ["-confirmed_at", "-pk"]
+        verbose_name = _("warning confirmation")
+        indexes = [models.Index(fields=["patient", "code"], name="warnconf_patient_code_idx")]
+        constraints = [
+            models.CheckConstraint(condition=~Q(reason=""), name="warningconfirmation_has_reason")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient} {self.code}"
+
+    def clean(self) -> None:
+        super().clean()
+        if not self.reason.strip():
+            raise ValidationError({"reason": _("Give the reason.")})

@@ -24,3 +24,25 @@ def duration(value: dt.timedelta | None) -> str:
 @register.filter
 def is_datetime(value) -> bool:
     return isinstance(value, dt.datetime)
+
+
+@register.filter
+def lookup(mapping, key):
+    """``mapping[key]``, or None: a template cannot index by a variable."""
+    try:
+        return mapping.get(key)
+    except AttributeError:
+        return None
+
+
+@register.filter
+def column_label(name: str) -> str:
+    """An interchange column's label (``premorbid_mrs`` reads "Pre-stroke mRS")."""
+    from registry.display import column_label as label
+
+    return label(name)
+
+
+@register.filter
+def column_labels(names) -> str:
+    return ", ".join(column_label(name) for name in names)

@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from registry import rules
 from registry.choices import Sex
+from registry.display import column_label
 from registry.models import (
     ConsentBy,
     ContactOutcome,
@@ -82,11 +83,18 @@ class ContactAttemptForm(forms.Form):
     note = forms.CharField(
         label=_("Note"), widget=forms.Textarea(attrs={"rows": 2}), required=False
     )
+    confirm_repeat = forms.BooleanField(
+        label=_("Log another attempt with the same outcome on the same day"), required=False
+    )
 
 
 class ExclusionForm(forms.Form):
-    reason = forms.ChoiceField(label=_("Reason"), choices=PatientExclusionReason.choices)
-    excluded_on = _date_field(_("Date"), initial=timezone.localdate)
+    """Nothing chosen in advance: excluding a patient is a decision, never one click."""
+
+    reason = forms.ChoiceField(
+        label=_("Reason"), choices=BLANK + list(PatientExclusionReason.choices)
+    )
+    excluded_on = _date_field(_("Date"))
     note = forms.CharField(
         label=_("Note"), widget=forms.Textarea(attrs={"rows": 2}), required=False
     )
@@ -104,7 +112,10 @@ class QueryRaiseForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["field"].choices = query_field_choices()
+        # The nurse and the monitor read labels; the query stores the column.
+        self.fields["field"].choices = [
+            (name, column_label(name)) for name, _code in query_field_choices()
+        ]
 
 
 class QueryMessageForm(forms.Form):
@@ -112,9 +123,12 @@ class QueryMessageForm(forms.Form):
 
 
 class InterviewFinishForm(forms.Form):
-    """The last step of the questionnaire: who answered, when, and an optional override."""
+    """The last step of the questionnaire: who answered, when, and an optional override.
 
-    interview_date = _date_field(_("Interview date"), initial=timezone.localdate)
+    The interview date has no default before the 3-month window opens (a date of
+    today would then be an out-of-window assessment nobody chose)."""
+
+    interview_date = _date_field(_("Interview date"))
     respondent = forms.ChoiceField(
         label=_("Who answered"), choices=Respondent.choices, widget=forms.RadioSelect
     )
@@ -130,4 +144,42 @@ class InterviewFinishForm(forms.Form):
         label=_("Reason for the different score"),
         widget=forms.Textarea(attrs={"rows": 2}),
         required=False,
+    )
+    out_of_window_reason = forms.CharField(
+        label=_("Reason for an assessment outside the 3-month window"),
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        help_text=_("Only when the interview date is outside the window."),
+    )
+    warnings_reason = forms.CharField(
+        label=_("I confirm the flagged values; reason"),
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        help_text=_("Only when the registry flags a value as unusual."),
+    )
+
+    def __init__(self, *args, due=None, today=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        today = today or timezone.localdate()
+        if due is None or today >= due.window_start:
+            self.fields["interview_date"].initial = today
+
+
+class OutOfWindowForm(forms.Form):
+    """Starting the questionnaire before the 3-month window opens needs a reason."""
+
+    oow_reason = forms.CharField(
+        label=_("Reason for assessing before the window"),
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
+class LockForm(forms.Form):
+    """An electronic signature: the reason and the user's password again."""
+
+    reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 2}))
+    password = forms.CharField(
+        label=_("Your password (electronic signature)"),
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        strip=False,
     )

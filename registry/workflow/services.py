@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
@@ -30,6 +29,7 @@ from registry.models import (
     ContactOutcome,
     DataQuery,
     FollowUp,
+    LockMeaning,
     MrsInterview,
     Patient,
     PatientExclusion,
@@ -46,14 +46,11 @@ from registry.services import ensure_unlocked, section_save
 from registry.smrs import QUESTION_KEYS
 from registry.smrs import smrs_score as smrs_score  # the questionnaire's scoring, re-exported
 
-FOLLOWUP_DAYS = 90
-DEFAULT_WINDOW_DAYS = 14
+# The window is a clinical rule, stated in registry.rules (the follow-up warning uses it).
+FOLLOWUP_DAYS = rules.FOLLOWUP_DAYS
+DEFAULT_WINDOW_DAYS = rules.DEFAULT_WINDOW_DAYS
 LOST_AFTER_FAILED_ATTEMPTS = 3
-
-
-def window_days() -> int:
-    """``settings.FOLLOWUP_WINDOW_DAYS`` (days either side of the due date), default 14."""
-    return int(getattr(settings, "FOLLOWUP_WINDOW_DAYS", DEFAULT_WINDOW_DAYS))
+window_days = rules.window_days
 
 
 def _save(obj, user) -> None:
@@ -65,30 +62,52 @@ def _save(obj, user) -> None:
 # --- locking -----------------------------------------------------------------
 
 
-def patient_lock(*, user, patient: Patient, reason: str = "") -> PatientLock:
-    access.require(access.has(user, access.LOCK))
-    with transaction.atomic():
-        lock = PatientLock.objects.select_for_update().filter(patient=patient).first()
-        if lock is None:
-            lock = PatientLock(patient=patient)
-        elif lock.locked:
-            raise ValidationError(_("The record is already locked."))
-        lock.locked, lock.reason, lock.changed_by = True, (reason or "").strip(), user
-        _save(lock, user)
-    return lock
+@dataclass(frozen=True)
+class LockChange:
+    """What a lock or unlock did: ``changed`` is False when the record already was so."""
+
+    lock: PatientLock | None
+    changed: bool
 
 
-def patient_unlock(*, user, patient: Patient, reason: str) -> PatientLock:
-    access.require(access.has(user, access.LOCK))
+def _signature(user, *, password: str, reason: str) -> str:
+    """An electronic signature: the user's password again and a reason (the reason)."""
+    errors = {}
+    if not password or not user.check_password(password):
+        errors["password"] = [_("The password is not correct: enter your own password.")]
     if not (reason or "").strip():
-        raise ValidationError({"reason": _("Give the reason for unlocking.")})
+        errors["reason"] = [_("Give the reason.")]
+    if errors:
+        raise ValidationError(errors)
+    return reason.strip()
+
+
+def _set_lock(*, user, patient: Patient, locked: bool, reason: str, password: str) -> LockChange:
+    access.require(access.has(user, access.LOCK))
     with transaction.atomic():
         lock = PatientLock.objects.select_for_update().filter(patient=patient).first()
-        if lock is None or not lock.locked:
-            raise ValidationError(_("The record is not locked."))
-        lock.locked, lock.reason, lock.changed_by = False, reason.strip(), user
+        if (lock is not None and lock.locked) == locked:
+            return LockChange(lock, changed=False)  # a repeated request: nothing to sign
+        reason = _signature(user, password=password, reason=reason)
+        lock = lock or PatientLock(patient=patient)
+        lock.locked, lock.reason, lock.changed_by = locked, reason, user
+        lock.meaning = LockMeaning.VERIFIED if locked else LockMeaning.REOPENED
         _save(lock, user)
-    return lock
+    return LockChange(lock, changed=True)
+
+
+def patient_lock(*, user, patient: Patient, reason: str, password: str) -> LockChange:
+    """Lock the record after source data verification, signed (password and reason).
+
+    A record already locked stays as it is (``changed`` False): a second click or a
+    second tab never unlocks it.
+    """
+    return _set_lock(user=user, patient=patient, locked=True, reason=reason, password=password)
+
+
+def patient_unlock(*, user, patient: Patient, reason: str, password: str) -> LockChange:
+    """Reopen a locked record for correction, signed (password and reason)."""
+    return _set_lock(user=user, patient=patient, locked=False, reason=reason, password=password)
 
 
 # --- screening and enrolment ---------------------------------------------------
@@ -258,13 +277,10 @@ def followup_due(patient: Patient, *, window: int | None = None) -> FollowupDue 
 
 def followup_due_from(onset, door, *, window: int | None = None) -> FollowupDue | None:
     """:func:`followup_due` from the admission's onset and door times."""
-    window = window_days() if window is None else window
-    start = onset or door
-    if start is None:
+    found = rules.followup_window(onset, door, window=window)
+    if found is None:
         return None
-    due = rules.local_date(start) + dt.timedelta(days=FOLLOWUP_DAYS)
-    span = dt.timedelta(days=window)
-    return FollowupDue(due, due - span, due + span, onset is None)
+    return FollowupDue(*found, onset is None)
 
 
 BUCKETS = ("due_today", "this_week", "overdue", "outside_window")
@@ -351,8 +367,8 @@ def worklist(user, today: dt.date | None = None) -> dict[str, list[WorklistItem]
         .filter(mrs_3m_missing=True)
         .exclude(exclusion__active=True)
         # Only what the buckets and the worklist tables read, the related values as
-        # annotations: building a patient, its site, admission and complications
-        # instances for each of 949 patients took ~50-100 ms at 1,000,000 patients.
+        # annotations, rather than a patient, site, admission and complications instance
+        # per patient on the list.
         .only("study_id")
         .annotate(
             w_site_code=F("site__code"),
@@ -390,7 +406,10 @@ def contact_attempt_log(
     outcome: str,
     attempt_date: dt.date | None = None,
     note: str = "",
+    confirm_repeat: bool = False,
 ) -> ContactAttempt:
+    """Log one attempt; the same outcome on the same day again only when confirmed
+    (``confirm_repeat``): a second click must not count as a second failed call."""
     access.require(access.has(user, access.EDIT_CLINICAL))
     ensure_unlocked(patient)
     attempt = ContactAttempt(
@@ -400,6 +419,18 @@ def contact_attempt_log(
         by=user,
         note=note,
     )
+    same = ContactAttempt.objects.filter(
+        patient=patient, attempt_date=attempt.attempt_date, outcome=outcome
+    )
+    if not confirm_repeat and same.exists():
+        raise ValidationError(
+            {
+                "confirm_repeat": _(
+                    "An attempt with this outcome is already logged for this day. Tick "
+                    "the box to log another one."
+                )
+            }
+        )
     _save(attempt, user)
     return attempt
 
@@ -414,15 +445,22 @@ def mrs_interview_record(
     death_date: dt.date | None = None,
     override_score: int | None = None,
     override_reason: str = "",
+    out_of_window_reason: str = "",
+    warnings_reason: str = "",
 ) -> MrsInterview:
     """Store the questionnaire and write its score into the 3-month follow-up.
 
     The follow-up section is validated by its own ``full_clean()`` (the
     registry's rules: mRS 6 needs the death date, follow-up after discharge...),
-    so an interview that would break a rule is refused as a whole.
+    so an interview that would break a rule is refused as a whole. An interview
+    outside the 3-month window is refused unless ``out_of_window_reason`` confirms
+    it; any other warning the follow-up raises is confirmed by ``warnings_reason``.
     """
     access.require(access.has(user, access.EDIT_CLINICAL))
     ensure_unlocked(patient)
+    confirmations = _interview_confirmations(
+        patient, interview_date, out_of_window_reason, warnings_reason
+    )
     interview = MrsInterview(
         patient=patient,
         interview_date=interview_date,
@@ -451,8 +489,47 @@ def mrs_interview_record(
             data=data,
             complete=bool(stored and stored.status == SectionStatus.COMPLETE),
             reason=str(_("3-month mRS interview")),
+            confirmations=confirmations,
         )
     return interview
+
+
+OUT_OF_WINDOW = next(r for r in rules.RULES if r.code == "followup_out_of_window")
+
+
+def _interview_confirmations(
+    patient: Patient, interview_date, out_of_window_reason: str, warnings_reason: str
+) -> dict[str, str]:
+    """The follow-up's warning confirmations an interview brings (rule key -> reason).
+
+    An interview date outside the 3-month window needs its own reason: the score of
+    an out-of-window assessment is not the study's 3-month outcome.
+    """
+    confirmations = {}
+    if warnings_reason.strip():
+        confirmations = {r.key: warnings_reason for r in rules.RULES if r.is_warning}
+    confirmations.pop(OUT_OF_WINDOW.key, None)
+    due = followup_due(patient)
+    if due is None or interview_date is None:
+        return confirmations
+    if not due.window_start <= interview_date <= due.window_end:
+        if not out_of_window_reason.strip():
+            raise ValidationError(
+                {
+                    "interview_date": _(
+                        "%(date)s is outside the 3-month window (%(start)s to %(end)s). "
+                        "Confirm an out-of-window assessment with a reason, or interview "
+                        "within the window."
+                    )
+                    % {
+                        "date": interview_date.isoformat(),
+                        "start": due.window_start.isoformat(),
+                        "end": due.window_end.isoformat(),
+                    }
+                }
+            )
+        confirmations[OUT_OF_WINDOW.key] = out_of_window_reason
+    return confirmations
 
 
 # --- data queries ---------------------------------------------------------------

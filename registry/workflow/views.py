@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -24,6 +25,8 @@ from .forms import (
     EnrolForm,
     ExclusionForm,
     InterviewFinishForm,
+    LockForm,
+    OutOfWindowForm,
     QueryMessageForm,
     QueryRaiseForm,
     ReasonForm,
@@ -187,6 +190,21 @@ def _answers_from(params) -> dict[str, bool]:
     return {question.key: answer for question, answer in smrs.asked_path(raw)}
 
 
+def _interview_gate(request, patient, params, context):
+    """Before the 3-month window opens the questionnaire starts only with a reason.
+
+    Returns the page asking for it, or None when the interview may go on (the reason,
+    once given, travels with the answers as ``oow_reason``).
+    """
+    due = workflow.followup_due(patient)
+    today = timezone.localdate()
+    if due is None or today >= due.window_start or params.get("oow_reason", "").strip():
+        return None
+    form = OutOfWindowForm(params if "oow_start" in params else None)
+    form.is_valid()
+    return render(request, T + "mrs_gate.html", {**context, "form": form, "due": due})
+
+
 @require_http_methods(["GET", "POST"])
 def mrs_interview(request, pk):
     """The smRSq, one question per step, no JavaScript: answers travel in the form."""
@@ -201,20 +219,29 @@ def mrs_interview(request, pk):
     if params.get("back") and answers:
         answers.pop(list(answers)[-1])
     question = smrs.next_question(answers)
+    oow_reason = params.get("oow_reason", "").strip()
+    hidden = [(f"a_{k}", "yes" if v else "no") for k, v in answers.items()]
     context = {
         "patient": patient,
         "answers": answers,
-        "hidden": [(f"a_{k}", "yes" if v else "no") for k, v in answers.items()],
+        "hidden": hidden + ([("oow_reason", oow_reason)] if oow_reason else []),
         "path": smrs.asked_path(answers),
         "question": question,
         "step": len(answers) + 1,
         "n_questions": len(smrs.QUESTIONS),
         "locked": services.is_locked(patient),
     }
+    gate = _interview_gate(request, patient, params, context)
+    if gate is not None:
+        return gate
     if question is not None:
         return render(request, T + "mrs_question.html", context)
     score = smrs.smrs_score(answers)
-    form = InterviewFinishForm(request.POST if request.method == "POST" else None)
+    form = InterviewFinishForm(
+        request.POST if request.method == "POST" else None,
+        due=workflow.followup_due(patient),
+        initial={"out_of_window_reason": oow_reason},
+    )
     if request.method == "POST" and form.is_valid():
         try:
             workflow.mrs_interview_record(
@@ -313,27 +340,42 @@ def query_detail(request, pk):
 # --- locking ---------------------------------------------------------------------------
 
 
+LOCK_ACTIONS = {
+    "lock": (workflow.patient_lock, _("Record locked."), _("The record is already locked.")),
+    "unlock": (
+        workflow.patient_unlock,
+        _("Record unlocked for correction."),
+        _("The record is not locked."),
+    ),
+}
+
+
 @require_http_methods(["GET", "POST"])
 def patient_lock(request, pk):
+    """Lock and unlock are two explicit actions (``action``), never a toggle."""
     patient = access.get_patient(request.user, pk)
     user = request.user
-    form = ReasonForm(request.POST or None)
-    locked = services.is_locked(patient)
+    form = LockForm(request.POST or None)
     if request.method == "POST":
         access.require(access.has(user, access.LOCK))
+        action = LOCK_ACTIONS.get(request.POST.get("action"))
+        if action is None:
+            return HttpResponseBadRequest(_("Say whether to lock or to unlock."))
+        service, done, already = action
+        wanted_locked = service is workflow.patient_lock
         if form.is_valid():
-            reason = form.cleaned_data["reason"]
             try:
-                if locked:
-                    workflow.patient_unlock(user=user, patient=patient, reason=reason)
-                    messages.success(request, _("Record unlocked."))
-                else:
-                    workflow.patient_lock(user=user, patient=patient, reason=reason)
-                    messages.success(request, _("Record locked."))
+                change = service(user=user, patient=patient, **form.cleaned_data)
             except ValidationError as error:
                 _add_errors(form, error)
             else:
+                (messages.success if change.changed else messages.info)(
+                    request, done if change.changed else already
+                )
                 return redirect("registry:patient_lock", pk=patient.pk)
+        elif services.is_locked(patient) == wanted_locked:
+            messages.info(request, already)  # a repeated request: nothing to sign
+            return redirect("registry:patient_lock", pk=patient.pk)
     lock = getattr(patient, "lock", None)
     history = lock.history.select_related("history_user") if lock is not None else []
     return render(
@@ -341,7 +383,8 @@ def patient_lock(request, pk):
         T + "patient_lock.html",
         {
             "patient": patient,
-            "locked": locked,
+            "locked": services.is_locked(patient),
+            "lock": lock,
             "form": form,
             "history": history,
             "can_lock": access.has(user, access.LOCK),

@@ -12,7 +12,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from analytics import exports
-from analytics.datasets import Filters
+from analytics.datasets import FOLLOWUP_WINDOW_CHOICES, Filters
 from analytics.tables import P_METHODS, strip_internal, study_tables, validate_covariates
 from registry.choices import Circulation
 from registry.models import Site
@@ -37,6 +37,13 @@ class Command(BaseCommand):
         parser.add_argument("--circulation", choices=Circulation.values)
         parser.add_argument("--p-method", choices=P_METHODS, default="fisher")
         parser.add_argument(
+            "--followup-window",
+            choices=FOLLOWUP_WINDOW_CHOICES,
+            default="as_recorded",
+            help="a 3-month mRS outside 90 days ± FOLLOWUP_WINDOW_DAYS: counted as the "
+            "study did (as_recorded) or missing (strict, a sensitivity analysis)",
+        )
+        parser.add_argument(
             "--covariates", help="regression covariates, comma separated (default: settings)"
         )
 
@@ -49,6 +56,7 @@ class Command(BaseCommand):
             date_from=_date(options["date_from"]) if options["date_from"] else None,
             date_to=_date(options["date_to"]) if options["date_to"] else None,
             circulation=options["circulation"],
+            followup_window=options["followup_window"],
         )
         covariates = None
         if options["covariates"]:

@@ -6,14 +6,15 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from registry.checks import VIOLATION, run_checks
+from registry.checks import MISSING, VIOLATION, WARNING, run_checks
 from registry.models import Patient, Site
 
 
 class Command(BaseCommand):
     help = (
-        "List every rule violation and every missing value of a completed section, per site "
-        "and per patient, with completeness per section and per site."
+        "List every rule violation, every warning (with its confirmation, if any) and every "
+        "missing value of a completed section, per site and per patient, with completeness "
+        "per section and per site."
     )
 
     def add_arguments(self, parser):
@@ -41,6 +42,7 @@ class Command(BaseCommand):
         out = self.stdout.write
         out(
             f"{report.n_patients} patients checked: {report.n_violations} rule violations, "
+            f"{report.n_warnings} warnings ({report.n_unconfirmed} not confirmed), "
             f"{report.n_missing} missing values in completed sections."
         )
         for site, patients in report.by_site().items():
@@ -48,8 +50,11 @@ class Command(BaseCommand):
             for study_id, findings in patients.items():
                 out(f"  {study_id}")
                 for f in findings:
-                    kind = "rule   " if f.kind == VIOLATION else "missing"
+                    kind = {VIOLATION: "rule   ", WARNING: "warning", MISSING: "missing"}[f.kind]
                     out(f"    {kind} {f.code} [{', '.join(f.fields)}]: {f.message}")
+                    if f.confirmation is not None:
+                        c = f.confirmation
+                        out(f"            confirmed by {c.by} on {c.at:%Y-%m-%d %H:%M}: {c.reason}")
         out("\nCompleteness (% of applicable values recorded)")
         header = ["site", *report.sections, "all"]
         out("  " + "".join(f"{h:>15}" for h in header))

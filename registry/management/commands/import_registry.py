@@ -24,6 +24,11 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="validate and count, write nothing"
         )
         parser.add_argument("--create-sites", action="store_true", help="create unknown site codes")
+        parser.add_argument(
+            "--strict-warnings",
+            action="store_true",
+            help="refuse the file when any value raises a warning (default: report, import)",
+        )
 
     def handle(self, *args, **options):
         path = Path(options["file"])
@@ -40,7 +45,11 @@ class Command(BaseCommand):
             filename=path.name,
             dry_run=options["dry_run"],
             create_sites=options["create_sites"],
+            strict_warnings=options["strict_warnings"],
         )
+        if not options["strict_warnings"]:
+            for warning in result.warnings:
+                self.stderr.write(f"warning: {warning}")
         if result.problems:
             for problem in result.problems:
                 self.stderr.write(str(problem))
@@ -48,6 +57,12 @@ class Command(BaseCommand):
                 f"{len(result.problems)} problem(s) in {result.rows} row(s); nothing was written."
             )
             raise SystemExit(1)
+        if result.dry_run:
+            for line in result.diff_lines():
+                self.stdout.write(line)
+        self._summary(result)
+
+    def _summary(self, result) -> None:
         verb = "would be" if result.dry_run else "were"
         if result.sites_created:
             self.stdout.write(f"Sites {verb} created: {', '.join(result.sites_created)}")
@@ -56,3 +71,8 @@ class Command(BaseCommand):
             f"{result.changed} {verb} changed, {result.unchanged} unchanged."
             + (" Dry run: nothing was written." if result.dry_run else "")
         )
+        if result.warnings:
+            counts = ", ".join(f"{code} {n}" for code, n in result.warning_counts.items())
+            self.stdout.write(f"{len(result.warnings)} warning(s), imported as they are: {counts}.")
+        if result.nothing_to_do:
+            self.stdout.write("Nothing to change: every patient is stored with these values.")

@@ -59,7 +59,7 @@ def export_log_sites(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("registry", "0011_accounts_audit_site_admin"),
+        ("registry", "0012_accounts_audit_site_admin"),
     ]
 
     operations = [
