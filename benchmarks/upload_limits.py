@@ -1,4 +1,4 @@
-"""Bounded uploads: files that used to stall a worker, checked as the web preview checks them.
+"""Bounded uploads: files built to stall a worker, checked as the web preview checks them.
 
     .venv/bin/python benchmarks/upload_limits.py [--seconds 30]
 
