@@ -22,6 +22,7 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -346,11 +347,24 @@ def _convert_workbook(source: Path, target: Path, limits: Limits) -> dict:
         raise OverBudget(None) from None
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:  # killed: over its CPU time or its memory
+        if _out_of_time(done.returncode, limits):
+            raise OverBudget(None)
         return {"refused": f"reading it needs more than {limits.xlsx_memory_mb} MB or its time"}
     answer = json.loads(lines[-1])
     if answer.get("refused", "").endswith("out of time"):
         raise OverBudget(None)
     return answer
+
+
+def _out_of_time(returncode: int, limits: Limits) -> bool:
+    """Whether a killed reader ran out of time rather than memory.
+
+    Its CPU ceiling and the wall-clock timeout are both set from the same budget, so
+    either may end a slow workbook first: both mean the budget is spent.
+    """
+    if returncode == -signal.SIGXCPU:
+        return True
+    return limits.deadline is not None and time.monotonic() >= limits.deadline
 
 
 def _workbook_refusal(reason: str, limits: Limits) -> str:
