@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
+from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import (
     DurationField,
@@ -110,6 +111,12 @@ WINDOW_AS_RECORDED, WINDOW_STRICT = "as_recorded", "strict"
 FOLLOWUP_WINDOW_CHOICES = (WINDOW_AS_RECORDED, WINDOW_STRICT)
 
 
+# An exclusion for one of these reasons takes a patient out of the analyses that need the
+# 3-month mRS only (their mRS counts as not recorded); an exclusion for any other reason
+# takes the patient out of every analysis (docs/statistics.md).
+MRS_3M_ONLY_EXCLUSIONS = (PatientExclusionReason.LOST_TO_FOLLOWUP.value,)
+
+
 def _day_start(day: dt.date) -> dt.datetime:
     """Midnight of ``day`` in the registry's time zone."""
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
@@ -120,9 +127,11 @@ def patients(
 ) -> QuerySet[Patient]:
     """The analysis set: patients the user may read (all when ``user`` is None), filtered.
 
-    Patients excluded from the analysis after enrolment (an exclusion in force, e.g.
-    lost to follow-up) are left out; ``excluded=True`` gives only those instead, and
-    ``excluded=None`` both.
+    Patients excluded from every analysis after enrolment (an exclusion in force for a
+    reason other than ``MRS_3M_ONLY_EXCLUSIONS``, e.g. consent withdrawn) are left out;
+    ``excluded=True`` gives only those instead, and ``excluded=None`` both. A patient
+    lost to follow-up stays: the analyses that need the 3-month mRS leave them out
+    (``fetch_analysis``, ``fetch_cells``).
 
     Parameters
     ----------
@@ -139,7 +148,11 @@ def patients(
     queryset = queryset.using(analytics_db_alias())
     # EXISTS rather than a join on the exclusion: the planner then estimates the
     # patients left correctly and sizes the study tables' hash joins for them.
-    excluded_now = Exists(PatientExclusion.objects.filter(patient=OuterRef("pk"), active=True))
+    excluded_now = Exists(
+        PatientExclusion.objects.filter(patient=OuterRef("pk"), active=True).exclude(
+            reason__in=MRS_3M_ONLY_EXCLUSIONS
+        )
+    )
     if excluded is True:
         queryset = queryset.filter(excluded_now)
     elif excluded is False:
@@ -157,6 +170,19 @@ def patients(
 
 
 # -- queries ---------------------------------------------------------------------------------
+
+
+def matches_nothing(queryset: QuerySet) -> bool:
+    """True when ``queryset`` can match no row whatever the data: ``none()``, or a
+    restriction such as ``site_id__in=[]`` (a user without a site), which Django refuses
+    to compile (``EmptyResultSet``) instead of sending a query that returns nothing."""
+    if queryset.query.is_empty():
+        return True
+    try:
+        queryset.order_by().values("pk").query.sql_with_params()
+    except EmptyResultSet:
+        return True
+    return False
 
 
 def _as_int(expression) -> Cast:
@@ -251,7 +277,7 @@ def drilldown(queryset: QuerySet, cell_id: str) -> QuerySet:
     the number agree. Returns a ``values()`` queryset, never model instances.
     """
     condition = cell_condition(cell_id)
-    if queryset.query.is_empty():
+    if matches_nothing(queryset):
         return queryset.values("pk", "study_id")
     inner, params = per_patient_sql(queryset)
     pks = RawSQL(
@@ -527,12 +553,42 @@ def fetch_analysis(
             for code in PatientExclusionReason.values
         },
     }
-    return _columns_from(frame[~excluded], ANALYSIS), counts
+    return _analysed(frame, ANALYSIS), counts
+
+
+def fetch_cells(
+    user=None, filters: Filters | None = None, tables: Iterable[str] = TABLES
+) -> tuple[PatientColumns, dict[str, Cond]]:
+    """The analysis set's columns that the cells of ``tables`` count, ONE query (the
+    figures): the same patients and 3-month mRS as ``fetch_analysis``.
+
+    Returns
+    -------
+    (PatientColumns, dict)
+        The columns read (with the follow-up days under the strict window) and the
+        cells of ``tables`` (cell id -> condition), for ``cells.count_columns``.
+    """
+    filters = filters or Filters()
+    conditions = all_cells(tables)
+    layout = Layout.for_conditions(conditions.values())
+    layout = Layout(**{**asdict(layout), "enrolment": True, "followup": filters.strict_window})
+    columns = _analysed(_read_frame(patients(user, filters, excluded=None), layout), layout)
+    return columns, conditions
+
+
+def _analysed(frame: pd.DataFrame, layout: Layout) -> PatientColumns:
+    """The columns of the patients analysed: those excluded after enrolment left out,
+    those lost to follow-up kept with their 3-month mRS as not recorded."""
+    reason = frame["e_exclusion"]
+    lost = reason.isin(MRS_3M_ONLY_EXCLUSIONS).to_numpy()
+    keep = reason.isna().to_numpy() | lost
+    columns = _columns_from(frame[keep], layout)
+    return columns.without_mrs_3m(lost[keep]) if lost.any() else columns
 
 
 def _read_frame(queryset: QuerySet, layout: Layout) -> pd.DataFrame:
     dtypes = _frame_dtypes(layout.names)
-    if queryset.query.is_empty():  # e.g. no access at all: nothing to ask the database
+    if matches_nothing(queryset):  # e.g. no access at all: nothing to ask the database
         return pd.DataFrame({name: pd.Series(dtype=t) for name, t in dtypes.items()})
     connection_ = connections[queryset.db]
     if connection_.vendor != "postgresql":

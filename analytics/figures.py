@@ -19,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from . import exposures as ex
+from .formatting import format_percent
 
 FORMATS = {"svg": "image/svg+xml", "png": "image/png"}
 FIGURES = ("mrs", "occlusion_sites")
@@ -75,7 +76,7 @@ def grotta(mrs: dict[str, list[int]], labels: dict[str, str] | None = None) -> F
                 axes.text(
                     left + share / 2,
                     position,
-                    f"{share:.0f}%",
+                    format_percent(n, total, decimals=0),
                     ha="center",
                     va="center",
                     fontsize=8,

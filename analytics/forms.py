@@ -70,6 +70,10 @@ class ReportFilterForm(forms.Form):
             self.add_error("date_to", _("The end date is before the start date."))
         return data
 
+    def refused(self) -> bool:
+        """Sent with an invalid value (e.g. the end date before the start date)."""
+        return self.is_bound and not self.is_valid()
+
     def options(self) -> tuple[Filters, str, list[str]]:
         """(filters, p-method, covariates) of a valid form; defaults otherwise."""
         data = self.cleaned_data if self.is_bound and self.is_valid() else {}

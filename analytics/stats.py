@@ -25,6 +25,8 @@ from scipy.stats.contingency import relative_risk as _scipy_relative_risk
 from statsmodels.stats.contingency_tables import Table2x2
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
+from .formatting import format_decimal
+
 Z = 1.959964
 """Two-sided 95 % normal quantile, as written in the spec (scipy's ppf(0.975) = 1.95996398)."""
 
@@ -261,6 +263,8 @@ def compare_risks(
     rr, rr_ci = _risk_ratio(table, applied, empty_group, notes)
     odds, or_ci = _odds_ratio(table, applied, empty_group, notes)
     rd, rd_ci = _risk_difference(a, n1, c, n0)
+    if rd is not None and rd_ci is None:
+        notes.append("RD CI not estimable: every patient or no patient of each group had the event")
     p = _p_value(table, p_method, applied, notes)
     nnt, nnh, nn_unrounded = _number_needed(rd, outcome_adverse)
     if rd == 0:
@@ -324,6 +328,11 @@ def _risk_ratio(table, correction, empty_group, notes):
         where = "either group" if a == c == 0 else "the exposed" if a == 0 else "the unexposed"
         notes.append(f"RR not estimable: no event in {where}")
         return None, None
+    if b == d == 0:
+        # Both risks are 1: SE(ln RR) is 0 and the Katz CI would be the point 1.0-1.0, a
+        # precision the data do not have.
+        notes.append("RR not estimable: every patient in both groups had the event")
+        return None, None
     result = _scipy_relative_risk(a, a + b, c, c + d)
     ci = result.confidence_interval(confidence_level=CONFIDENCE)
     return float(result.relative_risk), _finite_pair(ci.low, ci.high)
@@ -349,10 +358,14 @@ def _risk_difference(a, n1, c, n0):
     """Wald RD; statsmodels' default is Newcombe, hence the explicit ``method``."""
     if n1 == 0 or n0 == 0:
         return None, None
+    rd = a / n1 - c / n0
+    if a in (0, n1) and c in (0, n0):
+        # Each risk is 0 or 1: the Wald SE is 0 and the CI a single point (false precision).
+        return rd, None
     low, high = confint_proportions_2indep(
         a, n1, c, n0, compare="diff", method="wald", alpha=1 - CONFIDENCE
     )
-    return a / n1 - c / n0, (float(low), float(high))
+    return rd, (float(low), float(high))
 
 
 def _p_value(table, p_method, correction, notes) -> float | None:
@@ -677,7 +690,7 @@ def logistic_regression(
     covariates = tuple(str(c) for c in complete.columns)
     n, events = int(weights.sum()), int(weights[y_arr == 1].sum())
     notes = [f"{excluded} patient(s) excluded for a missing value"] if excluded else []
-    constant = [c for c in complete.columns if complete[c].nunique() < 2]
+    constant = [c for c in complete.columns if complete[c].nunique() < 2] if n else []
     if constant:
         notes.append("no variation, OR not estimable: " + ", ".join(map(str, constant)))
     fitted = complete.drop(columns=constant)
@@ -685,6 +698,10 @@ def logistic_regression(
     header = dict(outcome=outcome, n=n, events=events, events_per_covariate=epc)
     header.update(covariates=covariates, n_excluded_missing=excluded)
 
+    if n == 0:
+        # Not "the outcome does not vary": there is nothing to vary.
+        why = "no patient has the outcome and every covariate recorded"
+        return _not_estimable(header, why, notes)
     if events in (0, n) or fitted.shape[1] == 0:
         why = "the outcome does not vary" if events in (0, n) else "no covariate varies"
         return _not_estimable(header, why, notes)
@@ -777,7 +794,7 @@ def _choose_method(method, separated, joint, epc, min_epc) -> tuple[str, str]:
         )
     else:
         why = None
-    epc_text = f"{epc:.1f} events per covariate"
+    epc_text = f"{format_decimal(epc, 1)} events per covariate"
     if method == "logit":
         if why:
             return "not_estimable", why + "; maximum likelihood estimates are infinite (use Firth)"

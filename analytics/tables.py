@@ -215,6 +215,12 @@ def validate_covariates(keys) -> list[str]:
     return keys
 
 
+def regression_note(reason: str | None, notes: str | None) -> str | None:
+    """The regression's reason and its notes as sentences: "Reason. Note; note."."""
+    sentences = [part[0].upper() + part[1:] for part in (reason, notes) if part]
+    return " ".join(s if s.endswith(".") else f"{s}." for s in sentences) or None
+
+
 def regression(columns: dict[str, object], covariates: list[str]) -> dict[str, object]:
     """Multivariable logistic regression of poor outcome on ``covariates``.
 
@@ -234,7 +240,7 @@ def regression(columns: dict[str, object], covariates: list[str]) -> dict[str, o
         }
         for term in result.terms
     ]
-    note = " ".join(part for part in (result.reason, result.note) if part) or None
+    note = regression_note(result.reason, result.note)
     return {
         "outcome": result.outcome,
         "method": result.method,
@@ -285,8 +291,9 @@ def study_tables(
     (``datasets.fetch_analysis``; on PostgreSQL outside a transaction, with the
     statements of its snapshot and, on a large registry, a second connection's
     half), and one counting the screening log. The flow
-    chart gives ``n_excluded`` (the patients excluded from the analysis after
-    enrolment, left out of everything else).
+    chart gives ``n_excluded`` (the patients excluded after enrolment and left out of
+    everything else) and ``n_lost_to_followup`` (excluded as lost to follow-up: left out
+    only of what needs the 3-month mRS, ``datasets.MRS_3M_ONLY_EXCLUSIONS``).
     """
     if p_method not in P_METHODS:
         raise ValueError(f"p_method must be one of {P_METHODS}")
@@ -303,8 +310,10 @@ def study_tables(
         "generated_at": timezone.localtime().isoformat(timespec="seconds"),
         "filters": filters.as_contract(),
         "n_patients": counts["baseline:patients"],
-        # Excluded from the analysis after enrolment (same access and filters).
-        "n_excluded": flow["excluded_after_enrolment"]["total"],
+        # Excluded after enrolment (same access and filters): left out of every analysis,
+        # and lost to follow-up (left out of those that need the 3-month mRS only).
+        "n_excluded": flow["excluded_after_enrolment"]["total"] - flow["lost_to_followup"],
+        "n_lost_to_followup": flow["lost_to_followup"],
         "p_method": p_method,
         "baseline": baseline(counts, continuous, percentile_method=percentile_method),
         "table1": table1(counts, p_method=p_method),
@@ -358,8 +367,11 @@ def followup_window(columns, *, strict: bool) -> tuple[object, dict[str, int]]:
 
 def figure_data(user=None, filters: Filters | None = None) -> dict[str, object]:
     """Only what the figures need (outcomes and occlusion sites), one query."""
-    queryset = datasets.patients(user, filters or Filters())
-    counts = datasets.count_tables(queryset, ("outcomes", "occlusion_sites"))
+    filters = filters or Filters()
+    columns, conditions = datasets.fetch_cells(user, filters, ("outcomes", "occlusion_sites"))
+    if filters.strict_window:
+        columns, _counts = followup_window(columns, strict=True)
+    counts = cells.count_columns(columns, conditions)
     return {"outcomes": outcomes(counts), "occlusion_sites": occlusion_sites(counts)}
 
 

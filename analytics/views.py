@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 
@@ -32,6 +32,18 @@ def _options(request):
     return form, filters, p_method, covariates, params
 
 
+def _refused(form) -> HttpResponseBadRequest | None:
+    """A 400 naming the filters' errors when the form was sent invalid: nothing is
+    computed then (not even from every patient, which the defaults would give)."""
+    if not form.refused():
+        return None
+    errors = "; ".join(str(e) for field in form.errors.values() for e in field)
+    return HttpResponseBadRequest(
+        _("The filters are not valid: %(errors)s") % {"errors": errors},
+        content_type="text/plain; charset=utf-8",
+    )
+
+
 def _context(form, filters, p_method, covariates, params, **extra):
     return {
         "form": form,
@@ -47,7 +59,9 @@ def _context(form, filters, p_method, covariates, params, **extra):
 def report(request):
     """Every table of the study laid out like the paper, and the figures."""
     form, filters, p_method, covariates, params = _options(request)
-    result = study_tables(request.user, filters, p_method=p_method, covariates=covariates)
+    result = None
+    if not form.refused():
+        result = study_tables(request.user, filters, p_method=p_method, covariates=covariates)
     context = _context(
         form,
         filters,
@@ -111,6 +125,8 @@ def _describe_cell(cell: str) -> str:
 def patients(request):
     """Drill-down: the patients behind one count, with the report's filters."""
     form, filters, p_method, covariates, params = _options(request)
+    if refused := _refused(form):
+        return refused
     cell = request.GET.get("cell", "")
     queryset = datasets.patients(request.user, filters)
     try:
@@ -134,6 +150,8 @@ def patients(request):
 def download(request, table: str, fmt: str):
     """One table (or ``all``) as CSV or xlsx; the whole contract as JSON."""
     form, filters, p_method, covariates, params = _options(request)
+    if refused := _refused(form):
+        return refused
     if table not in (*exports.SHEETS, "all") or fmt not in ("csv", "xlsx", "json"):
         raise Http404
     result = strip_internal(
@@ -163,6 +181,8 @@ def download(request, table: str, fmt: str):
 def figure(request, name: str, fmt: str):
     """Figure 3 (Grotta chart of the mRS) or Figure 4 (occlusion sites) as SVG or PNG."""
     form, filters, p_method, covariates, params = _options(request)
+    if refused := _refused(form):
+        return refused
     if name not in figures.FIGURES or fmt not in figures.FORMATS:
         raise Http404
     data = figure_data(request.user, filters)
@@ -175,6 +195,8 @@ def figure(request, name: str, fmt: str):
 def published_vs_registry(request):
     """Each number printed in the paper beside the registry's value."""
     form, filters, p_method, covariates, params = _options(request)
+    if refused := _refused(form):
+        return refused
     result = study_tables(request.user, filters, p_method=p_method, covariates=covariates)
     other_method = next(m for m in P_METHODS if m != p_method)
     other = study_tables(request.user, filters, p_method=other_method, include_regression=False)

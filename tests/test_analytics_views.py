@@ -60,12 +60,15 @@ def test_investigators_monitors_and_admins_see_reports(client, role_user, reques
 def test_other_sites_patients_are_never_counted(as_investigator, cohort):
     response = as_investigator.get(REPORT)
     assert response.context["result"]["n_patients"] == 8
-    # Asking for site B is not a choice for a site-A investigator: still only site A.
+    # Site B is not a choice for a site-A investigator: refused, nothing computed or listed.
     response = as_investigator.get(REPORT, {"site": "B"})
-    assert response.context["result"]["n_patients"] == 8
+    assert response.context["result"] is None
+    assert "Select a valid choice" in response.content.decode()
     listing = as_investigator.get(
         reverse("analytics:patients"), {"cell": "baseline:patients", "site": "B"}
     )
+    assert listing.status_code == 400
+    listing = as_investigator.get(reverse("analytics:patients"), {"cell": "baseline:patients"})
     ids = [p["study_id"] for p in listing.context["page"]]
     assert ids and not [i for i in ids if i.startswith("B-")]
 

@@ -157,7 +157,7 @@ def test_patients_excluded_from_the_analysis_are_not_counted(cohort, investigato
     from registry.models import PatientExclusion
 
     PatientExclusion.objects.create(
-        patient=cohort["A-01"], reason="lost_to_followup", excluded_on=dt.date(2020, 9, 1)
+        patient=cohort["A-01"], reason="consent_withdrawn", excluded_on=dt.date(2020, 9, 1)
     )
     PatientExclusion.objects.create(
         patient=cohort["A-02"],

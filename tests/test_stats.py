@@ -197,13 +197,14 @@ def test_an_empty_comparison_group_is_not_estimable_and_fisher_p_is_one():
 
 def test_an_empty_outcome_column_gives_p_one_and_no_number_needed():
     """Everybody had the event: RD = 0 by hand, so NNT/NNH are null; Fisher p = 1 (empty
-    column); RR = 1 with SE(ln RR) = sqrt(1/4 - 1/4 + 1/6 - 1/6) = 0."""
+    column); SE(ln RR) = sqrt(1/4 - 1/4 + 1/6 - 1/6) = 0 and the Wald SE of the RD is 0:
+    a CI of zero width would be false precision, so RR and both CIs are not estimable."""
     row = compare_risks(4, 4, 6, 6)
     assert row.p == 1.0
-    assert row.rd == 0.0
+    assert row.rd == 0.0 and row.rd_ci is None
     assert row.nnt is None and row.nnh is None and row.nn_unrounded is None
-    assert row.rr == approx(1.0)
-    assert "infinite" in row.note
+    assert row.rr is None and row.rr_ci is None
+    assert "infinite" in row.note and "every patient in both groups" in row.note
 
 
 def test_an_rd_interval_spanning_zero_gives_altmans_disjoint_nn_interval():

@@ -282,7 +282,7 @@ def test_patients_excluded_after_enrolment_are_counted_apart(cohort, investigato
     from registry.models import PatientExclusion
 
     PatientExclusion.objects.create(
-        patient=cohort["A-03"], reason="lost_to_followup", excluded_on=datetime.date(2020, 9, 1)
+        patient=cohort["A-03"], reason="consent_withdrawn", excluded_on=datetime.date(2020, 9, 1)
     )
     result = tables.study_tables(investigator)
     assert (result["n_patients"], result["n_excluded"]) == (7, 1)
@@ -393,7 +393,7 @@ def test_the_analysis_read_gives_the_columns_of_the_analysis_set(cohort):
     from registry.models import PatientExclusion
 
     PatientExclusion.objects.create(
-        patient=cohort["A-03"], reason="lost_to_followup", excluded_on=datetime.date(2020, 9, 1)
+        patient=cohort["A-03"], reason="consent_withdrawn", excluded_on=datetime.date(2020, 9, 1)
     )
     columns, counts = datasets.fetch_analysis(None, Filters())
     alone = datasets.fetch_columns(datasets.patients(None, Filters()))

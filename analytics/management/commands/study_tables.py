@@ -51,10 +51,17 @@ class Command(BaseCommand):
         site = options["site"]
         if site and not Site.objects.filter(code=site).exists():
             raise CommandError(f"unknown site code: {site}")
+        date_from = _date(options["date_from"]) if options["date_from"] else None
+        date_to = _date(options["date_to"]) if options["date_to"] else None
+        if date_from and date_to and date_from > date_to:
+            raise CommandError(
+                f"--from {date_from.isoformat()} is after --to {date_to.isoformat()}: "
+                "no door date can be in that range"
+            )
         filters = Filters(
             site=site,
-            date_from=_date(options["date_from"]) if options["date_from"] else None,
-            date_to=_date(options["date_to"]) if options["date_to"] else None,
+            date_from=date_from,
+            date_to=date_to,
             circulation=options["circulation"],
             followup_window=options["followup_window"],
         )
