@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from registry import access
 from registry.workflow.services import screening_for
 
-from . import datasets, exports, figures, flow, published
+from . import datasets, exports, figures, flow, methods, published
 from . import exposures as ex
 from .forms import form_for
 from .tables import P_METHODS, figure_data, strip_internal, study_tables
@@ -69,6 +69,7 @@ def report(request):
         covariates,
         params,
         result=result,
+        methods=methods.footnotes(result) if result else {},
         mrs_timepoints=[(tp, label) for tp, (_path, label) in ex.MRS_TIMEPOINTS.items()],
         occlusion_sites=[(s, ex.OCCLUSION_SITE_LABELS[s]) for s in ex.OCCLUSION_SITES],
         recanalization_labels={

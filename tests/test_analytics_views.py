@@ -173,3 +173,14 @@ def test_the_form_shows_the_default_covariates_checked(as_investigator, cohort, 
     content = as_investigator.get(REPORT).content.decode()
     for key in settings.REGRESSION_DEFAULT_COVARIATES:
         assert re.search(rf'value="{key}"[^>]*checked', content), key
+
+
+def test_the_report_states_its_methods_in_plain_clinical_language(as_investigator, cohort):
+    page = as_investigator.get(REPORT).content.decode()
+    assert "95 % CI by the exact (Clopper–Pearson) method" in page
+    assert "p: two-sided Fisher&#x27;s exact test." in page
+    assert "Mean ± standard deviation" in page
+    for jargon in ("ddof", "numpy", "percentile method", "Method: logit", "Method: firth"):
+        assert jargon not in page, jargon
+    wald = as_investigator.get(REPORT, {"p_method": "wald"}).content.decode()
+    assert "p: Wald test of the risk ratio, as in the published paper." in wald
