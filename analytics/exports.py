@@ -138,26 +138,38 @@ def table_frames(result: dict) -> dict[str, pd.DataFrame]:
         + [{"site": "missing", "label": "", **sites["missing"]}]
     )
     if "regression" in result:
-        reg = result["regression"]
-        frames["regression"] = pd.DataFrame.from_records(
-            [
-                {
-                    "key": term["key"],
-                    "label": term["label"],
-                    "or": term["or"],
-                    "ci_low": _ci(term["ci"], 0),
-                    "ci_high": _ci(term["ci"], 1),
-                    "p": term["p"],
-                    "method": reg["method"],
-                    "n": reg["n"],
-                    "events": reg["events"],
-                    "events_per_covariate": reg["events_per_covariate"],
-                    "note": term.get("note") or reg["note"],
-                }
-                for term in reg["terms"]
-            ]
-        )
+        frames["regression"] = _regression(result["regression"])
     return frames
+
+
+def _regression(reg: dict) -> pd.DataFrame:
+    """One row per covariate: adjusted and crude OR, and the model's account."""
+    return pd.DataFrame.from_records(
+        [
+            {
+                "key": term["key"],
+                "label": term["label"],
+                "unit": term["unit"],
+                "or": term["or"],
+                "ci_low": _ci(term["ci"], 0),
+                "ci_high": _ci(term["ci"], 1),
+                "p": term["p"],
+                "crude_or": term["crude_or"],
+                "crude_ci_low": _ci(term["crude_ci"], 0),
+                "crude_ci_high": _ci(term["crude_ci"], 1),
+                "crude_p": term["crude_p"],
+                "method": reg["method"],
+                "ci_method": reg["ci_method"],
+                "p_method": reg["p_method"],
+                "c_statistic": reg["c_statistic"],
+                "n": reg["n"],
+                "events": reg["events"],
+                "events_per_covariate": reg["events_per_covariate"],
+                "note": term.get("note") or reg["note"],
+            }
+            for term in reg["terms"]
+        ]
+    )
 
 
 def to_csv(frames: dict[str, pd.DataFrame]) -> str:

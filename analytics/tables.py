@@ -205,9 +205,21 @@ def default_covariates() -> list[str]:
 
 
 def validate_covariates(keys) -> list[str]:
-    """Known covariate keys, in order, without duplicates (ValueError otherwise)."""
+    """Known covariate keys, in order, without duplicates (ValueError otherwise).
+
+    A covariate is a yes/no study variable or a continuous value
+    (``exposures.REGRESSION_CONTINUOUS``); the 3-month mRS and the values derived from
+    it (``exposures.OUTCOME_DERIVED``) are the outcome and are refused.
+    """
     keys = list(dict.fromkeys(k.strip() for k in keys if k and k.strip()))
-    unknown = [k for k in keys if k not in ex.VARIABLE_KEYS or k == ex.TABLE1_OUTCOME]
+    outcome = [k for k in keys if k in ex.OUTCOME_DERIVED]
+    if outcome:
+        raise ValueError(
+            f"covariate {', '.join(outcome)} refused: the outcome (poor outcome at 3 months)"
+            " and the values derived from the 3-month mRS cannot be covariates"
+        )
+    known = {*ex.VARIABLE_KEYS, *ex.REGRESSION_CONTINUOUS}
+    unknown = [k for k in keys if k not in known]
     if unknown:
         raise ValueError(f"unknown covariates: {', '.join(unknown)}")
     if not keys:
@@ -215,30 +227,55 @@ def validate_covariates(keys) -> list[str]:
     return keys
 
 
-def regression(columns: dict[str, object], covariates: list[str]) -> dict[str, object]:
-    """Multivariable logistic regression of poor outcome on ``covariates``.
+def _term(term, crude, key: str) -> dict[str, object]:
+    return {
+        "key": key,
+        "label": str(ex.label(key)),
+        "unit": str(ex.unit(key)),
+        "or": term.odds_ratio,
+        "ci": _pair(term.ci),
+        "p": term.p,
+        "note": term.note,
+        "crude_or": crude.odds_ratio,
+        "crude_ci": _pair(crude.ci),
+        "crude_p": crude.p,
+    }
 
-    ``columns`` holds one array per variable (1 / 0 / NaN or True / False / None).
-    Complete cases (``stats.logistic_regression`` excludes and counts the others); the
-    fit is remembered (``regression.fit``).
+
+def _complete_only(columns: dict, keys: list[str]) -> dict:
+    """``columns`` with every patient missing one of ``keys`` set missing throughout,
+    so that the crude models use the patients of the adjusted one."""
+    import numpy as np
+
+    arrays = {k: np.asarray(columns[k], dtype=float) for k in keys}
+    complete = np.logical_and.reduce([~np.isnan(a) for a in arrays.values()])
+    return {k: np.where(complete, a, np.nan) for k, a in arrays.items()}
+
+
+def regression(columns: dict[str, object], covariates: list[str]) -> dict[str, object]:
+    """Multivariable logistic regression of poor outcome on ``covariates``, and each
+    covariate's crude (unadjusted) OR on the same patients.
+
+    ``columns`` holds one array per variable (1 / 0 / NaN or True / False / None; a
+    continuous covariate's own values). Complete cases (``stats.logistic_regression``
+    excludes and counts the others); the fits are remembered (``regression.fit``).
     """
-    result = fit(Design(ex.TABLE1_OUTCOME, tuple(covariates), columns))
-    terms = [
-        {
-            "key": term.key,
-            "label": str(ex.label(term.key)),
-            "or": term.odds_ratio,
-            "ci": _pair(term.ci),
-            "p": term.p,
-            "note": term.note,
-        }
-        for term in result.terms
+    continuous = tuple(c for c in covariates if c in ex.REGRESSION_CONTINUOUS)
+    outcome = ex.TABLE1_OUTCOME
+    result = fit(Design(outcome, tuple(covariates), columns, continuous=continuous))
+    same = _complete_only(columns, [outcome, *covariates])
+    crude = [
+        fit(Design(outcome, (key,), same, continuous=continuous)).terms[0] for key in covariates
     ]
+    terms = [_term(t, c, t.key) for t, c in zip(result.terms, crude, strict=True)]
     note = " ".join(part for part in (result.reason, result.note) if part) or None
     return {
         "outcome": result.outcome,
         "method": result.method,
         "reason": result.reason,
+        "ci_method": result.ci_method,
+        "p_method": result.p_method,
+        "c_statistic": result.c_statistic,
         "n": result.n,
         "events": result.events,
         "events_per_covariate": result.events_per_covariate,
@@ -317,7 +354,7 @@ def study_tables(
         "followup": followup_counts,
     }
     if include_regression:
-        design = columns.binary([ex.TABLE1_OUTCOME, *covariates])
+        design = columns.covariates([ex.TABLE1_OUTCOME, *covariates])
         result["regression"] = regression(design, covariates)
     return result
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 
@@ -47,7 +47,12 @@ def _context(form, filters, p_method, covariates, params, **extra):
 def report(request):
     """Every table of the study laid out like the paper, and the figures."""
     form, filters, p_method, covariates, params = _options(request)
-    result = study_tables(request.user, filters, p_method=p_method, covariates=covariates)
+    # Refused covariates compute nothing: the default model would pass for the one asked.
+    result = (
+        None
+        if "covariates" in form.errors
+        else study_tables(request.user, filters, p_method=p_method, covariates=covariates)
+    )
     context = _context(
         form,
         filters,
@@ -136,6 +141,8 @@ def download(request, table: str, fmt: str):
     form, filters, p_method, covariates, params = _options(request)
     if table not in (*exports.SHEETS, "all") or fmt not in ("csv", "xlsx", "json"):
         raise Http404
+    if "covariates" in form.errors:
+        return _refused(form)
     result = strip_internal(
         study_tables(request.user, filters, p_method=p_method, covariates=covariates)
     )
@@ -158,6 +165,12 @@ def download(request, table: str, fmt: str):
             )
     response["Content-Disposition"] = f'attachment; filename="study-{table}.{fmt}"'
     return response
+
+
+def _refused(form) -> HttpResponse:
+    """A download asked with refused covariates: 400 and why, never the default model."""
+    lines = [f"{field}: {error}" for field, errors in form.errors.items() for error in errors]
+    return HttpResponseBadRequest("\n".join(lines), content_type="text/plain; charset=utf-8")
 
 
 def figure(request, name: str, fmt: str):
