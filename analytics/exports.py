@@ -113,7 +113,7 @@ def table_frames(result: dict) -> dict[str, pd.DataFrame]:
     records.append({"measure": "death_after_discharge", **out["death_after_discharge"]})
     for name in ("non_poor", "good"):
         records += [{"measure": f"{name}_{tp}", **share} for tp, share in out[name].items()]
-    frames["outcomes"] = pd.DataFrame.from_records(records)
+    frames["outcomes"] = _with_rate_cis(pd.DataFrame.from_records(records), out["rates"])
     frames["mrs"] = pd.DataFrame.from_records(
         [
             {
@@ -140,6 +140,31 @@ def table_frames(result: dict) -> dict[str, pd.DataFrame]:
     if "regression" in result:
         frames["regression"] = _regression(result["regression"])
     return frames
+
+
+# The outcome sheet's measure of each of ``outcomes.rates``.
+RATE_MEASURES = {
+    "recanalization_all": "recanalization_all",
+    "recanalization_anterior": "recanalization_anterior",
+    "recanalization_posterior": "recanalization_posterior",
+    "death_3m": "death_3m",
+    "mrs_0_2_3m": "good_month3",
+    "mrs_0_3_3m": "non_poor_month3",
+}
+
+
+def _with_rate_cis(frame: pd.DataFrame, rates: list[dict]) -> pd.DataFrame:
+    """The outcome sheet with each rate's 95 % CI (in %) and its method."""
+    by_measure = {RATE_MEASURES[rate["key"]]: rate for rate in rates}
+    for column, value in (
+        ("ci_low", lambda r: _ci(r["ci"], 0)),
+        ("ci_high", lambda r: _ci(r["ci"], 1)),
+        ("ci_method", lambda r: r["ci_method"]),
+    ):
+        frame[column] = [
+            value(by_measure[m]) if m in by_measure else None for m in frame["measure"]
+        ]
+    return frame
 
 
 def _regression(reg: dict) -> pd.DataFrame:

@@ -277,6 +277,16 @@ OCCLUSION_PATHS = {"mri": "imaging__mri_site", "dsa": "procedure__dsa_site"}
 
 RECANALIZATION_POPULATIONS = ("all", "anterior", "posterior")
 
+# The outcome rates given with an exact CI (the contract's ``outcomes.rates``), in order.
+OUTCOME_RATES = {
+    "recanalization_all": _("Successful recanalization (mTICI 2b–3): all"),
+    "recanalization_anterior": _("Successful recanalization (mTICI 2b–3): anterior circulation"),
+    "recanalization_posterior": _("Successful recanalization (mTICI 2b–3): posterior circulation"),
+    "death_3m": _("Death by 3 months (mRS 6)"),
+    "mrs_0_2_3m": _("Good outcome at 3 months (mRS 0–2)"),
+    "mrs_0_3_3m": _("Non-poor outcome at 3 months (mRS 0–3)"),
+}
+
 # Continuous covariates of the regression, entered linearly: key -> (label, the unit its
 # OR is per). The key is the contract's name; ``datasets.CONTINUOUS_COLUMNS`` reads them.
 REGRESSION_CONTINUOUS = {

@@ -160,8 +160,22 @@ def _share(n: int, denominator: int) -> dict[str, object]:
     return {"n": n, "denominator": denominator, "percent": _percent(n, denominator)}
 
 
+def _rate(key: str, share: dict[str, object]) -> dict[str, object]:
+    """One of ``outcomes.rates``: a share with its exact (Clopper-Pearson) 95 % CI, in %."""
+    ci = stats.proportion(share["n"], share["denominator"]).ci
+    return {
+        "key": key,
+        "numerator": share["n"],
+        "denominator": share["denominator"],
+        "percent": share["percent"],
+        "ci": None if ci is None else [ci[0] * 100, ci[1] * 100],
+        "ci_method": "clopper-pearson",
+    }
+
+
 def outcomes(counts: dict[str, int]) -> dict[str, object]:
-    """Recanalization, 3-month mortality and the mRS distributions."""
+    """Recanalization, 3-month mortality and the mRS distributions; ``rates``: the
+    outcome rates with their exact 95 % CI."""
     recanalization = {
         pop: _share(
             counts[f"outcomes:recanalization:{pop}:n"],
@@ -176,9 +190,17 @@ def outcomes(counts: dict[str, int]) -> dict[str, object]:
     mrs_missing = {tp: counts[f"outcomes:mrs:{tp}:missing"] for tp in ex.MRS_TIMEPOINTS}
     non_poor = {tp: _share(sum(dist[:4]), sum(dist)) for tp, dist in mrs.items()}
     good = {tp: _share(sum(dist[:3]), sum(dist)) for tp, dist in mrs.items()}
+    death = _share(counts["outcomes:death_3m:n"], counts["outcomes:death_3m:denominator"])
+    shares = {
+        **{f"recanalization_{pop}": share for pop, share in recanalization.items()},
+        "death_3m": death,
+        "mrs_0_2_3m": good["month3"],
+        "mrs_0_3_3m": non_poor["month3"],
+    }
     return {
+        "rates": [_rate(key, shares[key]) for key in ex.OUTCOME_RATES],
         "recanalization": recanalization,
-        "death_3m": _share(counts["outcomes:death_3m:n"], counts["outcomes:death_3m:denominator"]),
+        "death_3m": death,
         "death_after_discharge": {"n": counts["outcomes:death_after_discharge:n"]},
         "mrs": mrs,
         "mrs_missing": mrs_missing,
