@@ -352,7 +352,14 @@ def _continuous_annotations() -> dict[str, object]:
         "c_nihss_admission": F("admission__nihss_admission"),
         "c_onset_to_door_hours": Seconds(spans["onset_to_door"]) / 3600.0,
         "c_procedure_minutes": Seconds(spans["procedure_duration"]) / 60.0,
+        "c_dwi_aspects": F("imaging__dwi_aspects"),
+        "c_pc_aspects": F("imaging__pc_aspects"),
     }
+
+
+# The continuous columns read: the baseline table's values and the regression's other
+# continuous covariates (``exposures.REGRESSION_CONTINUOUS``).
+CONTINUOUS_COLUMNS = (*ex.CONTINUOUS, "dwi_aspects", "pc_aspects")
 
 
 @dataclass(frozen=True)
@@ -391,7 +398,7 @@ class Layout:
         return [
             *(f"w_{i}" for i in range(words)),
             *(f"r_{name}" for name in self.raw),
-            *((f"c_{key}" for key in ex.CONTINUOUS) if self.continuous else ()),
+            *((f"c_{key}" for key in CONTINUOUS_COLUMNS) if self.continuous else ()),
             *(ENROLMENT_COLUMNS if self.enrolment else ()),
             *(("f_followup_days",) if self.followup else ()),
         ]
@@ -463,6 +470,18 @@ class PatientColumns:
     def raw_blank(self, name: str) -> np.ndarray:
         column = self.raw[name]
         return column.codes == -1 if isinstance(column, pd.Categorical) else np.isnan(column)
+
+    def covariates(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        """Regression variables: a yes/no variable as 1.0 / 0.0 / NaN, a continuous
+        covariate (``exposures.REGRESSION_CONTINUOUS``) as its value or NaN."""
+        values = {}
+        for key in keys:
+            if key in ex.REGRESSION_CONTINUOUS:
+                column = ex.REGRESSION_CONTINUOUS_COLUMNS.get(key, key)
+                values[key] = np.asarray(self.continuous[column], dtype=float)
+            else:
+                values.update(self.binary([key]))
+        return values
 
     def binary(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
         """Variables as 1.0 / 0.0 / NaN (not recorded), e.g. a regression's design."""
@@ -612,7 +631,9 @@ def _columns_from(frame: pd.DataFrame, layout: Layout) -> PatientColumns:
         column = frame[f"r_{name}"]
         raw[name] = column.array if name in TEXT_RAW_COLUMNS else column.to_numpy(dtype=float)
     continuous = {
-        key: frame[f"c_{key}"].to_numpy(dtype=float) for key in ex.CONTINUOUS if layout.continuous
+        key: frame[f"c_{key}"].to_numpy(dtype=float)
+        for key in CONTINUOUS_COLUMNS
+        if layout.continuous
     }
     days = frame["f_followup_days"].to_numpy(dtype=float) if layout.followup else None
     return PatientColumns(

@@ -113,7 +113,7 @@ def table_frames(result: dict) -> dict[str, pd.DataFrame]:
     records.append({"measure": "death_after_discharge", **out["death_after_discharge"]})
     for name in ("non_poor", "good"):
         records += [{"measure": f"{name}_{tp}", **share} for tp, share in out[name].items()]
-    frames["outcomes"] = pd.DataFrame.from_records(records)
+    frames["outcomes"] = _with_rate_cis(pd.DataFrame.from_records(records), out["rates"])
     frames["mrs"] = pd.DataFrame.from_records(
         [
             {
@@ -138,26 +138,63 @@ def table_frames(result: dict) -> dict[str, pd.DataFrame]:
         + [{"site": "missing", "label": "", **sites["missing"]}]
     )
     if "regression" in result:
-        reg = result["regression"]
-        frames["regression"] = pd.DataFrame.from_records(
-            [
-                {
-                    "key": term["key"],
-                    "label": term["label"],
-                    "or": term["or"],
-                    "ci_low": _ci(term["ci"], 0),
-                    "ci_high": _ci(term["ci"], 1),
-                    "p": term["p"],
-                    "method": reg["method"],
-                    "n": reg["n"],
-                    "events": reg["events"],
-                    "events_per_covariate": reg["events_per_covariate"],
-                    "note": term.get("note") or reg["note"],
-                }
-                for term in reg["terms"]
-            ]
-        )
+        frames["regression"] = _regression(result["regression"])
     return frames
+
+
+# The outcome sheet's measure of each of ``outcomes.rates``.
+RATE_MEASURES = {
+    "recanalization_all": "recanalization_all",
+    "recanalization_anterior": "recanalization_anterior",
+    "recanalization_posterior": "recanalization_posterior",
+    "death_3m": "death_3m",
+    "mrs_0_2_3m": "good_month3",
+    "mrs_0_3_3m": "non_poor_month3",
+}
+
+
+def _with_rate_cis(frame: pd.DataFrame, rates: list[dict]) -> pd.DataFrame:
+    """The outcome sheet with each rate's 95 % CI (in %) and its method."""
+    by_measure = {RATE_MEASURES[rate["key"]]: rate for rate in rates}
+    for column, value in (
+        ("ci_low", lambda r: _ci(r["ci"], 0)),
+        ("ci_high", lambda r: _ci(r["ci"], 1)),
+        ("ci_method", lambda r: r["ci_method"]),
+    ):
+        frame[column] = [
+            value(by_measure[m]) if m in by_measure else None for m in frame["measure"]
+        ]
+    return frame
+
+
+def _regression(reg: dict) -> pd.DataFrame:
+    """One row per covariate: adjusted and crude OR, and the model's account."""
+    return pd.DataFrame.from_records(
+        [
+            {
+                "key": term["key"],
+                "label": term["label"],
+                "unit": term["unit"],
+                "or": term["or"],
+                "ci_low": _ci(term["ci"], 0),
+                "ci_high": _ci(term["ci"], 1),
+                "p": term["p"],
+                "crude_or": term["crude_or"],
+                "crude_ci_low": _ci(term["crude_ci"], 0),
+                "crude_ci_high": _ci(term["crude_ci"], 1),
+                "crude_p": term["crude_p"],
+                "method": reg["method"],
+                "ci_method": reg["ci_method"],
+                "p_method": reg["p_method"],
+                "c_statistic": reg["c_statistic"],
+                "n": reg["n"],
+                "events": reg["events"],
+                "events_per_covariate": reg["events_per_covariate"],
+                "note": term.get("note") or reg["note"],
+            }
+            for term in reg["terms"]
+        ]
+    )
 
 
 def to_csv(frames: dict[str, pd.DataFrame]) -> str:

@@ -277,9 +277,45 @@ OCCLUSION_PATHS = {"mri": "imaging__mri_site", "dsa": "procedure__dsa_site"}
 
 RECANALIZATION_POPULATIONS = ("all", "anterior", "posterior")
 
-# Covariates an investigator may put in the regression: the binary exposures of Table I.
-REGRESSION_CHOICES = tuple(row.key for row in TABLE1_ROWS)
+# The outcome rates given with an exact CI (the contract's ``outcomes.rates``), in order.
+OUTCOME_RATES = {
+    "recanalization_all": _("Successful recanalization (mTICI 2b–3): all"),
+    "recanalization_anterior": _("Successful recanalization (mTICI 2b–3): anterior circulation"),
+    "recanalization_posterior": _("Successful recanalization (mTICI 2b–3): posterior circulation"),
+    "death_3m": _("Death by 3 months (mRS 6)"),
+    "mrs_0_2_3m": _("Good outcome at 3 months (mRS 0–2)"),
+    "mrs_0_3_3m": _("Non-poor outcome at 3 months (mRS 0–3)"),
+}
+
+# Continuous covariates of the regression, entered linearly: key -> (label, the unit its
+# OR is per). The key is the contract's name; ``datasets.CONTINUOUS_COLUMNS`` reads them.
+REGRESSION_CONTINUOUS = {
+    "age_years": (_("Age (years)"), _("per year")),
+    "nihss_admission": (_("NIHSS on admission"), _("per point")),
+    "onset_to_door_hours": (_("Onset to door (hours)"), _("per hour")),
+    "procedure_minutes": (_("Procedure time (minutes)"), _("per minute")),
+    "dwi_aspects": (_("DWI-ASPECTS"), _("per point")),
+    "pc_aspects": (_("pc-ASPECTS"), _("per point")),
+}
+# The column of ``datasets.PatientColumns.continuous`` each continuous covariate reads.
+REGRESSION_CONTINUOUS_COLUMNS = {"age_years": "age"}
+
+# Covariates an investigator may put in the regression: the binary exposures of Table I
+# and the continuous values above.
+REGRESSION_CHOICES = (*(row.key for row in TABLE1_ROWS), *REGRESSION_CONTINUOUS)
+
+# The 3-month mRS and every value derived from it: the outcome itself, never a covariate.
+OUTCOME_DERIVED = (*derived.MRS_3M_FLAGS, "mrs_3m")
 
 
 def label(key: str):
+    if key in REGRESSION_CONTINUOUS:
+        return REGRESSION_CONTINUOUS[key][0]
     return LABELS.get(key, key)
+
+
+def unit(key: str):
+    """What a covariate's OR is per: one unit of a continuous value, or "yes vs no"."""
+    if key in REGRESSION_CONTINUOUS:
+        return REGRESSION_CONTINUOUS[key][1]
+    return _("yes vs no")

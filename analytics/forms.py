@@ -13,6 +13,15 @@ from .datasets import Filters
 from .tables import default_covariates
 
 
+class CovariatesField(forms.MultipleChoiceField):
+    """The regression's covariates: any key reaches ``clean_covariates``, which says
+    why a key is refused (the outcome, or unknown) instead of Django's generic
+    "not one of the available choices"."""
+
+    def valid_value(self, value) -> bool:
+        return True
+
+
 class ReportFilterForm(forms.Form):
     site = forms.ChoiceField(label=_("Site"), required=False)
     date_from = forms.DateField(
@@ -42,7 +51,7 @@ class ReportFilterForm(forms.Form):
             ("strict", _("Missing (sensitivity analysis)")),
         ],
     )
-    covariates = forms.MultipleChoiceField(
+    covariates = CovariatesField(
         label=_("Regression covariates"),
         required=False,
         widget=forms.CheckboxSelectMultiple,
@@ -62,6 +71,24 @@ class ReportFilterForm(forms.Form):
         self.fields["covariates"].initial = default_covariates()
         self.fields["p_method"].initial = "fisher"
         self.fields["covariates"].choices = [(key, ex.label(key)) for key in ex.REGRESSION_CHOICES]
+
+    def clean_covariates(self) -> list[str]:
+        keys = self.cleaned_data.get("covariates") or []
+        outcome = [k for k in keys if k in ex.OUTCOME_DERIVED]
+        if outcome:
+            raise forms.ValidationError(
+                _(
+                    "Covariate %(names)s refused: the outcome (poor outcome at 3 months) and "
+                    "the values derived from the 3-month mRS cannot be covariates."
+                ),
+                params={"names": ", ".join(outcome)},
+            )
+        unknown = [k for k in keys if k not in ex.REGRESSION_CHOICES]
+        if unknown:
+            raise forms.ValidationError(
+                _("Unknown covariate: %(names)s."), params={"names": ", ".join(unknown)}
+            )
+        return keys
 
     def clean(self):
         data = super().clean()

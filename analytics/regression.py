@@ -20,9 +20,10 @@ class Design:
     """A regression's data as its distinct rows and their counts: hashable by
     content, so that ``fit`` can remember its fit, and small enough to remember.
 
-    The variables are binary (1 / 0 / missing), so a row is a base-3 number; the
-    rows are rebuilt from the counts in that number's order. The database returns
-    patients in no fixed order; the same data must give the same fit and digits.
+    When every variable is binary (1 / 0 / missing) a row is a base-3 number and the
+    rows are rebuilt from the counts in that number's order; with a continuous
+    covariate the distinct rows are sorted by value. The database returns patients in
+    no fixed order; the same data must give the same fit and digits.
 
     Parameters
     ----------
@@ -31,22 +32,32 @@ class Design:
     covariates : tuple of str
         The covariates' keys, in the order of the fit's terms.
     columns : dict
-        Key -> one value per patient: 1 / 0 / NaN (or True / False / None).
+        Key -> one value per patient: 1 / 0 / NaN (or True / False / None); any
+        number or NaN for the keys in ``continuous``.
+    continuous : tuple of str
+        The covariates entered linearly with their own values.
 
     Raises
     ------
     ValueError
-        When a value is neither 1, 0 nor missing.
+        When a value of a yes/no variable is neither 1, 0 nor missing.
     """
 
-    def __init__(self, outcome: str, covariates: tuple[str, ...], columns: dict):
+    def __init__(self, outcome: str, covariates: tuple[str, ...], columns: dict, *, continuous=()):
         self.names = (outcome, *covariates)
         width = len(self.names)
         columns = [np.asarray(columns[k], dtype=float) for k in self.names]
-        digits = np.column_stack(columns).reshape(-1, width)
-        if ((digits != 0) & (digits != 1) & ~np.isnan(digits)).any():
-            raise ValueError("the regression's outcome and covariates are yes/no variables")
-        digits = np.where(np.isnan(digits), 2.0, digits)  # 2 = missing
+        values = np.column_stack(columns).reshape(-1, width)
+        binary = [i for i, name in enumerate(self.names) if name not in continuous]
+        flags = values[:, binary]
+        if ((flags != 0) & (flags != 1) & ~np.isnan(flags)).any():
+            raise ValueError("the regression's outcome and yes/no covariates are 1, 0 or missing")
+        if len(binary) < width:
+            self._rows, self.counts = _distinct_rows(values)
+            self.codes = np.zeros(0, dtype=np.int64)
+            return
+        self._rows = None
+        digits = np.where(np.isnan(values), 2.0, values)  # 2 = missing
         codes = (digits @ (3.0 ** np.arange(width)[::-1])).astype(np.int64)
         if 3**width <= 1 << 20:  # few possible rows: count them in one pass
             counts = np.bincount(codes, minlength=3**width)
@@ -59,12 +70,15 @@ class Design:
     def rows(self) -> np.ndarray:
         """The distinct rows (NaN = missing) in the canonical order; ``counts`` says
         how many patients each stands for."""
+        if self._rows is not None:
+            return self._rows
         powers = 3 ** np.arange(len(self.names))[::-1]
         digits = (self.codes[:, None] // powers) % 3
         return np.where(digits == 2, np.nan, digits.astype(float)).reshape(-1, len(self.names))
 
     def _key(self) -> tuple:
-        return (self.names, self.codes.tobytes(), self.counts.tobytes())
+        rows = b"" if self._rows is None else self._rows.tobytes()
+        return (self.names, self.codes.tobytes(), rows, self.counts.tobytes())
 
     def __hash__(self) -> int:
         return hash(self._key())
@@ -73,7 +87,15 @@ class Design:
         return isinstance(other, Design) and self._key() == other._key()
 
 
-@functools.lru_cache(maxsize=8)
+def _distinct_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of ``values`` (NaN rows equal to each other) and their counts."""
+    # np.unique holds NaN unequal to itself: stand infinity in for it while counting.
+    marked = np.where(np.isnan(values), np.inf, values)
+    rows, counts = np.unique(marked, axis=0, return_counts=True)
+    return np.where(np.isinf(rows), np.nan, rows), counts
+
+
+@functools.lru_cache(maxsize=32)
 def fit(design: Design) -> stats.RegressionResult:
     """The logistic regression of ``design``'s outcome on its covariates, remembered.
 
@@ -88,11 +110,12 @@ def fit(design: Design) -> stats.RegressionResult:
 
     Notes
     -----
-    Remembered because a Firth fit with profile-likelihood CIs is slow enough to
-    matter, and the report page asks for the same fit on every visit until the data
-    change. The distinct rows are fitted with their counts as frequency weights: the
-    same estimates as one row per patient (``tests/test_stats.py``), in a time that
-    does not grow with the number of patients.
+    Remembered (the adjusted model and each covariate's crude one) because a Firth
+    fit with profile-likelihood CIs is slow enough to matter, and the report page asks
+    for the same fit on every visit until the data change. The distinct rows are
+    fitted with their counts as frequency weights: the same estimates as one row per
+    patient (``tests/test_stats.py``), in a time that does not grow with the number
+    of patients.
     """
     outcome, *covariates = design.names
     frame = pd.DataFrame(design.rows, columns=design.names)

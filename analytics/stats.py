@@ -556,7 +556,10 @@ class RegressionResult:
 
     ``method`` is "logit" (maximum likelihood, Wald CI and p), "firth" (penalized
     likelihood, profile-likelihood CI, penalized likelihood-ratio p) or
-    "not_estimable"; ``reason`` says why that method ran.
+    "not_estimable"; ``reason`` says why that method ran. ``ci_method`` and
+    ``p_method`` name the CI and p of that method (None when not estimable);
+    ``c_statistic`` is the area under the ROC curve of the fitted linear predictor
+    on the patients fitted.
     """
 
     outcome: str
@@ -570,7 +573,20 @@ class RegressionResult:
     covariates: tuple[str, ...] = ()
     separated: tuple[str, ...] = ()
     n_excluded_missing: int = 0
+    c_statistic: float | None = None
 
+    @property
+    def ci_method(self) -> str | None:
+        return REGRESSION_CI_METHODS.get(self.method)
+
+    @property
+    def p_method(self) -> str | None:
+        return REGRESSION_P_METHODS.get(self.method)
+
+
+# The CI and p of each regression method, as the JSON contract names them.
+REGRESSION_CI_METHODS = {"logit": "wald", "firth": "profile-likelihood"}
+REGRESSION_P_METHODS = {"logit": "wald", "firth": "penalized-likelihood-ratio"}
 
 REGRESSION_METHODS = ("auto", "logit", "firth")
 
@@ -716,7 +732,8 @@ def logistic_regression(
         return _not_estimable(header, reason, notes)
 
     fit = _fit_logit if method_run == "logit" else _fit_firth
-    fitted_terms, fit_notes = fit(y_arr, fitted, weights)
+    fitted_terms, fit_notes, linear = fit(y_arr, fitted, weights)
+    header["c_statistic"] = c_statistic(y_arr, linear, freq_weights=weights)
     by_key = {t.key: t for t in fitted_terms}
     # Every requested covariate comes back as a term, in the requested order.
     terms = tuple(
@@ -808,8 +825,42 @@ def _choose_method(method, separated, joint, epc, min_epc) -> tuple[str, str]:
     return "logit", f"no separation and {epc_text} (>= {min_epc:g})"
 
 
-def _fit_logit(y: np.ndarray, X, weights: np.ndarray) -> tuple[list[RegressionTerm], list[str]]:
-    """Maximum likelihood, OR = exp(b), Wald CI and p.
+def c_statistic(y: Sequence[int], score: Sequence[float], *, freq_weights=None) -> float | None:
+    """Area under the ROC curve (the c statistic) of ``score`` for the binary ``y``.
+
+    Parameters
+    ----------
+    y : sequence of int
+        1 = event, 0 = no event.
+    score : sequence of float
+        Higher = more likely an event (e.g. a model's linear predictor).
+    freq_weights : sequence of int, optional
+        How many patients each element stands for.
+
+    Returns
+    -------
+    float or None
+        The probability that a patient with the event scores higher than one without
+        it, ties counting one half (the Mann-Whitney form); None when either class is
+        empty.
+    """
+    y_arr = np.asarray(y, dtype=int)
+    score = np.asarray(score, dtype=float)
+    w = np.ones(len(y_arr)) if freq_weights is None else np.asarray(freq_weights, dtype=float)
+    levels, index = np.unique(score, return_inverse=True)
+    events = np.bincount(index, weights=w * (y_arr == 1), minlength=len(levels))
+    others = np.bincount(index, weights=w * (y_arr == 0), minlength=len(levels))
+    total_events, total_others = events.sum(), others.sum()
+    if total_events == 0 or total_others == 0:
+        return None
+    below = np.cumsum(others) - others  # patients without the event scoring lower
+    concordant = float(np.sum(events * (below + 0.5 * others)))
+    return concordant / (total_events * total_others)
+
+
+def _fit_logit(y: np.ndarray, X, weights: np.ndarray):
+    """Maximum likelihood, OR = exp(b), Wald CI and p; the terms, notes and linear
+    predictor.
 
     statsmodels ``GLM`` (binomial, logit link: ``Logit``'s likelihood) because it takes
     frequency weights; z statistics (``use_t=False``) as ``Logit`` and Stata.
@@ -830,11 +881,12 @@ def _fit_logit(y: np.ndarray, X, weights: np.ndarray) -> tuple[list[RegressionTe
         )
         for c in X.columns
     ]
-    return terms, notes
+    return terms, notes, np.asarray(design.to_numpy(dtype=float) @ model.params.to_numpy())
 
 
-def _fit_firth(y: np.ndarray, X, weights: np.ndarray) -> tuple[list[RegressionTerm], list[str]]:
-    """Firth (firthmodels, as R logistf): profile-likelihood CI, penalized LR p."""
+def _fit_firth(y: np.ndarray, X, weights: np.ndarray):
+    """Firth (firthmodels, as R logistf): profile-likelihood CI, penalized LR p; the
+    terms, notes and linear predictor."""
     import warnings
 
     from firthmodels import FirthLogisticRegression
@@ -875,4 +927,5 @@ def _fit_firth(y: np.ndarray, X, weights: np.ndarray) -> tuple[list[RegressionTe
                 p=float(p) if math.isfinite(p) else None,
             )
         )
-    return terms, notes
+    linear = X.to_numpy(dtype=float) @ model.coef_ + model.intercept_
+    return terms, notes, linear

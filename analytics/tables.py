@@ -160,8 +160,22 @@ def _share(n: int, denominator: int) -> dict[str, object]:
     return {"n": n, "denominator": denominator, "percent": _percent(n, denominator)}
 
 
+def _rate(key: str, share: dict[str, object]) -> dict[str, object]:
+    """One of ``outcomes.rates``: a share with its exact (Clopper-Pearson) 95 % CI, in %."""
+    ci = stats.proportion(share["n"], share["denominator"]).ci
+    return {
+        "key": key,
+        "numerator": share["n"],
+        "denominator": share["denominator"],
+        "percent": share["percent"],
+        "ci": None if ci is None else [ci[0] * 100, ci[1] * 100],
+        "ci_method": "clopper-pearson",
+    }
+
+
 def outcomes(counts: dict[str, int]) -> dict[str, object]:
-    """Recanalization, 3-month mortality and the mRS distributions."""
+    """Recanalization, 3-month mortality and the mRS distributions; ``rates``: the
+    outcome rates with their exact 95 % CI."""
     recanalization = {
         pop: _share(
             counts[f"outcomes:recanalization:{pop}:n"],
@@ -176,9 +190,17 @@ def outcomes(counts: dict[str, int]) -> dict[str, object]:
     mrs_missing = {tp: counts[f"outcomes:mrs:{tp}:missing"] for tp in ex.MRS_TIMEPOINTS}
     non_poor = {tp: _share(sum(dist[:4]), sum(dist)) for tp, dist in mrs.items()}
     good = {tp: _share(sum(dist[:3]), sum(dist)) for tp, dist in mrs.items()}
+    death = _share(counts["outcomes:death_3m:n"], counts["outcomes:death_3m:denominator"])
+    shares = {
+        **{f"recanalization_{pop}": share for pop, share in recanalization.items()},
+        "death_3m": death,
+        "mrs_0_2_3m": good["month3"],
+        "mrs_0_3_3m": non_poor["month3"],
+    }
     return {
+        "rates": [_rate(key, shares[key]) for key in ex.OUTCOME_RATES],
         "recanalization": recanalization,
-        "death_3m": _share(counts["outcomes:death_3m:n"], counts["outcomes:death_3m:denominator"]),
+        "death_3m": death,
         "death_after_discharge": {"n": counts["outcomes:death_after_discharge:n"]},
         "mrs": mrs,
         "mrs_missing": mrs_missing,
@@ -205,9 +227,21 @@ def default_covariates() -> list[str]:
 
 
 def validate_covariates(keys) -> list[str]:
-    """Known covariate keys, in order, without duplicates (ValueError otherwise)."""
+    """Known covariate keys, in order, without duplicates (ValueError otherwise).
+
+    A covariate is a yes/no study variable or a continuous value
+    (``exposures.REGRESSION_CONTINUOUS``); the 3-month mRS and the values derived from
+    it (``exposures.OUTCOME_DERIVED``) are the outcome and are refused.
+    """
     keys = list(dict.fromkeys(k.strip() for k in keys if k and k.strip()))
-    unknown = [k for k in keys if k not in ex.VARIABLE_KEYS or k == ex.TABLE1_OUTCOME]
+    outcome = [k for k in keys if k in ex.OUTCOME_DERIVED]
+    if outcome:
+        raise ValueError(
+            f"covariate {', '.join(outcome)} refused: the outcome (poor outcome at 3 months)"
+            " and the values derived from the 3-month mRS cannot be covariates"
+        )
+    known = {*ex.VARIABLE_KEYS, *ex.REGRESSION_CONTINUOUS}
+    unknown = [k for k in keys if k not in known]
     if unknown:
         raise ValueError(f"unknown covariates: {', '.join(unknown)}")
     if not keys:
@@ -221,30 +255,55 @@ def regression_note(reason: str | None, notes: str | None) -> str | None:
     return " ".join(s if s.endswith(".") else f"{s}." for s in sentences) or None
 
 
-def regression(columns: dict[str, object], covariates: list[str]) -> dict[str, object]:
-    """Multivariable logistic regression of poor outcome on ``covariates``.
+def _term(term, crude, key: str) -> dict[str, object]:
+    return {
+        "key": key,
+        "label": str(ex.label(key)),
+        "unit": str(ex.unit(key)),
+        "or": term.odds_ratio,
+        "ci": _pair(term.ci),
+        "p": term.p,
+        "note": term.note,
+        "crude_or": crude.odds_ratio,
+        "crude_ci": _pair(crude.ci),
+        "crude_p": crude.p,
+    }
 
-    ``columns`` holds one array per variable (1 / 0 / NaN or True / False / None).
-    Complete cases (``stats.logistic_regression`` excludes and counts the others); the
-    fit is remembered (``regression.fit``).
+
+def _complete_only(columns: dict, keys: list[str]) -> dict:
+    """``columns`` with every patient missing one of ``keys`` set missing throughout,
+    so that the crude models use the patients of the adjusted one."""
+    import numpy as np
+
+    arrays = {k: np.asarray(columns[k], dtype=float) for k in keys}
+    complete = np.logical_and.reduce([~np.isnan(a) for a in arrays.values()])
+    return {k: np.where(complete, a, np.nan) for k, a in arrays.items()}
+
+
+def regression(columns: dict[str, object], covariates: list[str]) -> dict[str, object]:
+    """Multivariable logistic regression of poor outcome on ``covariates``, and each
+    covariate's crude (unadjusted) OR on the same patients.
+
+    ``columns`` holds one array per variable (1 / 0 / NaN or True / False / None; a
+    continuous covariate's own values). Complete cases (``stats.logistic_regression``
+    excludes and counts the others); the fits are remembered (``regression.fit``).
     """
-    result = fit(Design(ex.TABLE1_OUTCOME, tuple(covariates), columns))
-    terms = [
-        {
-            "key": term.key,
-            "label": str(ex.label(term.key)),
-            "or": term.odds_ratio,
-            "ci": _pair(term.ci),
-            "p": term.p,
-            "note": term.note,
-        }
-        for term in result.terms
+    continuous = tuple(c for c in covariates if c in ex.REGRESSION_CONTINUOUS)
+    outcome = ex.TABLE1_OUTCOME
+    result = fit(Design(outcome, tuple(covariates), columns, continuous=continuous))
+    same = _complete_only(columns, [outcome, *covariates])
+    crude = [
+        fit(Design(outcome, (key,), same, continuous=continuous)).terms[0] for key in covariates
     ]
+    terms = [_term(t, c, t.key) for t, c in zip(result.terms, crude, strict=True)]
     note = regression_note(result.reason, result.note)
     return {
         "outcome": result.outcome,
         "method": result.method,
         "reason": result.reason,
+        "ci_method": result.ci_method,
+        "p_method": result.p_method,
+        "c_statistic": result.c_statistic,
         "n": result.n,
         "events": result.events,
         "events_per_covariate": result.events_per_covariate,
@@ -326,7 +385,7 @@ def study_tables(
         "followup": followup_counts,
     }
     if include_regression:
-        design = columns.binary([ex.TABLE1_OUTCOME, *covariates])
+        design = columns.covariates([ex.TABLE1_OUTCOME, *covariates])
         result["regression"] = regression(design, covariates)
     return result
 

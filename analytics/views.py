@@ -77,6 +77,7 @@ def report(request):
             "anterior": _("Anterior circulation"),
             "posterior": _("Posterior circulation"),
         },
+        rate_labels=ex.OUTCOME_RATES,
         sheets=exports.SHEETS,
         figure_names=figures.FIGURES,
     )

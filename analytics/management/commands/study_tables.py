@@ -44,7 +44,10 @@ class Command(BaseCommand):
             "study did (as_recorded) or missing (strict, a sensitivity analysis)",
         )
         parser.add_argument(
-            "--covariates", help="regression covariates, comma separated (default: settings)"
+            "--covariates",
+            help="regression covariates, comma separated: yes/no study variables and "
+            "age_years, nihss_admission, onset_to_door_hours, procedure_minutes, dwi_aspects, "
+            "pc_aspects (default: settings)",
         )
 
     def handle(self, *args, **options):
