@@ -9,11 +9,14 @@ remembers the fit. No Django: plain arrays in, a ``stats.RegressionResult`` out.
 from __future__ import annotations
 
 import functools
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from . import stats
+
+# numpy, pandas, scipy, statsmodels and matplotlib are imported inside the functions
+# that use them: commands and web workers that compute no statistics start without them.
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class Design:
@@ -40,6 +43,8 @@ class Design:
     """
 
     def __init__(self, outcome: str, covariates: tuple[str, ...], columns: dict):
+        import numpy as np
+
         self.names = (outcome, *covariates)
         width = len(self.names)
         columns = [np.asarray(columns[k], dtype=float) for k in self.names]
@@ -59,6 +64,8 @@ class Design:
     def rows(self) -> np.ndarray:
         """The distinct rows (NaN = missing) in the canonical order; ``counts`` says
         how many patients each stands for."""
+        import numpy as np
+
         powers = 3 ** np.arange(len(self.names))[::-1]
         digits = (self.codes[:, None] // powers) % 3
         return np.where(digits == 2, np.nan, digits.astype(float)).reshape(-1, len(self.names))
@@ -94,6 +101,8 @@ def fit(design: Design) -> stats.RegressionResult:
     same estimates as one row per patient (``tests/test_stats.py``), in a time that
     does not grow with the number of patients.
     """
+    import pandas as pd
+
     outcome, *covariates = design.names
     frame = pd.DataFrame(design.rows, columns=design.names)
     return stats.logistic_regression(
