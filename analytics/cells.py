@@ -15,14 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
 from django.db import connection
 
 from registry.derived import DEAD_MRS
 
 from . import exposures as ex
+
+# numpy, pandas, scipy, statsmodels and matplotlib are imported inside the functions
+# that use them: commands and web workers that compute no statistics start without them.
+if TYPE_CHECKING:
+    import numpy as np
 
 TABLES = ("baseline", "table1", "table2", "table3", "table4", "outcomes", "occlusion_sites")
 CELL_NAMES_2X2 = ("exposed_n", "exposed_events", "unexposed_n", "unexposed_events", "missing")
@@ -90,7 +94,13 @@ class Cond:
         )
 
 
-ALWAYS = Cond("1 = 1", (), lambda c: np.ones(c.n, dtype=bool))
+def _everyone(c) -> np.ndarray:
+    import numpy as np
+
+    return np.ones(c.n, dtype=bool)
+
+
+ALWAYS = Cond("1 = 1", (), _everyone)
 
 
 def alias(key: str) -> str:
@@ -297,4 +307,6 @@ def count_columns(columns: Columns, conditions: dict[str, Cond]) -> dict[str, in
     dict
         Cell id -> exact count.
     """
+    import numpy as np
+
     return {cell: int(np.count_nonzero(columns.mask(c))) for cell, c in conditions.items()}

@@ -18,9 +18,8 @@ import functools
 import operator
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import (
@@ -68,6 +67,12 @@ from .cells import (
     count_columns,
 )
 from .flow import ENROLMENT_COLUMNS, enrolment_annotations, enrolment_counts, flow_from
+
+# numpy, pandas, scipy, statsmodels and matplotlib are imported inside the functions
+# that use them: commands and web workers that compute no statistics start without them.
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 # The raw column of the 3-month mRS (cells.RAW_COLUMNS).
 MRS_3M_RAW = "mrs_month3"
@@ -440,12 +445,16 @@ class PatientColumns:
     def followup_in_window(self, window: int) -> np.ndarray:
         """True / False per patient, the follow-up date inside 90 ± ``window`` days
         (``registry.rules.followup_in_window``); False also when unknown."""
+        import numpy as np
+
         days = self.followup_days
         return np.abs(days - FOLLOWUP_DAYS) <= window  # NaN compares False
 
     def without_mrs_3m(self, drop: np.ndarray) -> PatientColumns:
         """These columns with the 3-month mRS of the ``drop`` patients not recorded
         (the strict follow-up window's sensitivity analysis)."""
+        import numpy as np
+
         flags = dict(self.flags)
         for key in MRS_3M_FLAGS:
             if key in flags:
@@ -456,11 +465,16 @@ class PatientColumns:
         return PatientColumns(self.n, flags, raw, self.continuous, self.followup_days)
 
     def mask(self, condition: Cond) -> np.ndarray:
+        import numpy as np
+
         if condition.key not in self._masks:
             self._masks[condition.key] = np.asarray(condition.test(self), dtype=bool)
         return self._masks[condition.key]
 
     def raw_equals(self, name: str, value) -> np.ndarray:
+        import numpy as np
+        import pandas as pd
+
         column = self.raw[name]
         if isinstance(column, pd.Categorical):
             code = column.categories.get_indexer([value])[0]
@@ -468,12 +482,17 @@ class PatientColumns:
         return column == value
 
     def raw_blank(self, name: str) -> np.ndarray:
+        import numpy as np
+        import pandas as pd
+
         column = self.raw[name]
         return column.codes == -1 if isinstance(column, pd.Categorical) else np.isnan(column)
 
     def covariates(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
         """Regression variables: a yes/no variable as 1.0 / 0.0 / NaN, a continuous
         covariate (``exposures.REGRESSION_CONTINUOUS``) as its value or NaN."""
+        import numpy as np
+
         values = {}
         for key in keys:
             if key in ex.REGRESSION_CONTINUOUS:
@@ -485,6 +504,8 @@ class PatientColumns:
 
     def binary(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
         """Variables as 1.0 / 0.0 / NaN (not recorded), e.g. a regression's design."""
+        import numpy as np
+
         return {
             key: np.where(self.flags[key] == UNRECORDED, np.nan, self.flags[key]) for key in keys
         }
@@ -504,6 +525,8 @@ def _frame_dtypes(names: list[str]) -> dict[str, str]:
 
 
 def _read_rows(connection_, sql: str, params: tuple, dtypes: dict[str, str]) -> pd.DataFrame:
+    import pandas as pd
+
     with connection_.cursor() as cursor:
         cursor.execute(sql, params)
         frame = pd.DataFrame.from_records(cursor.fetchall(), columns=list(dtypes))
@@ -558,6 +581,8 @@ def fetch_analysis(
     leaves the excluded out: the columns are those of
     ``fetch_columns(patients(user, filters))`` (tested), without a second scan.
     """
+    import numpy as np
+
     enrolled = patients(user, filters, excluded=None)
     frame = _read_frame(enrolled, ANALYSIS)
     reason = frame["e_exclusion"]
@@ -606,6 +631,8 @@ def _analysed(frame: pd.DataFrame, layout: Layout) -> PatientColumns:
 
 
 def _read_frame(queryset: QuerySet, layout: Layout) -> pd.DataFrame:
+    import pandas as pd
+
     dtypes = _frame_dtypes(layout.names)
     if matches_nothing(queryset):  # e.g. no access at all: nothing to ask the database
         return pd.DataFrame({name: pd.Series(dtype=t) for name, t in dtypes.items()})
@@ -621,6 +648,8 @@ def _read_frame(queryset: QuerySet, layout: Layout) -> pd.DataFrame:
 
 
 def _columns_from(frame: pd.DataFrame, layout: Layout) -> PatientColumns:
+    import numpy as np
+
     flags = {}
     for index, key in enumerate(layout.flags):
         word = frame[f"w_{index // FLAGS_PER_WORD}"].to_numpy(dtype=np.int64)

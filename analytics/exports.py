@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import csv
 import io
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from . import contract
 from . import exposures as ex
 from .formatting import format_estimate_ci, format_n_percent, format_p
+
+# numpy, pandas, scipy, statsmodels and matplotlib are imported inside the functions
+# that use them: commands and web workers that compute no statistics start without them.
+if TYPE_CHECKING:
+    import pandas as pd
 
 SHEETS = (
     "baseline",
@@ -44,6 +48,8 @@ RISK_DISPLAYS = {
 def _risk_rows(rows: list[dict], extra: tuple[str, ...]) -> pd.DataFrame:
     """Table I / III rows: their keys, label and population, then the values
     ``contract.RISK_FIELDS`` puts on the sheets, the display text and the note."""
+    import pandas as pd
+
     records = []
     for row in rows:
         values = contract.sheet_row(contract.RISK_FIELDS, row)
@@ -62,6 +68,8 @@ def _risk_rows(rows: list[dict], extra: tuple[str, ...]) -> pd.DataFrame:
 
 
 def _diagnostic(table: dict) -> pd.DataFrame:
+    import pandas as pd
+
     records = [
         {"measure": name, "value": table[name], "ci_low": None, "ci_high": None, "note": None}
         for name in (*contract.DIAGNOSTIC_CELLS, "n", "missing")
@@ -88,6 +96,8 @@ def _diagnostic(table: dict) -> pd.DataFrame:
 
 def table_frames(result: dict) -> dict[str, pd.DataFrame]:
     """One DataFrame per table of a ``study_tables`` result."""
+    import pandas as pd
+
     base = result["baseline"]
     frames = {
         "baseline": pd.DataFrame.from_records(
@@ -169,6 +179,8 @@ def _with_rate_cis(frame: pd.DataFrame, rates: list[dict]) -> pd.DataFrame:
 
 def _regression(reg: dict) -> pd.DataFrame:
     """One row per covariate: adjusted and crude OR, and the model's account."""
+    import pandas as pd
+
     return pd.DataFrame.from_records(
         [
             {
@@ -209,6 +221,8 @@ def to_csv(frames: dict[str, pd.DataFrame]) -> str:
 
 def to_xlsx(frames: dict[str, pd.DataFrame]) -> bytes:
     """One sheet per table (openpyxl)."""
+    import pandas as pd
+
     buffer = io.BytesIO()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
         for name, frame in frames.items():

@@ -13,13 +13,17 @@ needed and concurrent requests do not share a current figure.
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 from django.utils.translation import gettext as _
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from . import exposures as ex
 from .formatting import format_percent
+
+# numpy, pandas, scipy, statsmodels and matplotlib are imported inside the functions
+# that use them: commands and web workers that compute no statistics start without them.
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FORMATS = {"svg": "image/svg+xml", "png": "image/png"}
 FIGURES = ("mrs", "occlusion_sites")
@@ -31,6 +35,8 @@ DSA_COLOUR = "#1f77b4"  # blue
 
 
 def _render(figure: Figure, fmt: str) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {tuple(FORMATS)}")
     FigureCanvasAgg(figure)
@@ -50,6 +56,8 @@ def grotta(mrs: dict[str, list[int]], labels: dict[str, str] | None = None) -> F
     labels : dict, optional
         Time point -> axis label.
     """
+    from matplotlib.figure import Figure
+
     labels = labels or {tp: str(label) for tp, (_path, label) in ex.MRS_TIMEPOINTS.items()}
     timepoints = list(mrs)
     figure = Figure(figsize=(8, 0.9 * len(timepoints) + 1.6))
@@ -96,6 +104,8 @@ def grotta(mrs: dict[str, list[int]], labels: dict[str, str] | None = None) -> F
 
 def occlusion_sites(sites: dict[str, dict[str, int]]) -> Figure:
     """Occlusion sites by 3 T MRI (red) and DSA (blue), grouped bars (Figure 4)."""
+    from matplotlib.figure import Figure
+
     keys = list(ex.OCCLUSION_SITES)
     names = [str(ex.OCCLUSION_SITE_LABELS[k]) for k in keys]
     figure = Figure(figsize=(9, 4.5))

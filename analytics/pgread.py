@@ -25,12 +25,17 @@ import select
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from django.conf import settings
 from django.db import DatabaseError, connection, connections, transaction
 
 from registry.models import Patient
+
+# numpy, pandas, scipy, statsmodels and matplotlib are imported inside the functions
+# that use them: commands and web workers that compute no statistics start without them.
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +158,8 @@ def _wait_for_server(pgconn) -> None:
 
 def _read_copy(connection_, sql: str, params: tuple, dtypes: dict[str, str]) -> pd.DataFrame:
     """The whole of one query with COPY, on ``connection_``."""
+    import pandas as pd
+
     copy_sql = f"COPY ({sql}) TO STDOUT (FORMAT csv)"
     workers = settings.ANALYTICS_PARALLEL_WORKERS  # None: the server's own setting
     setup = "" if workers is None else f"SET LOCAL max_parallel_workers_per_gather = {workers:d}"
@@ -171,6 +178,8 @@ def _read_copy(connection_, sql: str, params: tuple, dtypes: dict[str, str]) -> 
 
 def empty_frame(dtypes: dict[str, str]) -> pd.DataFrame:
     """A frame without rows, with the columns and dtypes of a read."""
+    import pandas as pd
+
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in dtypes.items()})
 
 
@@ -279,6 +288,8 @@ def _read_in_snapshot(alias: str, snapshot: str, sql: str, params: tuple, dtypes
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """The parts as one frame; a text column stays categorical (pandas would make it
     ``object`` when the parts saw different codes) with the codes of all parts."""
+    import pandas as pd
+
     for name, dtype in frames[0].dtypes.items():
         if isinstance(dtype, pd.CategoricalDtype):
             codes = sorted(set().union(*(f[name].cat.categories for f in frames)))

@@ -9,11 +9,14 @@ remembers the fit. No Django: plain arrays in, a ``stats.RegressionResult`` out.
 from __future__ import annotations
 
 import functools
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from . import stats
+
+# numpy, pandas, scipy, statsmodels and matplotlib are imported inside the functions
+# that use them: commands and web workers that compute no statistics start without them.
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class Design:
@@ -44,6 +47,8 @@ class Design:
     """
 
     def __init__(self, outcome: str, covariates: tuple[str, ...], columns: dict, *, continuous=()):
+        import numpy as np
+
         self.names = (outcome, *covariates)
         width = len(self.names)
         columns = [np.asarray(columns[k], dtype=float) for k in self.names]
@@ -70,6 +75,8 @@ class Design:
     def rows(self) -> np.ndarray:
         """The distinct rows (NaN = missing) in the canonical order; ``counts`` says
         how many patients each stands for."""
+        import numpy as np
+
         if self._rows is not None:
             return self._rows
         powers = 3 ** np.arange(len(self.names))[::-1]
@@ -89,6 +96,8 @@ class Design:
 
 def _distinct_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows of ``values`` (NaN rows equal to each other) and their counts."""
+    import numpy as np
+
     # np.unique holds NaN unequal to itself: stand infinity in for it while counting.
     marked = np.where(np.isnan(values), np.inf, values)
     rows, counts = np.unique(marked, axis=0, return_counts=True)
@@ -117,6 +126,8 @@ def fit(design: Design) -> stats.RegressionResult:
     patient (``tests/test_stats.py``), in a time that does not grow with the number
     of patients.
     """
+    import pandas as pd
+
     outcome, *covariates = design.names
     frame = pd.DataFrame(design.rows, columns=design.names)
     return stats.logistic_regression(

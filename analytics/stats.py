@@ -17,13 +17,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-from scipy.stats import fisher_exact
-from scipy.stats.contingency import odds_ratio as _scipy_odds_ratio
-from scipy.stats.contingency import relative_risk as _scipy_relative_risk
-from statsmodels.stats.contingency_tables import Table2x2
-from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
+# numpy, pandas, scipy, statsmodels and matplotlib are imported inside the functions
+# that use them: commands and web workers that compute no statistics start without them.
+if TYPE_CHECKING:
+    import numpy as np
+
 
 from .formatting import format_decimal
 
@@ -189,6 +189,8 @@ def proportion(k: int, n: int) -> Proportion:
     ``proportion_confint(k, n, alpha=0.05, method="beta")`` equals R
     ``binom.test``/``epiR::epi.tests(method = "exact")`` and Stata ``cii, exact``.
     """
+    from statsmodels.stats.proportion import proportion_confint
+
     k, n = int(k), int(n)
     _check_counts(k, n)
     if n == 0:
@@ -314,6 +316,10 @@ def _finite_pair(low: float, high: float) -> tuple[float, float] | None:
 
 def _risk_ratio(table, correction, empty_group, notes):
     """Katz RR; a zero event cell or an empty group makes it not estimable."""
+    import numpy as np
+    from scipy.stats.contingency import relative_risk as _scipy_relative_risk
+    from statsmodels.stats.contingency_tables import Table2x2
+
     (a, b), (c, d) = table
     if empty_group:
         notes.append("RR not estimable: a comparison group is empty")
@@ -340,6 +346,10 @@ def _risk_ratio(table, correction, empty_group, notes):
 
 def _odds_ratio(table, correction, empty_group, notes):
     """Woolf OR; any zero cell (without correction) makes it 0 or infinite: null."""
+    import numpy as np
+    from scipy.stats.contingency import odds_ratio as _scipy_odds_ratio
+    from statsmodels.stats.contingency_tables import Table2x2
+
     if empty_group:
         return None, None
     if correction == "haldane":
@@ -356,6 +366,8 @@ def _odds_ratio(table, correction, empty_group, notes):
 
 def _risk_difference(a, n1, c, n0):
     """Wald RD; statsmodels' default is Newcombe, hence the explicit ``method``."""
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
     if n1 == 0 or n0 == 0:
         return None, None
     rd = a / n1 - c / n0
@@ -370,6 +382,10 @@ def _risk_difference(a, n1, c, n0):
 
 def _p_value(table, p_method, correction, notes) -> float | None:
     """Fisher (default) or Katz-Wald p; a table with an empty row or column has p = 1."""
+    import numpy as np
+    from scipy.stats import fisher_exact
+    from statsmodels.stats.contingency_tables import Table2x2
+
     rows = [sum(r) for r in table]
     cols = [table[0][j] + table[1][j] for j in range(2)]
     if 0 in rows or 0 in cols:
@@ -453,6 +469,8 @@ def diagnostic_accuracy(tp: int, fp: int, fn: int, tn: int) -> DiagnosticAccurac
     ``diagt``). LR+ and LR-: log method (Simel 1991) through ``relative_risk(TP, TP+FN,
     FP, FP+TN)`` and ``relative_risk(FN, TP+FN, TN, FP+TN)``. ``p``: two-sided Fisher.
     """
+    from scipy.stats import fisher_exact
+
     tp, fp, fn, tn = (int(x) for x in (tp, fp, fn, tn))
     for count in (tp, fp, fn, tn):
         if count < 0:
@@ -483,6 +501,8 @@ def diagnostic_accuracy(tp: int, fp: int, fn: int, tn: int) -> DiagnosticAccurac
 
 def _likelihood_ratio(k1: int, n1: int, k0: int, n0: int, name: str) -> Ratio:
     """Ratio of two proportions with the log-method CI; zeros give a stated null."""
+    from scipy.stats.contingency import relative_risk as _scipy_relative_risk
+
     if n1 == 0 or n0 == 0:
         return Ratio(None, None, f"{name} not estimable: no reference-positive or -negative")
     if k0 == 0:
@@ -515,6 +535,8 @@ def describe(values: Sequence[float | None], *, percentile_method: str = "linear
     Descriptives
         SD is ``None`` with fewer than 2 values; all statistics ``None`` with none.
     """
+    import numpy as np
+
     # dtype=float turns None into NaN; one vectorised pass, even for a million values.
     values = np.asarray(values, dtype=float)
     arr = values[~np.isnan(values)]
@@ -627,6 +649,8 @@ def detect_separation(y: Sequence[int], X) -> list[str]:
     Separation by a combination of covariates is found by
     :func:`logistic_regression` with ``firthmodels.detect_separation`` (Konis 2007).
     """
+    import numpy as np
+
     frame = X.astype(float).assign(__y__=np.asarray(list(y), dtype=float)).dropna()
     y_arr = frame.pop("__y__").to_numpy(dtype=int)
     separated = []
@@ -640,6 +664,8 @@ def detect_separation(y: Sequence[int], X) -> list[str]:
 
 
 def _column_separates(x: np.ndarray, y: np.ndarray) -> bool:
+    import numpy as np
+
     levels = np.unique(x)
     if len(levels) == 2:
         # A level where every patient, or no patient, had the event.
@@ -746,6 +772,7 @@ def logistic_regression(
 def _complete_cases(y, X, freq_weights=None):
     """Outcome array, covariate frame, weights and number of patients excluded,
     keeping complete cases only."""
+    import numpy as np
     import pandas as pd  # heavy: imported only by the regression
 
     # astype(float) raises on a text column instead of turning it into missing values.
@@ -771,6 +798,7 @@ def _not_estimable(header: dict, reason: str, notes: list[str]) -> RegressionRes
 
 def _joint_separation(y: np.ndarray, X, weights: np.ndarray) -> list[str] | None:
     """Covariates whose ML coefficient is infinite (Konis LP); None if X is collinear."""
+    import numpy as np
     import pandas as pd  # heavy: imported only by the regression
     from firthmodels import detect_separation as konis
     from scipy.linalg import LinAlgError
@@ -844,6 +872,8 @@ def c_statistic(y: Sequence[int], score: Sequence[float], *, freq_weights=None) 
         it, ties counting one half (the Mann-Whitney form); None when either class is
         empty.
     """
+    import numpy as np
+
     y_arr = np.asarray(y, dtype=int)
     score = np.asarray(score, dtype=float)
     w = np.ones(len(y_arr)) if freq_weights is None else np.asarray(freq_weights, dtype=float)
@@ -865,6 +895,7 @@ def _fit_logit(y: np.ndarray, X, weights: np.ndarray):
     statsmodels ``GLM`` (binomial, logit link: ``Logit``'s likelihood) because it takes
     frequency weights; z statistics (``use_t=False``) as ``Logit`` and Stata.
     """
+    import numpy as np
     import statsmodels.api as sm
 
     design = sm.add_constant(X, has_constant="add")
@@ -889,6 +920,7 @@ def _fit_firth(y: np.ndarray, X, weights: np.ndarray):
     terms, notes and linear predictor."""
     import warnings
 
+    import numpy as np
     from firthmodels import FirthLogisticRegression
 
     model = FirthLogisticRegression(

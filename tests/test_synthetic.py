@@ -16,10 +16,10 @@ from registry.models import (
     Patient,
     PatientExclusion,
     ScreeningEntry,
-    patients_refresh_stored,
 )
 
-from .factories import SiteFactory, full_patient
+from .drawn_cohort import write
+from .factories import full_patient
 
 
 def test_every_interchange_column_is_declared_in_contract_order():
@@ -59,27 +59,6 @@ def test_a_plan_overrides_columns_and_the_rest_is_the_typical_patient():
 def test_a_plan_naming_no_column_is_refused():
     with pytest.raises(ValueError, match="not interchange columns: nihss"):
         synthetic.row(nihss=12)
-
-
-def write(cohort: synthetic.Cohort) -> None:
-    """The drawn cohort through bulk_create, which calls no save(); the stored
-    patient columns are then refreshed by their definition."""
-    sites = {code: SiteFactory(code=code) for code in cohort.sites}
-
-    def instances(model, table):
-        for record in table.records():
-            if "site" in record:
-                record["site"] = sites[record["site"]]
-            yield model(**record)
-
-    Patient.objects.bulk_create(instances(Patient, cohort.patients()))
-    for model in SECTION_MODELS:
-        table, complete = cohort.section(model)
-        table.add("status", np.where(complete, SectionStatus.COMPLETE, SectionStatus.DRAFT))
-        model.objects.bulk_create(instances(model, table))
-    ScreeningEntry.objects.bulk_create(instances(ScreeningEntry, cohort.screening_log()))
-    PatientExclusion.objects.bulk_create(instances(PatientExclusion, cohort.exclusions()))
-    patients_refresh_stored()
 
 
 @pytest.mark.django_db

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import secrets
 import tempfile
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from registry import access
 from registry.models import ExportLog, Patient, Site
@@ -36,6 +38,12 @@ CONTENT_TYPES = {
 }
 PSEUDO_ID = "pseudo_id"
 ANCHOR = "door_time"  # de-identified times count from the arrival at the hospital
+# Patients read per query, and the size of the pieces sent: memory stays the same
+# whatever the number of patients.
+CHUNK_ROWS = 2_000
+PIECE_BYTES = 256 * 1024
+# An xlsx sheet holds 1,048,576 rows, the header included.
+XLSX_MAX_ROWS = 1_048_575
 
 
 def offset_name(column: interchange.Column) -> str:
@@ -109,20 +117,37 @@ def _lookups() -> dict[str, str]:
     return paths
 
 
-def typed_rows(patients) -> list[dict]:
-    """Typed interchange rows of a ``Patient`` queryset, ordered by study ID (one query)."""
+def export_order(patients, *, deidentified: bool) -> array:
+    """Primary keys of the exported patients in the file's order: by study ID, or
+    shuffled for a de-identified export (row k then carries pseudonym k + 1, so the
+    pseudonym reveals nothing of the study ID's order). Eight bytes a patient."""
+    keys = patients.order_by("study_id").values_list("pk", flat=True)
+    ids = array("q", keys.iterator(chunk_size=CHUNK_ROWS * 10))
+    if deidentified:
+        secrets.SystemRandom().shuffle(ids)
+    return ids
+
+
+def typed_rows(ids: Sequence[int], *, chunk_size: int | None = None) -> Iterator[dict]:
+    """Typed interchange rows of the patients ``ids``, in that order, read
+    ``chunk_size`` patients per query so that memory does not grow with the registry."""
+    chunk_size = chunk_size or CHUNK_ROWS
     paths = _lookups()
-    records = patients.order_by("study_id").values(*paths.values())
-    return [{name: record[path] for name, path in paths.items()} for record in records]
+    for start in range(0, len(ids), chunk_size):
+        chunk = ids[start : start + chunk_size]
+        records = Patient.objects.filter(pk__in=list(chunk)).values("pk", *paths.values())
+        by_pk = {record["pk"]: record for record in records.iterator(chunk_size=chunk_size)}
+        for pk in chunk:
+            record = by_pk.pop(pk)
+            yield {name: record[path] for name, path in paths.items()}
+        del by_pk  # before the next chunk is read: one chunk in memory at a time
 
 
-def _deidentify(rows: list[dict]) -> list[dict]:
-    pseudonyms = list(range(1, len(rows) + 1))
-    secrets.SystemRandom().shuffle(pseudonyms)
-    width = max(4, len(str(len(rows))))
+def _deidentified(rows: Iterator[dict], n: int) -> Iterator[dict]:
+    """De-identified rows; the ``rows`` come in pseudonym order (``export_order``)."""
+    width = max(4, len(str(n)))
     plan = [(column, deidentified_treatment(column)) for column in interchange.columns()]
-    out = []
-    for row, number in zip(rows, pseudonyms, strict=True):
+    for number, row in enumerate(rows, start=1):
         door = row[ANCHOR]
         new = {}
         for column, treatment in plan:
@@ -136,9 +161,7 @@ def _deidentify(rows: list[dict]) -> list[dict]:
                 new[column.name] = None if value is None else min(value, ceiling)
             elif treatment == KEPT:
                 new[column.name] = value
-        out.append(new)
-    out.sort(key=lambda r: r[PSEUDO_ID])
-    return out
+        yield new
 
 
 def _offset(column: interchange.Column, value, door) -> int | None:
@@ -156,108 +179,193 @@ def _text(column: OutColumn, value) -> str:
     return "" if value is None else str(value)
 
 
-def to_csv(columns: list[OutColumn], rows: list[dict]) -> bytes:
+def to_csv(columns: list[OutColumn], rows: Iterable[dict], n: int) -> Iterator[bytes]:
+    """The CSV in pieces of about ``PIECE_BYTES``, written as the rows arrive."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([c.name for c in columns])
     for row in rows:
         writer.writerow([_text(c, row[c.name]) for c in columns])
-    return buffer.getvalue().encode("utf-8")
+        if buffer.tell() >= PIECE_BYTES:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode("utf-8")
 
 
-def to_xlsx(columns: list[OutColumn], rows: list[dict]) -> bytes:
-    from openpyxl import Workbook
+def _xlsx_cells(sheet, columns: list[OutColumn], row: dict) -> list:
     from openpyxl.cell import WriteOnlyCell
+
+    cells = []
+    for column in columns:
+        value = row[column.name]
+        if value is None:
+            cells.append(None)
+        elif column.kind == interchange.FLAG:
+            cells.append(1 if value else 0)
+        elif column.kind == interchange.DATETIME:
+            cell = WriteOnlyCell(sheet, timezone.localtime(value).replace(tzinfo=None))
+            cell.number_format = 'yyyy-mm-dd"T"hh:mm'
+            cells.append(cell)
+        elif column.kind == interchange.DATE:
+            cell = WriteOnlyCell(sheet, value)
+            cell.number_format = "yyyy-mm-dd"
+            cells.append(cell)
+        elif column.kind == interchange.INTEGER:
+            cells.append(value)
+        else:
+            cells.append(_text(column, value))
+    return cells
+
+
+def to_xlsx(columns: list[OutColumn], rows: Iterable[dict], n: int) -> Iterator[bytes]:
+    """A workbook written row by row (openpyxl's write-only mode keeps no cell in
+    memory) into a temporary file, then sent in pieces."""
+    from openpyxl import Workbook
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet("registry")
     sheet.append([c.name for c in columns])
     for row in rows:
-        cells = []
-        for column in columns:
-            value = row[column.name]
-            if value is None:
-                cells.append(None)
-            elif column.kind == interchange.FLAG:
-                cells.append(1 if value else 0)
-            elif column.kind == interchange.DATETIME:
-                cell = WriteOnlyCell(sheet, timezone.localtime(value).replace(tzinfo=None))
-                cell.number_format = 'yyyy-mm-dd"T"hh:mm'
-                cells.append(cell)
-            elif column.kind == interchange.DATE:
-                cell = WriteOnlyCell(sheet, value)
-                cell.number_format = "yyyy-mm-dd"
-                cells.append(cell)
-            elif column.kind == interchange.INTEGER:
-                cells.append(value)
-            else:
-                cells.append(_text(column, value))
-        sheet.append(cells)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+        sheet.append(_xlsx_cells(sheet, columns, row))
+    with tempfile.TemporaryFile(suffix=".xlsx") as stream:
+        book.save(stream)
+        stream.seek(0)
+        yield from iter(lambda: stream.read(PIECE_BYTES), b"")
 
 
-def to_dta(columns: list[OutColumn], rows: list[dict]) -> bytes:
-    """Stata 14+ (.dta 118): variable labels, value labels, Stata dates."""
-    import pandas as pd
+class _StataColumn:
+    """One column of the Stata file, filled chunk by chunk into a typed numpy array
+    (no Python object per value except for text)."""
 
-    data, value_labels, convert_dates = {}, {}, {}
-    for column in columns:
-        values = [row[column.name] for row in rows]
-        if column.kind == interchange.FLAG:
-            data[column.name] = pd.array([None if v is None else int(v) for v in values], "Int8")
-            value_labels[column.name] = {0: "no", 1: "yes"}
-        elif column.kind == interchange.CATEGORY:
-            codes = column.source.codes
-            number = {code: n for n, (code, _) in enumerate(codes, start=1)}
-            data[column.name] = pd.array([number.get(v) for v in values], "Int16")
-            value_labels[column.name] = {n: label for n, (_, label) in enumerate(codes, start=1)}
-        elif column.kind == interchange.INTEGER:
-            data[column.name] = pd.array(values, "Int32")
-        elif column.kind == interchange.DATETIME:
+    def __init__(self, column: OutColumn, n: int):
+        import numpy as np
+
+        self.column = column
+        kind = column.kind
+        self.dtype = {
+            interchange.FLAG: "int8",
+            interchange.CATEGORY: "int16",
+            interchange.INTEGER: "int32",
+            interchange.DATETIME: "datetime64[ns]",
+            interchange.DATE: "datetime64[ns]",
+        }.get(kind, "object")
+        self.values = np.zeros(n, dtype=self.dtype)
+        self.missing = np.zeros(n, dtype=bool)
+        if kind == interchange.CATEGORY:
+            self.number = {code: k for k, (code, _) in enumerate(column.source.codes, start=1)}
+
+    def fill(self, start: int, values: list) -> None:
+        import numpy as np
+
+        kind, stop = self.column.kind, start + len(values)
+        if kind == interchange.DATETIME:
             local = [
                 None if v is None else timezone.localtime(v).replace(tzinfo=None) for v in values
             ]
-            data[column.name] = pd.to_datetime(pd.Series(local, dtype="object"))
-            convert_dates[column.name] = "tc"
-        elif column.kind == interchange.DATE:
-            data[column.name] = pd.to_datetime(pd.Series(values, dtype="object"))
-            convert_dates[column.name] = "td"
+            self.values[start:stop] = np.array(local, dtype="datetime64[ns]")
+        elif kind == interchange.DATE:
+            self.values[start:stop] = np.array(values, dtype="datetime64[ns]")
+        elif self.dtype == "object":
+            self.values[start:stop] = ["" if v is None else str(v) for v in values]
         else:
-            data[column.name] = pd.Series(
-                ["" if v is None else str(v) for v in values], dtype=object
-            )
-    frame = pd.DataFrame(data)
+            if kind == interchange.CATEGORY:
+                values = [self.number.get(v) for v in values]
+            self.missing[start:stop] = [v is None for v in values]
+            self.values[start:stop] = [0 if v is None else int(v) for v in values]
+
+    def series(self):
+        import pandas as pd
+
+        if self.column.kind in (interchange.FLAG, interchange.CATEGORY, interchange.INTEGER):
+            return pd.arrays.IntegerArray(self.values, self.missing)
+        return self.values
+
+    def value_labels(self) -> dict[int, str] | None:
+        if self.column.kind == interchange.FLAG:
+            return {0: "no", 1: "yes"}
+        if self.column.kind == interchange.CATEGORY:
+            return {n: label for n, (_, label) in enumerate(self.column.source.codes, start=1)}
+        return None
+
+
+def to_dta(columns: list[OutColumn], rows: Iterable[dict], n: int) -> Iterator[bytes]:
+    """Stata 14+ (.dta 118): variable labels, value labels, Stata dates; the columns
+    are typed numpy arrays filled chunk by chunk, never a list of row dictionaries."""
+    import pandas as pd
+
+    stata = [_StataColumn(column, n) for column in columns]
+    start, batch = 0, []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == CHUNK_ROWS:
+            start = _fill(stata, start, batch)
+            batch = []
+    _fill(stata, start, batch)
+    frame = pd.DataFrame({s.column.name: s.series() for s in stata}, copy=False)
+    for s in stata:
+        del s.values, s.missing  # the frame holds them now
     labels = {c.name: c.label[:80] for c in columns}
-    handle, path = tempfile.mkstemp(suffix=".dta")
-    os.close(handle)
-    try:
+    with tempfile.NamedTemporaryFile(suffix=".dta") as stream:
         frame.to_stata(
-            path,
+            stream,
             write_index=False,
             version=118,
-            convert_dates=convert_dates,
+            convert_dates={
+                c.name: "tc" if c.kind == interchange.DATETIME else "td"
+                for c in columns
+                if c.kind in (interchange.DATETIME, interchange.DATE)
+            },
             variable_labels=labels,
-            value_labels=value_labels,
+            value_labels={s.column.name: s.value_labels() for s in stata if s.value_labels()},
             data_label="Stroke registry export",
         )
-        with open(path, "rb") as stream:
-            return stream.read()
-    finally:
-        os.unlink(path)
+        del frame
+        stream.seek(0)
+        yield from iter(lambda: stream.read(PIECE_BYTES), b"")
+
+
+def _fill(stata: list[_StataColumn], start: int, batch: list[dict]) -> int:
+    for s in stata:
+        s.fill(start, [row[s.column.name] for row in batch])
+    return start + len(batch)
 
 
 WRITERS = {"csv": to_csv, "xlsx": to_xlsx, "dta": to_dta}
 
 
+class ExportRefused(ValueError):
+    """An export that cannot be written in the asked format (the message says why
+    and what to use instead)."""
+
+
 @dataclass
 class ExportFile:
-    content: bytes
+    """A logged export whose rows are read only while its ``chunks()`` are consumed."""
+
     filename: str
     content_type: str
     n_patients: int
     identifiable: bool
+    fmt: str
+    ids: array
+
+    def chunks(self) -> Iterator[bytes]:
+        """The file in pieces, written as the patients are read ``CHUNK_ROWS`` at a time."""
+        columns = out_columns(not self.identifiable)
+        rows = typed_rows(self.ids)
+        if not self.identifiable:
+            rows = _deidentified(rows, len(self.ids))
+        return WRITERS[self.fmt](columns, rows, len(self.ids))
+
+    def write_to(self, stream) -> None:
+        for piece in self.chunks():
+            stream.write(piece)
+
+    @property
+    def content(self) -> bytes:
+        """The whole file in memory: for small exports and tests only."""
+        return b"".join(self.chunks())
 
 
 def registry_export(
@@ -271,10 +379,39 @@ def registry_export(
     """The export file for ``user``; de-identified unless an admin asks otherwise.
 
     ``user`` None means the server operator running the command (no web
-    account: everything is readable from the shell anyway); it is logged.
+    account: everything is readable from the shell anyway); it is logged. The export
+    is logged here, when it is taken; its rows are read while the file is written.
+    Raises ``ExportRefused`` when the format cannot hold the rows (xlsx).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    deidentified, patients = _scope(user, site, deidentified)
+    out_columns(deidentified)  # an undeclared privacy category stops the export here
+    ids = export_order(patients, deidentified=deidentified)
+    if fmt == "xlsx" and len(ids) > XLSX_MAX_ROWS:
+        raise ExportRefused(
+            _(
+                "An xlsx sheet holds at most %(max)s rows and this export has %(n)s "
+                "patients: choose CSV or Stata (dta), or one site."
+            )
+            % {"max": f"{XLSX_MAX_ROWS:,}", "n": f"{len(ids):,}"}
+        )
+    _log(user, fmt, site, deidentified, len(ids), via)
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    kind = "deidentified" if deidentified else "identifiable"
+    scope = f"-{site.code}" if site is not None else ""
+    return ExportFile(
+        filename=f"registry{scope}-{kind}-{stamp}.{fmt}",
+        content_type=CONTENT_TYPES[fmt],
+        n_patients=len(ids),
+        identifiable=not deidentified,
+        fmt=fmt,
+        ids=ids,
+    )
+
+
+def _scope(user, site: Site | None, deidentified: bool | None):
+    """Whether the export is de-identified, and the patients it may contain."""
     if user is not None:
         access.require(access.has(user, access.EXPORT))
         if deidentified is None:
@@ -289,31 +426,20 @@ def registry_export(
         if user is not None and not access.sites_for(user).filter(pk=site.pk).exists():
             raise PermissionDenied
         patients = patients.filter(site=site)
-    rows = typed_rows(patients)
-    if deidentified:
-        rows = _deidentify(rows)
-    columns = out_columns(deidentified)
-    content = WRITERS[fmt](columns, rows)
+    return deidentified, patients
+
+
+def _log(user, fmt: str, site: Site | None, deidentified: bool, n: int, via: str) -> None:
     log = ExportLog.objects.create(
         user=user,
         format=fmt,
         identifiable=not deidentified,
         site=site,
         filters={"site": site.code if site is not None else None},
-        n_patients=len(rows),
+        n_patients=n,
         via=via,
     )
     if site is not None:
         log.sites.set([site])
     else:
         log.sites.set(access.sites_for(user) if user is not None else Site.objects.all())
-    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-    kind = "deidentified" if deidentified else "identifiable"
-    scope = f"-{site.code}" if site is not None else ""
-    return ExportFile(
-        content=content,
-        filename=f"registry{scope}-{kind}-{stamp}.{fmt}",
-        content_type=CONTENT_TYPES[fmt],
-        n_patients=len(rows),
-        identifiable=not deidentified,
-    )

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import connection
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -27,7 +27,7 @@ from registry import access
 
 from . import dictionary, uploads
 from . import export_log as log
-from .exporter import registry_export
+from .exporter import ExportRefused, registry_export
 from .forms import ExportForm, ImportUploadForm, max_upload_bytes
 from .importer import registry_import
 
@@ -221,17 +221,35 @@ def export(request):
     form = ExportForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        result = registry_export(
-            user=request.user,
-            fmt=data["format"],
-            site=data["site"],
-            deidentified=not data.get("identifiable", False),
-            via="web",
-        )
-        response = HttpResponse(result.content, content_type=result.content_type)
-        response["Content-Disposition"] = f'attachment; filename="{result.filename}"'
-        return response
-    return render(request, "registry/interchange/export.html", {"form": form})
+        try:
+            result = registry_export(
+                user=request.user,
+                fmt=data["format"],
+                site=data["site"],
+                deidentified=not data.get("identifiable", False),
+                via="web",
+            )
+        except ExportRefused as exc:
+            form.add_error("format", str(exc))
+        else:
+            return _streamed(result)
+    n_patients = access.patients_for(request.user).count()
+    context = {"form": form, "n_patients": n_patients, "csv_mb": _csv_megabytes(n_patients)}
+    return render(request, "registry/interchange/export.html", context)
+
+
+def _streamed(result) -> StreamingHttpResponse:
+    """The file sent while it is written: the browser's download shows its progress."""
+    response = StreamingHttpResponse(result.chunks(), content_type=result.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{result.filename}"'
+    response["X-Export-Patients"] = str(result.n_patients)
+    response["X-Accel-Buffering"] = "no"  # nginx passes each piece on as it comes
+    return response
+
+
+def _csv_megabytes(n_patients: int) -> int:
+    """About how large the CSV of ``n_patients`` is (300 bytes a patient), at least 1."""
+    return max(1, round(n_patients * 300 / 1_000_000))
 
 
 @require_GET

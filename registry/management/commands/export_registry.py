@@ -7,7 +7,7 @@ import sys
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
-from registry.interchange.exporter import FORMATS, registry_export
+from registry.interchange.exporter import FORMATS, ExportRefused, registry_export
 from registry.models import Site, User
 
 
@@ -53,12 +53,14 @@ class Command(BaseCommand):
             raise CommandError(
                 "this user may not take this export (identifiable exports need the admin role)"
             ) from exc
+        except ExportRefused as exc:
+            raise CommandError(str(exc)) from exc
         if options["output"]:
             with open(options["output"], "wb") as stream:
-                stream.write(export.content)
+                export.write_to(stream)
             kind = "identifiable" if export.identifiable else "de-identified"
             self.stderr.write(f"{export.n_patients} patients ({kind}) -> {options['output']}")
         else:
             sys.stdout.flush()
-            sys.stdout.buffer.write(export.content)
+            export.write_to(sys.stdout.buffer)
             sys.stdout.buffer.flush()
