@@ -339,3 +339,85 @@ def patients_of(
     else:
         raise KeyError(code)
     return cols.pk[keep & counted].tolist()
+
+
+# -- the /quality/ page ---------------------------------------------------------------
+
+
+def subset(cols: Columns, keep) -> Columns:
+    """The columns of the patients ``keep`` (a boolean mask)."""
+    return Columns(
+        pk=cols.pk[keep],
+        site=cols.site[keep],
+        year=cols.year[keep],
+        quarter=cols.quarter[keep],
+        seconds={name: values[keep] for name, values in cols.seconds.items()},
+        masks={name: values[keep] for name, values in cols.masks.items()},
+    )
+
+
+def quarters_of(cols: Columns) -> list[str]:
+    return sorted(q for q in set(cols.quarter.tolist()) if q != "<NA>")
+
+
+def run_chart_data(cols: Columns) -> dict[str, dict[str, dict[str, float]]]:
+    """Each time indicator's median by quarter, per site: code -> site -> quarter -> min."""
+    import numpy as np
+    import pandas as pd
+
+    found = {}
+    for indicator in qi.TIME_INDICATORS:
+        minutes = (cols.seconds[indicator.end] - cols.seconds[indicator.start]) / 60.0
+        keep = ~np.isnan(minutes) & (minutes >= 0)
+        if indicator.only:
+            keep &= cols.masks[indicator.only]
+        frame = pd.DataFrame(
+            {"site": cols.site[keep], "quarter": cols.quarter[keep], "minutes": minutes[keep]}
+        )
+        medians = frame.groupby(["site", "quarter"])["minutes"].quantile(
+            0.5, interpolation="linear"
+        )
+        per_site: dict[str, dict[str, float]] = {}
+        for (site, label), value in medians.items():
+            per_site.setdefault(site, {})[label] = float(value)
+        found[indicator.code] = per_site
+    return found
+
+
+def funnel_data(rows: list[dict]) -> dict[str, dict]:
+    """Per rate indicator: each site's numerator and denominator, the registry-wide
+    percent (the all-sites row) and the control limits over the sites' range of sizes."""
+    import numpy as np
+
+    found = {}
+    for indicator in qi.rate_indicators(targets()):
+        mine = [r for r in rows if r["code"] == indicator.code and r["period"] is None]
+        overall = next(r for r in mine if r["site"] is None)
+        sites = [r for r in mine if r["site"] is not None and r["denominator"]]
+        entry = {"sites": sites, "overall": overall["percent"], "limits": {}, "sizes": []}
+        if overall["denominator"] and sites:
+            largest = max(r["denominator"] for r in sites)
+            sizes = np.unique(np.linspace(1, max(largest * 1.1, 10), 200).astype(int))
+            entry["sizes"] = sizes.tolist()
+            p = overall["numerator"] / overall["denominator"]
+            for level, (low, high) in qi.funnel_limits(p, sizes).items():
+                entry["limits"][level] = (low.tolist(), high.tolist())
+        found[indicator.code] = entry
+    return found
+
+
+def page(user, filters: datasets.Filters, *, quarter: str | None = None) -> dict:
+    """What the /quality/ page shows: the rows of the chosen quarter (or the whole
+    window), the quarters to choose from, the run charts' and funnels' data."""
+    cols = columns(read(user, filters))
+    sites = readable_sites(user, filters.site)
+    chosen = subset(cols, cols.quarter == quarter) if quarter else cols
+    rows = indicator_rows(chosen, sites, "all")
+    return {
+        "columns": cols,
+        "rows": rows,
+        "sites": sites,
+        "quarters": quarters_of(cols),
+        "run_charts": run_chart_data(cols),
+        "funnels": funnel_data(rows),
+    }
