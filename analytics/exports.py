@@ -228,3 +228,17 @@ def to_xlsx(frames: dict[str, pd.DataFrame]) -> bytes:
         for name, frame in frames.items():
             frame.to_excel(writer, sheet_name=name[:31], index=False)
     return buffer.getvalue()
+
+
+def quality_frames(result: dict) -> dict[str, pd.DataFrame]:
+    """The quality indicators (``analytics.quality``) as two flat tables: the time
+    indicators (one column per threshold's numerator, denominator and percent) and the
+    rate indicators."""
+    times, rates = [], []
+    for row in result["rows"]:
+        flat = {key: value for key, value in row.items() if key != "within"}
+        for threshold, share in row.get("within", {}).items():
+            for key, value in share.items():
+                flat[f"within_{threshold}_{key}"] = value
+        (times if row["kind"] == "time" else rates).append(flat)
+    return {"quality_times": pd.DataFrame(times), "quality_rates": pd.DataFrame(rates)}

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import quality_views, views
 
 app_name = "analytics"
 urlpatterns = [
@@ -18,4 +18,15 @@ flow_patterns = (
         path("flow-chart.svg", views.flow_chart_svg, name="svg"),
     ],
     "flow",
+)
+
+# Quality of care per site and quarter, served at /quality/ (config/urls.py).
+quality_patterns = (
+    [
+        path("", quality_views.page, name="page"),
+        path("patients/", quality_views.patients, name="patients"),
+        path("download.<str:fmt>", quality_views.download, name="download"),
+        path("figures/<slug:name>.<str:fmt>", quality_views.figure, name="figure"),
+    ],
+    "quality",
 )

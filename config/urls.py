@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from analytics.urls import flow_patterns
+from analytics.urls import flow_patterns, quality_patterns
 from registry.accounts import views as account_views
 
 urlpatterns = [
@@ -17,6 +17,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("reports/", include("analytics.urls")),
     path("flow/", include(flow_patterns)),
+    path("quality/", include(quality_patterns)),
     path("", include("registry.urls")),
 ]
 

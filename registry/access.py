@@ -32,6 +32,7 @@ from .models import DataQuery, ExportLog, Patient, ScreeningEntry, Site, User
 ALL_SITES = "all_sites"  # read every site's records, not only those of one's own sites
 EDIT_CLINICAL = "edit_clinical"  # patients, screening log, CRF sections, calls, mRS interviews
 VIEW_REPORTS = "view_reports"  # the study tables, figures and flow chart
+VIEW_QUALITY = "view_quality"  # the quality-of-care indicators per site and quarter
 EXPORT = "export"  # the de-identified export of one's readable patients
 EXPORT_IDENTIFIABLE = "export_identifiable"  # study IDs and calendar dates (audited)
 IMPORT = "import"  # load a CSV/xlsx file into the registry
@@ -49,6 +50,7 @@ ALL_PERMISSIONS = frozenset(
         ALL_SITES,
         EDIT_CLINICAL,
         VIEW_REPORTS,
+        VIEW_QUALITY,
         EXPORT,
         EXPORT_IDENTIFIABLE,
         IMPORT,
@@ -70,9 +72,9 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.DATA_ENTRY: frozenset({EDIT_CLINICAL, ANSWER_QUERY, EXCLUDE}),
     # The investigator answers for their sites' data: reads, exports, queries, excludes
     # and locks, but does not enter the clinical data.
-    Role.INVESTIGATOR: frozenset({VIEW_REPORTS, EXPORT, LOCK, EXCLUDE, RAISE_QUERY}),
+    Role.INVESTIGATOR: frozenset({VIEW_REPORTS, VIEW_QUALITY, EXPORT, LOCK, EXCLUDE, RAISE_QUERY}),
     # The monitor checks the data against the source documents: reads, queries, locks.
-    Role.MONITOR: frozenset({VIEW_REPORTS, LOCK, RAISE_QUERY}),
+    Role.MONITOR: frozenset({VIEW_REPORTS, VIEW_QUALITY, LOCK, RAISE_QUERY}),
     # The site administrator manages the users and the data of their own sites; the
     # Django admin (sites, every account) is the registry administrator's.
     Role.SITE_ADMIN: ALL_PERMISSIONS - {ALL_SITES, ADMINISTER},

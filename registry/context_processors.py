@@ -7,6 +7,7 @@ def registry(request):
     return {
         "can_edit_clinical": access.has(user, access.EDIT_CLINICAL),
         "can_view_reports": access.has(user, access.VIEW_REPORTS),
+        "can_view_quality": access.has(user, access.VIEW_QUALITY),
         "can_raise_query": access.has(user, access.RAISE_QUERY),
         "can_export": access.has(user, access.EXPORT),
         "can_administer": access.has(user, access.ADMINISTER),

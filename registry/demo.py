@@ -351,6 +351,26 @@ def _results(plan: dict, rng: random.Random) -> dict:
     }
 
 
+def _quality(n: int, plan: dict, times: dict, results: dict) -> dict:
+    """The quality-of-care times and the 24-hour NIHSS, drawn by a generator of their
+    own so that the columns published in the paper keep their seeded values."""
+    rng = random.Random(SEED * 1000 + n)
+    door, groin = times["door_time"], times["groin_puncture_time"]
+    end = times["procedure_end_time"]
+    to_groin = int((groin - door).total_seconds() // 60)
+    imaging = door + dt.timedelta(minutes=min(rng.randrange(8, 40), max(to_groin - 5, 0)))
+    needle = door + dt.timedelta(minutes=min(rng.randrange(20, 75), to_groin))
+    to_end = int((end - groin).total_seconds() // 60)
+    reperfusion = groin + dt.timedelta(minutes=rng.randrange(5, to_end) if to_end > 5 else to_end)
+    poor = plan["poor"] or results["final_mtici"] == "2a"
+    return {
+        "imaging_time": imaging,
+        "needle_time": needle,  # blank unless thrombolysed (its branch)
+        "reperfusion_time": reperfusion,  # blank unless reperfused (its branch)
+        "nihss_24h": rng.randrange(10, 30) if poor else rng.randrange(0, 12),
+    }
+
+
 # Plan entries that are their column's value as they are.
 AS_PLANNED = (
     "smoking",
@@ -383,6 +403,7 @@ def _row(n: int, plan: dict, age: int, rng: random.Random) -> dict:
         **times,
         **imaging,
         **results,
+        **_quality(n, plan, times, results),
         **{name: plan[name] for name in AS_PLANNED},
         transfer=plan["rtpa"] or rng.random() < 0.5,
         nihss_admission=rng.randrange(12, 30) if plan["poor"] else rng.randrange(8, 24),

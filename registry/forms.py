@@ -76,8 +76,9 @@ def _blank_choice_reads_not_recorded(form: forms.Form) -> None:
 
 
 def branch_value(branch: rules.Branch) -> str:
-    """The controller's value as the browser submits it (see FLAG_CHOICES)."""
-    return str(branch.value)
+    """The controller's values as the browser submits them (see FLAG_CHOICES), separated
+    by spaces (static/registry/branching.js)."""
+    return " ".join(str(value) for value in branch.values)
 
 
 KEEP_STORED, KEEP_MINE = "stored", "mine"
@@ -217,7 +218,7 @@ class SectionForm(WarningConfirmationFields, forms.ModelForm):
             controller = model._meta.get_field(branch.controller)
             note = _("Fill only if %(controller)s = %(value)s.") % {
                 "controller": label(controller.verbose_name),
-                "value": words(controller, branch.value),
+                "value": " / ".join(words(controller, value) for value in branch.values),
             }
             field = self.fields[name]
             field.help_text = f"{note} {field.help_text}".strip()

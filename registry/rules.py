@@ -39,6 +39,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "residual_stenosis_pct": (0, 100),
     "discharge_mrs": (0, 6),
     "mrs_3m": (0, 6),
+    "nihss_24h": (0, 42),
 }
 
 STUDY_ID_PATTERN = r"^[A-Za-z0-9-]{1,32}$"
@@ -46,7 +47,8 @@ STUDY_ID_PATTERN = r"^[A-Za-z0-9-]{1,32}$"
 
 @dataclass(frozen=True)
 class Branch:
-    """``field`` applies only when ``controller`` equals ``value``."""
+    """``field`` applies only when ``controller`` equals ``value`` (one of ``value``
+    when it is a tuple)."""
 
     field: str
     controller: str
@@ -56,6 +58,20 @@ class Branch:
     # False when a value outside the branch is still allowed (a death after the
     # 3-month contact is recorded although mRS at 3 months is not 6).
     exclusive: bool = True
+
+    @property
+    def values(self) -> tuple:
+        """The controller's values under which the field applies."""
+        return self.value if isinstance(self.value, tuple) else (self.value,)
+
+    def holds(self, values: Mapping[str, object]) -> bool:
+        """Whether the controller has one of ``values`` in this patient's ``values``."""
+        return values.get(self.controller) in self.values
+
+    @property
+    def value_text(self) -> str:
+        """The controller's values as the interchange file writes them."""
+        return ", ".join("1" if v is True else str(v) for v in self.values)
 
 
 BRANCHING: dict[str, Branch] = {
@@ -67,6 +83,13 @@ BRANCHING: dict[str, Branch] = {
         Branch("mt_passes", "mt_performed", True, _("mechanical thrombectomy was performed")),
         Branch("mtici_after_mt", "mt_performed", True, _("mechanical thrombectomy was performed")),
         Branch("death_date", "mrs_3m", 6, _("mRS at 3 months is 6"), exclusive=False),
+        Branch("needle_time", "iv_thrombolysis", True, _("IV thrombolysis was given")),
+        Branch(
+            "reperfusion_time",
+            "final_mtici",
+            ("2b", "2c", "3"),
+            _("the final mTICI is 2b or better"),
+        ),
     )
 }
 
@@ -74,7 +97,7 @@ BRANCHING: dict[str, Branch] = {
 def field_applies(field: str, values: Mapping[str, object]) -> bool:
     """Whether ``field`` applies to a patient with these values."""
     branch = BRANCHING.get(field)
-    return branch is None or values.get(branch.controller) == branch.value
+    return branch is None or branch.holds(values)
 
 
 def local_date(value: dt.datetime | dt.date) -> dt.date:
@@ -190,7 +213,16 @@ DATE_FIELDS = (
     "discharge_date",
     "followup_date",
     "death_date",
+    "imaging_time",
+    "needle_time",
+    "reperfusion_time",
 )
+
+# Recorded when known, not required to mark a section complete: the quality-of-care
+# times and the 24-hour NIHSS were added to the form after patients had been entered,
+# whose sections stay complete without them (a file without these columns imports
+# with the same statuses).
+RECORDED_WHEN_KNOWN = frozenset({"imaging_time", "needle_time", "reperfusion_time", "nihss_24h"})
 
 
 _CLOCK: list = [float("-inf"), None, None]  # read at (monotonic), now, local today
@@ -249,9 +281,9 @@ def _branch_rule(branch: Branch) -> Rule:
         % {
             "when": branch.when,
             "controller": branch.controller,
-            "value": "1" if branch.value is True else branch.value,
+            "value": branch.value_text,
         },
-        check=lambda v, b=branch: v.get(b.controller) == b.value,
+        check=branch.holds,
         requires=(branch.field,),
     )
 
@@ -274,6 +306,30 @@ RULES: tuple[Rule, ...] = (
         ("procedure_end_time", "groin_puncture_time"),
         _("Procedure end time must be after groin puncture time."),
         lambda v: v["procedure_end_time"] > v["groin_puncture_time"],
+    ),
+    Rule(
+        "imaging_after_door",
+        ("imaging_time", "door_time"),
+        _("Imaging time must not be before door time."),
+        _not_before("imaging_time", "door_time"),
+    ),
+    Rule(
+        "needle_after_door",
+        ("needle_time", "door_time"),
+        _("Needle time (thrombolytic bolus) must not be before door time."),
+        _not_before("needle_time", "door_time"),
+    ),
+    Rule(
+        "reperfusion_after_groin",
+        ("reperfusion_time", "groin_puncture_time"),
+        _("Reperfusion time must be after groin puncture time."),
+        lambda v: v["reperfusion_time"] > v["groin_puncture_time"],
+    ),
+    Rule(
+        "reperfusion_by_procedure_end",
+        ("reperfusion_time", "procedure_end_time"),
+        _("Reperfusion time must not be after the procedure end time."),
+        _not_before("procedure_end_time", "reperfusion_time"),
     ),
     Rule(
         "discharge_after_door",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 
+from registry import rules, synthetic
 from registry.models import SECTIONS_BY_KEY, Patient, patients_refresh_stored, section_of_field
 
-from .factories import ONSET, full_patient
+from .factories import ONSET, TYPICAL, full_patient
 
 
 def make_patient(site, *, age=63, sex="male", drop=(), study_id=None, **fields) -> Patient:
@@ -18,6 +19,11 @@ def make_patient(site, *, age=63, sex="male", drop=(), study_id=None, **fields) 
     extra = {"study_id": study_id} if study_id else {}
     patient = full_patient(site=site, age_years=age, sex=sex, **extra)
     by_section = defaultdict(dict)
+    for name in rules.RECORDED_WHEN_KNOWN - set(fields):
+        # A quality-of-care time follows the time it is drawn after, as in the factories.
+        spec = synthetic.FIELDS[name]
+        if fields.get(spec.after) is not None and TYPICAL[name] is not None:
+            fields[name] = fields[spec.after] + spec.typical
     for name, value in fields.items():
         by_section[section_of_field(name)][name] = value
     for model, values in by_section.items():

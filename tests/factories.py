@@ -5,7 +5,7 @@ import datetime as dt
 import factory
 from django.utils import timezone
 
-from registry import synthetic
+from registry import rules, synthetic
 from registry.choices import Role
 from registry.models import (
     Admission,
@@ -24,10 +24,21 @@ PASSWORD = "correct-horse-battery"  # every UserFactory user's
 TYPICAL = synthetic.row()
 
 
+def _later(anchor, delay):
+    return None if anchor is None else anchor + delay
+
+
 def _factory(model, **declarations):
     """A factory of ``model`` whose defaults are the typical patient's values."""
     names = {field.name for field in model._meta.concrete_fields}
     defaults = {name: value for name, value in TYPICAL.items() if name in names}
+    for name in set(defaults) & rules.RECORDED_WHEN_KNOWN:
+        # A quality-of-care time follows the time a test sets (groin puncture...).
+        spec = synthetic.FIELDS[name]
+        if spec.after in names and TYPICAL[name] is not None:
+            defaults[name] = factory.LazyAttribute(
+                lambda o, after=spec.after, delay=spec.typical: _later(getattr(o, after), delay)
+            )
     meta = type("Meta", (), {"model": model})
     return type(
         f"{model.__name__}Factory",

@@ -109,6 +109,9 @@ def test_a_deidentified_csv_has_no_study_id_and_no_dates(cohort):
         "discharge_days_from_door",
         "followup_days_from_door",
         "death_days_from_door",
+        "imaging_min_from_door",
+        "needle_min_from_door",
+        "reperfusion_min_from_door",
     ]
 
 

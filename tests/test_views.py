@@ -315,9 +315,11 @@ def test_an_untouched_time_with_seconds_is_not_a_change(client, nurse, site_a):
     page = text(login(client, nurse).get(url))
     shown = re.search(r'name="onset_time" value="([^"]+)"', page).group(1)
     door = re.search(r'name="door_time" value="([^"]+)"', page).group(1)
+    imaging = re.search(r'name="imaging_time" value="([^"]+)"', page).group(1)
     data = admission_post(
         onset_time=shown,
         door_time=door,
+        imaging_time=imaging,
         transfer="False",
         nihss_admission="18",
         admission_mrs="5",

@@ -203,6 +203,7 @@ WARNING_CASES = {
     "door_to_groin_over_6h": {
         "groin_puncture_time": "2020-06-01T20:00",
         "procedure_end_time": "2020-06-01T21:00",
+        "reperfusion_time": "2020-06-01T20:30",
     },
     "procedure_over_4h": {"procedure_end_time": "2020-06-01T18:00"},
     "followup_out_of_window": {"followup_date": "2020-06-18", "discharge_date": "2020-06-10"},

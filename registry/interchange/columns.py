@@ -25,6 +25,9 @@ from .kinds import CATEGORY, DATE, DATETIME, DATETIME_FORMAT, FLAG, INTEGER, TEX
 
 PATIENT_COLUMNS = ("study_id", "site", "sex", "age_years")
 REQUIRED = PATIENT_COLUMNS
+# Columns added to the contract after its first edition: at the end of a file, after
+# death_date, whichever section holds them; a file without them still imports.
+APPENDED = ("imaging_time", "needle_time", "reperfusion_time", "nihss_24h")
 
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:\d{2})?$")
@@ -96,6 +99,10 @@ PRIVACY: dict[str, str] = {
     "followup_method": CLINICAL,
     "rehabilitation": CLINICAL,
     "death_date": QUASI_IDENTIFIER,
+    "imaging_time": QUASI_IDENTIFIER,
+    "needle_time": QUASI_IDENTIFIER,
+    "reperfusion_time": QUASI_IDENTIFIER,
+    "nihss_24h": CLINICAL,
 }
 # Quasi-identifying numbers shown only up to a ceiling in the de-identified export:
 # ages of 90 and over become 90 (HIPAA Safe Harbor, 45 CFR 164.514(b)(2)(i)(C)).
@@ -151,11 +158,16 @@ def columns() -> tuple[Column, ...]:
         Column(name, _kind(Patient._meta.get_field(name)), Patient._meta.get_field(name), None)
         for name in PATIENT_COLUMNS
     ]
+    appended = {}
     for model in SECTION_MODELS:
         for name in model.clinical_fields():
             field = model._meta.get_field(name)
-            found.append(Column(name, _kind(field), field, model))
-    return tuple(found)
+            column = Column(name, _kind(field), field, model)
+            if name in APPENDED:
+                appended[name] = column
+            else:
+                found.append(column)
+    return tuple(found) + tuple(appended[name] for name in APPENDED)
 
 
 def undeclared_columns() -> list[str]:

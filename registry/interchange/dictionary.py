@@ -66,8 +66,10 @@ def _applies_when(name: str) -> str:
     branch = rules.BRANCHING.get(name)
     if branch is None:
         return ""
-    value = "1" if branch.value is True else str(branch.value)
-    text = f"{branch.controller} = {value}"
+    if len(branch.values) > 1:
+        text = f"{branch.controller} in {branch.value_text}"
+    else:
+        text = f"{branch.controller} = {branch.value_text}"
     if not branch.exclusive:
         text += _(" (required then; may also be recorded otherwise)")
     return text

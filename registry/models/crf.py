@@ -152,6 +152,12 @@ def choice_constraints(**fields) -> list[models.CheckConstraint]:
     ]
 
 
+def _controller_in(branch: rules.Branch) -> dict[str, object]:
+    if len(branch.values) == 1:
+        return {branch.controller: branch.value}
+    return {f"{branch.controller}__in": branch.values}
+
+
 def branch_constraints(*fields: str) -> list[models.CheckConstraint]:
     constraints = []
     for name in fields:
@@ -161,7 +167,7 @@ def branch_constraints(*fields: str) -> list[models.CheckConstraint]:
                 # "controller = value" alone is NULL (so passes) when the controller is
                 # blank: require it to be recorded as well.
                 condition=Q(**{f"{name}__isnull": True})
-                | Q(**{f"{branch.controller}__isnull": False, branch.controller: branch.value}),
+                | Q(**{f"{branch.controller}__isnull": False, **_controller_in(branch)}),
                 name=f"%(class)s_{name}_branch",
             )
         )
@@ -386,7 +392,9 @@ class Section(models.Model):
 
     @classmethod
     def clinical_fields(cls) -> tuple[str, ...]:
-        """Names of the section's clinical fields, in interchange order."""
+        """Names of the section's clinical fields, in the form's order (the interchange
+        order, but for the columns appended to the contract later,
+        ``registry.interchange.columns.APPENDED``)."""
         # Computed once per class: the import validates every field of every row.
         cached = cls.__dict__.get("_clinical_fields")
         if cached is None:
@@ -408,7 +416,9 @@ class Section(models.Model):
         return [
             name
             for name in self.clinical_fields()
-            if values.get(name) in (None, "") and rules.field_applies(name, values)
+            if values.get(name) in (None, "")
+            and name not in rules.RECORDED_WHEN_KNOWN
+            and rules.field_applies(name, values)
         ]
 
     def clean(self) -> None:
@@ -452,6 +462,12 @@ class Admission(Section):
         blank=True,
         help_text=_("Arrival at the treating hospital; not before onset."),
     )
+    imaging_time = models.DateTimeField(
+        _("imaging time"),
+        null=True,
+        blank=True,
+        help_text=_("Start of the first brain imaging at this hospital; not before door time."),
+    )
     transfer = flag(_("transferred from another hospital"))
     nihss_admission = bounded("nihss_admission", _("NIHSS on admission"))
     premorbid_mrs = bounded("premorbid_mrs", _("pre-stroke mRS"), help_text=HELP["mrs"])
@@ -464,6 +480,12 @@ class Admission(Section):
     chronic_kidney_disease = flag(_("chronic kidney disease"))
     dysphagia = flag(_("dysphagia on admission"))
     iv_thrombolysis = flag(_("IV thrombolysis (rTPA) before the procedure"))
+    needle_time = models.DateTimeField(
+        _("needle time"),
+        null=True,
+        blank=True,
+        help_text=_("Start of the thrombolytic bolus; not before door time."),
+    )
     history = AuditedHistory()
 
     class Meta:
@@ -475,6 +497,19 @@ class Admission(Section):
                 | Q(door_time__isnull=True)
                 | Q(door_time__gte=F("onset_time")),
                 name="admission_door_after_onset",
+            ),
+            *branch_constraints("needle_time"),
+            models.CheckConstraint(
+                condition=Q(imaging_time__isnull=True)
+                | Q(door_time__isnull=True)
+                | Q(imaging_time__gte=F("door_time")),
+                name="admission_imaging_after_door",
+            ),
+            models.CheckConstraint(
+                condition=Q(needle_time__isnull=True)
+                | Q(door_time__isnull=True)
+                | Q(needle_time__gte=F("door_time")),
+                name="admission_needle_after_door",
             ),
         ]
 
@@ -517,6 +552,15 @@ class Procedure(Section):
         blank=True,
         help_text=_("After groin puncture; procedure minutes = end - groin puncture."),
     )
+    reperfusion_time = models.DateTimeField(
+        _("reperfusion time"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "First angiographic run showing mTICI 2b or better; after groin puncture, "
+            "not after the procedure end."
+        ),
+    )
     dsa_diagnosis = category(
         _("DSA diagnosis (reference standard)"), Diagnosis.choices, help_text=HELP["wasid"]
     )
@@ -554,12 +598,24 @@ class Procedure(Section):
                 stent_type=StentType,
                 final_mtici=Mtici,
             ),
-            *branch_constraints("mt_technique", "mt_passes", "mtici_after_mt"),
+            *branch_constraints("mt_technique", "mt_passes", "mtici_after_mt", "reperfusion_time"),
             models.CheckConstraint(
                 condition=Q(groin_puncture_time__isnull=True)
                 | Q(procedure_end_time__isnull=True)
                 | Q(procedure_end_time__gt=F("groin_puncture_time")),
                 name="procedure_end_after_groin",
+            ),
+            models.CheckConstraint(
+                condition=Q(reperfusion_time__isnull=True)
+                | Q(groin_puncture_time__isnull=True)
+                | Q(reperfusion_time__gt=F("groin_puncture_time")),
+                name="procedure_reperfusion_after_groin",
+            ),
+            models.CheckConstraint(
+                condition=Q(reperfusion_time__isnull=True)
+                | Q(procedure_end_time__isnull=True)
+                | Q(reperfusion_time__lte=F("procedure_end_time")),
+                name="procedure_reperfusion_by_end",
             ),
         ]
 
@@ -576,6 +632,11 @@ class Complications(Section):
     discharge_date = models.DateField(
         _("discharge date"), null=True, blank=True, help_text=_("Not before the door date.")
     )
+    nihss_24h = bounded(
+        "nihss_24h",
+        _("NIHSS at 24 hours"),
+        help_text=_("24 hours (plus or minus 6 hours) after the procedure."),
+    )
     discharge_mrs = bounded("discharge_mrs", _("mRS at discharge"), help_text=HELP["mrs"])
     history = AuditedHistory()
 
@@ -583,7 +644,7 @@ class Complications(Section):
         verbose_name = _("complications and discharge")
         verbose_name_plural = _("complications and discharge")
         constraints = [
-            *range_constraints("discharge_mrs"),
+            *range_constraints("discharge_mrs", "nihss_24h"),
             models.CheckConstraint(
                 condition=Q(sich__isnull=True) | Q(sich=False) | Q(ich__isnull=False, ich=True),
                 name="complications_sich_requires_ich",

@@ -1,5 +1,6 @@
 // Hide the fields that do not apply (rules.BRANCHING), read from data attributes:
-// <div data-branch-controller="circulation" data-branch-value="anterior">.
+// <div data-branch-controller="circulation" data-branch-value="anterior">; several
+// values are separated by spaces (data-branch-value="2b 2c 3").
 // Hidden fields are disabled so they are submitted blank. Without this script every
 // field stays visible with its "Fill only if ..." note.
 (function () {
@@ -25,8 +26,8 @@
       if (!form) {
         return;
       }
-      const applies =
-        controllerValue(form, wrapper.dataset.branchController) === wrapper.dataset.branchValue;
+      const values = wrapper.dataset.branchValue.split(" ");
+      const applies = values.includes(controllerValue(form, wrapper.dataset.branchController));
       wrapper.hidden = !applies;
       wrapper.querySelectorAll("input, select, textarea").forEach(function (input) {
         input.disabled = !applies;

@@ -1,0 +1,423 @@
+"""Quality of care per site and period: the registry read once, the indicators computed
+(``analytics.indicators``), laid out as the JSON contract of
+``../shared/spec/quality-indicators.md``.
+
+ONE query reads the patients the user may read whose door date is in the window (the
+study tables' population: ``datasets.patients``), one row each with the times as
+seconds and the codes the indicators count; sites, periods and indicators are then
+counted with numpy, so the number of queries does not grow with patients or sites.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connections
+from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, IntegerField, Value
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from registry import access, rules
+
+from . import datasets, pgread
+from . import indicators as qi
+
+PERIODS = ("all", "year", "quarter")
+TIMES = {
+    "onset_time": "admission__onset_time",
+    "door_time": "admission__door_time",
+    "imaging_time": "admission__imaging_time",
+    "needle_time": "admission__needle_time",
+    "groin_puncture_time": "procedure__groin_puncture_time",
+    "reperfusion_time": "procedure__reperfusion_time",
+}
+FLAGS = {
+    "iv_thrombolysis": "admission__iv_thrombolysis",
+    "mt_performed": "procedure__mt_performed",
+    "ich": "complications__ich",
+    "sich_flag": "complications__sich",
+}
+NUMBERS = {
+    "mt_passes": "procedure__mt_passes",
+    "discharge_mrs": "complications__discharge_mrs",
+    "mrs_3m": "followup__mrs_3m",
+}
+CODES = {
+    "site": "site__code",
+    "final_mtici": "procedure__final_mtici",
+    "mtici_after_mt": "procedure__mtici_after_mt",
+}
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def targets() -> dict[str, float | None]:
+    """The rate indicators' targets: the defaults, overridden by ``QUALITY_TARGETS``."""
+    return {**qi.DEFAULT_TARGETS, **getattr(settings, "QUALITY_TARGETS", {})}
+
+
+def award_thresholds() -> dict:
+    """The award levels: the defaults, overridden by ``QUALITY_AWARD_THRESHOLDS``."""
+    return {**qi.DEFAULT_AWARD_THRESHOLDS, **getattr(settings, "QUALITY_AWARD_THRESHOLDS", {})}
+
+
+def _annotations() -> dict[str, object]:
+    since_epoch = {
+        f"t_{name}": datasets.Seconds(
+            ExpressionWrapper(
+                F(path) - Value(EPOCH, output_field=DateTimeField()), output_field=DurationField()
+            )
+        )
+        for name, path in TIMES.items()
+    }
+    flags = {f"f_{name}": Cast(F(path), IntegerField()) for name, path in FLAGS.items()}
+    numbers = {f"n_{name}": F(path) for name, path in NUMBERS.items()}
+    codes = {f"c_{name}": F(path) for name, path in CODES.items()}
+    return {"q_pk": F("pk"), **since_epoch, **flags, **numbers, **codes}
+
+
+def _dtypes(names) -> dict[str, str]:
+    return {
+        name: "int64" if name == "q_pk" else "category" if name.startswith("c_") else "float64"
+        for name in names
+    }
+
+
+def read(user=None, filters: datasets.Filters | None = None):
+    """The per-patient frame of the population: ONE query (COPY on PostgreSQL)."""
+    import pandas as pd
+
+    queryset = datasets.patients(user, filters)
+    annotations = _annotations()
+    dtypes = _dtypes(annotations)
+    if queryset.query.is_empty():
+        return pd.DataFrame({name: pd.Series(dtype=t) for name, t in dtypes.items()})
+    rows = queryset.order_by().annotate(**annotations).values_list(*annotations)
+    sql, params = rows.query.sql_with_params()
+    connection_ = connections[queryset.db]
+    if connection_.vendor == "postgresql":
+        return pgread.read(queryset.db, (sql, tuple(params)), dtypes)
+    with connection_.cursor() as cursor:
+        cursor.execute(sql, params)
+        frame = pd.DataFrame.from_records(cursor.fetchall(), columns=list(dtypes))
+    return frame.astype(dtypes)
+
+
+@dataclass
+class Columns:
+    """The per-patient columns the indicators count (numpy arrays, one row a patient)."""
+
+    pk: object
+    site: object
+    year: object
+    quarter: object
+    seconds: dict
+    masks: dict
+
+
+def columns(frame, *, today: dt.date | None = None) -> Columns:
+    """The indicators' columns from :func:`read`'s frame."""
+    import numpy as np
+    import pandas as pd
+
+    today = today or timezone.localdate()
+    zone = timezone.get_default_timezone()
+    seconds = {name: frame[f"t_{name}"].to_numpy(dtype=float) for name in TIMES}
+    door = pd.to_datetime(frame["t_door_time"], unit="s", utc=True).dt.tz_convert(zone)
+    onset = pd.to_datetime(frame["t_onset_time"], unit="s", utc=True).dt.tz_convert(zone)
+    year = door.dt.year.astype("Int64").astype(str).to_numpy(dtype=object)
+    quarter = (
+        door.dt.year.astype("Int64").astype(str)
+        + "-Q"
+        + door.dt.quarter.astype("Int64").astype(str)
+    ).to_numpy(dtype=object)
+    start = onset.dt.date.where(onset.notna(), door.dt.date)
+    closing = pd.to_datetime(start) + pd.Timedelta(days=rules.FOLLOWUP_DAYS + rules.window_days())
+    window_closed = (closing.dt.date < today).fillna(False).to_numpy(dtype=bool)
+
+    def flag(name):
+        return frame[f"f_{name}"].to_numpy(dtype=float) == 1
+
+    def recorded(column):
+        return frame[column].notna().to_numpy(dtype=bool)
+
+    final = frame["c_final_mtici"].astype(object)
+    after_mt = frame["c_mtici_after_mt"].astype(object)
+    recanalized = final.isin(qi.RECANALIZED).to_numpy(dtype=bool)
+    mrs = frame["n_mrs_3m"].to_numpy(dtype=float)
+    mrs_recorded = ~np.isnan(mrs)
+    sich_recorded = recorded("f_sich_flag") | (frame["f_ich"].to_numpy(dtype=float) == 0)
+    masks = {
+        "thrombolysed": flag("iv_thrombolysis"),
+        "recanalized": recanalized,
+        "mtici_recorded": recorded("c_final_mtici"),
+        "first_pass": (frame["n_mt_passes"].to_numpy(dtype=float) == 1)
+        & after_mt.isin(qi.RECANALIZED).to_numpy(dtype=bool),
+        "first_pass_eligible": flag("mt_performed")
+        & recorded("n_mt_passes")
+        & recorded("c_mtici_after_mt"),
+        "sich": flag("sich_flag"),
+        "sich_recorded": sich_recorded,
+        "mrs_0_2": mrs_recorded & (mrs <= 2),
+        "dead_3m": mrs == 6,
+        "mrs_3m_recorded": mrs_recorded,
+        "window_closed": window_closed,
+        "dataset_complete": recorded("t_onset_time")
+        & recorded("t_door_time")
+        & recorded("t_groin_puncture_time")
+        & recorded("c_final_mtici")
+        & sich_recorded
+        & recorded("n_discharge_mrs")
+        & mrs_recorded,
+    }
+    masks["followup_3m_complete"] = masks["mrs_3m_recorded"]
+    return Columns(
+        pk=frame["q_pk"].to_numpy(dtype=np.int64),
+        site=frame["c_site"].astype(object).to_numpy(dtype=object),
+        year=year,
+        quarter=quarter,
+        seconds=seconds,
+        masks=masks,
+    )
+
+
+def _groups(cols: Columns, sites: list[str], period: str):
+    """``(site, period, row indices)`` of every row of the contract, in its order."""
+    import numpy as np
+    import pandas as pd
+
+    everyone = np.arange(len(cols.pk))
+    by_site = pd.Series(everyone).groupby(cols.site).indices if len(everyone) else {}
+    keys = [(None, everyone)] + [(s, by_site.get(s, everyone[:0])) for s in sites]
+    found = [(site, None, rows) for site, rows in keys]
+    if period == "all":
+        return found
+    labels = cols.year if period == "year" else cols.quarter
+    periods = sorted(p for p in set(labels.tolist()) if p != "<NA>")
+    for site, rows in keys:
+        by_period = pd.Series(rows).groupby(labels[rows]).indices if len(rows) else {}
+        for label in periods:
+            found.append((site, label, rows[by_period.get(label, [])]))
+    return found
+
+
+def time_row(cols: Columns, indicator: qi.TimeIndicator, rows, thresholds: dict) -> dict:
+    """The contract's row of one time indicator over patients ``rows`` (site and period
+    added by the caller)."""
+    only = cols.masks[indicator.only][rows] if indicator.only else None
+    minutes = qi.intervals(
+        cols.seconds[indicator.start][rows], cols.seconds[indicator.end][rows], only
+    )
+    summary = qi.summarize_times(minutes, indicator.thresholds)
+    row = {
+        "code": indicator.code,
+        "kind": "time",
+        "n": summary.n,
+        "median": summary.median,
+        "q1": summary.q1,
+        "q3": summary.q3,
+        "within": {
+            str(t): {"numerator": w.numerator, "denominator": w.denominator, "percent": w.percent}
+            for t, w in summary.within.items()
+        },
+    }
+    if indicator.code in thresholds:
+        row["award"] = qi.award(indicator.code, summary, thresholds)
+    return row
+
+
+def rate_row(cols: Columns, indicator: qi.RateIndicator, rows) -> dict:
+    import numpy as np
+
+    denominator = cols.masks[indicator.denominator][rows]
+    numerator = cols.masks[indicator.numerator][rows] & denominator
+    summary = qi.summarize_rate(
+        int(np.count_nonzero(numerator)),
+        int(np.count_nonzero(denominator)),
+        indicator.target,
+        at_most=indicator.at_most,
+    )
+    return {
+        "code": indicator.code,
+        "kind": "rate",
+        "numerator": summary.numerator,
+        "denominator": summary.denominator,
+        "percent": summary.percent,
+        "ci_low": summary.ci_low,
+        "ci_high": summary.ci_high,
+        "target": summary.target,
+        "met": summary.met,
+    }
+
+
+def readable_sites(user, site: str | None) -> list[str]:
+    """The codes of the sites whose rows the report holds."""
+    if site:
+        return [site]
+    sites = access.sites_for(user) if user is not None else None
+    if sites is None:
+        from registry.models import Site
+
+        sites = Site.objects.all()
+    return list(sites.order_by("code").values_list("code", flat=True))
+
+
+def _placed(row: dict, site, period) -> dict:
+    """The row with its site and period after its code and kind, as the spec lists them."""
+    return {"code": row["code"], "kind": row["kind"], "site": site, "period": period, **row}
+
+
+def indicator_rows(cols: Columns, sites: list[str], period: str) -> list[dict]:
+    """Every row of the contract: each indicator for all sites together and per site,
+    for the whole window and (``year`` / ``quarter``) per period."""
+    thresholds = award_thresholds()
+    rates = qi.rate_indicators(targets())
+    found = []
+    for site, label, rows in _groups(cols, sites, period):
+        for indicator in qi.TIME_INDICATORS:
+            found.append(_placed(time_row(cols, indicator, rows, thresholds), site, label))
+        for indicator in rates:
+            found.append(_placed(rate_row(cols, indicator, rows), site, label))
+    return found
+
+
+def quality_indicators(
+    user=None, filters: datasets.Filters | None = None, *, period: str = "all"
+) -> dict:
+    """The JSON contract (``../shared/spec/quality-indicators.md``)."""
+    if period not in PERIODS:
+        raise ValueError(f"period: one of {', '.join(PERIODS)}, not {period!r}")
+    filters = filters or datasets.Filters()
+    cols = columns(read(user, filters))
+    sites = readable_sites(user, filters.site)
+    return {
+        "filters": {
+            "site": filters.site,
+            "from": filters.date_from.isoformat() if filters.date_from else None,
+            "to": filters.date_to.isoformat() if filters.date_to else None,
+            "period": period,
+        },
+        "n_patients": len(cols.pk),
+        "targets": targets(),
+        "rows": indicator_rows(cols, sites, period),
+    }
+
+
+def patients_of(
+    cols: Columns, code: str, part: str, *, site=None, period=None, threshold=None
+) -> list[int]:
+    """The pks counted by one number of the report (the drill-down): ``part`` is
+    ``numerator``/``denominator`` of a rate, ``n`` or ``within`` (with ``threshold``) of a
+    time indicator."""
+    import numpy as np
+
+    keep = np.ones(len(cols.pk), dtype=bool)
+    if site:
+        keep &= cols.site == site
+    if period:
+        keep &= (cols.year if len(period) == 4 else cols.quarter) == period
+    times = {i.code: i for i in qi.TIME_INDICATORS}
+    rates = {i.code: i for i in qi.rate_indicators()}
+    if code in times:
+        indicator = times[code]
+        minutes = (cols.seconds[indicator.end] - cols.seconds[indicator.start]) / 60.0
+        counted = ~np.isnan(minutes) & (minutes >= 0)
+        if indicator.only:
+            counted &= cols.masks[indicator.only]
+        if part == "within":
+            counted &= minutes <= float(threshold)
+        elif part != "n":
+            raise KeyError(part)
+    elif code in rates:
+        indicator = rates[code]
+        counted = cols.masks[indicator.denominator].copy()
+        if part == "numerator":
+            counted &= cols.masks[indicator.numerator]
+        elif part != "denominator":
+            raise KeyError(part)
+    else:
+        raise KeyError(code)
+    return cols.pk[keep & counted].tolist()
+
+
+# -- the /quality/ page ---------------------------------------------------------------
+
+
+def subset(cols: Columns, keep) -> Columns:
+    """The columns of the patients ``keep`` (a boolean mask)."""
+    return Columns(
+        pk=cols.pk[keep],
+        site=cols.site[keep],
+        year=cols.year[keep],
+        quarter=cols.quarter[keep],
+        seconds={name: values[keep] for name, values in cols.seconds.items()},
+        masks={name: values[keep] for name, values in cols.masks.items()},
+    )
+
+
+def quarters_of(cols: Columns) -> list[str]:
+    return sorted(q for q in set(cols.quarter.tolist()) if q != "<NA>")
+
+
+def run_chart_data(cols: Columns) -> dict[str, dict[str, dict[str, float]]]:
+    """Each time indicator's median by quarter, per site: code -> site -> quarter -> min."""
+    import numpy as np
+    import pandas as pd
+
+    found = {}
+    for indicator in qi.TIME_INDICATORS:
+        minutes = (cols.seconds[indicator.end] - cols.seconds[indicator.start]) / 60.0
+        keep = ~np.isnan(minutes) & (minutes >= 0)
+        if indicator.only:
+            keep &= cols.masks[indicator.only]
+        frame = pd.DataFrame(
+            {"site": cols.site[keep], "quarter": cols.quarter[keep], "minutes": minutes[keep]}
+        )
+        medians = frame.groupby(["site", "quarter"])["minutes"].quantile(
+            0.5, interpolation="linear"
+        )
+        per_site: dict[str, dict[str, float]] = {}
+        for (site, label), value in medians.items():
+            per_site.setdefault(site, {})[label] = float(value)
+        found[indicator.code] = per_site
+    return found
+
+
+def funnel_data(rows: list[dict]) -> dict[str, dict]:
+    """Per rate indicator: each site's numerator and denominator, the registry-wide
+    percent (the all-sites row) and the control limits over the sites' range of sizes."""
+    import numpy as np
+
+    found = {}
+    for indicator in qi.rate_indicators(targets()):
+        mine = [r for r in rows if r["code"] == indicator.code and r["period"] is None]
+        overall = next(r for r in mine if r["site"] is None)
+        sites = [r for r in mine if r["site"] is not None and r["denominator"]]
+        entry = {"sites": sites, "overall": overall["percent"], "limits": {}, "sizes": []}
+        if overall["denominator"] and sites:
+            largest = max(r["denominator"] for r in sites)
+            sizes = np.unique(np.linspace(1, max(largest * 1.1, 10), 200).astype(int))
+            entry["sizes"] = sizes.tolist()
+            p = overall["numerator"] / overall["denominator"]
+            for level, (low, high) in qi.funnel_limits(p, sizes).items():
+                entry["limits"][level] = (low.tolist(), high.tolist())
+        found[indicator.code] = entry
+    return found
+
+
+def page(user, filters: datasets.Filters, *, quarter: str | None = None) -> dict:
+    """What the /quality/ page shows: the rows of the chosen quarter (or the whole
+    window), the quarters to choose from, the run charts' and funnels' data."""
+    cols = columns(read(user, filters))
+    sites = readable_sites(user, filters.site)
+    chosen = subset(cols, cols.quarter == quarter) if quarter else cols
+    rows = indicator_rows(chosen, sites, "all")
+    return {
+        "columns": cols,
+        "rows": rows,
+        "sites": sites,
+        "quarters": quarters_of(cols),
+        "run_charts": run_chart_data(cols),
+        "funnels": funnel_data(rows),
+    }
