@@ -14,6 +14,7 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 
 from registry import access
+from registry.i18n import in_file_language
 from registry.workflow.services import screening_for
 
 from . import datasets, exports, figures, flow, published
@@ -136,6 +137,13 @@ def download(request, table: str, fmt: str):
     form, filters, p_method, covariates, params = _options(request)
     if table not in (*exports.SHEETS, "all") or fmt not in ("csv", "xlsx", "json"):
         raise Http404
+    with in_file_language():
+        response = _download_response(request, table, fmt, filters, p_method, covariates)
+    response["Content-Disposition"] = f'attachment; filename="study-{table}.{fmt}"'
+    return response
+
+
+def _download_response(request, table, fmt, filters, p_method, covariates) -> HttpResponse:
     result = strip_internal(
         study_tables(request.user, filters, p_method=p_method, covariates=covariates)
     )
@@ -156,7 +164,6 @@ def download(request, table: str, fmt: str):
                 exports.to_xlsx(frames),
                 content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             )
-    response["Content-Disposition"] = f'attachment; filename="study-{table}.{fmt}"'
     return response
 
 

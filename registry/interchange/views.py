@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from registry import access
+from registry.i18n import in_file_language
 
 from . import dictionary, uploads
 from . import export_log as log
@@ -221,13 +222,14 @@ def export(request):
     form = ExportForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        result = registry_export(
-            user=request.user,
-            fmt=data["format"],
-            site=data["site"],
-            deidentified=not data.get("identifiable", False),
-            via="web",
-        )
+        with in_file_language():
+            result = registry_export(
+                user=request.user,
+                fmt=data["format"],
+                site=data["site"],
+                deidentified=not data.get("identifiable", False),
+                via="web",
+            )
         response = HttpResponse(result.content, content_type=result.content_type)
         response["Content-Disposition"] = f'attachment; filename="{result.filename}"'
         return response
