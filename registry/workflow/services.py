@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from registry import access, derived, rules
@@ -522,9 +523,9 @@ def _interview_confirmations(
                         "within the window."
                     )
                     % {
-                        "date": interview_date.isoformat(),
-                        "start": due.window_start.isoformat(),
-                        "end": due.window_end.isoformat(),
+                        "date": date_format(interview_date, "SHORT_DATE_FORMAT"),
+                        "start": date_format(due.window_start, "SHORT_DATE_FORMAT"),
+                        "end": date_format(due.window_end, "SHORT_DATE_FORMAT"),
                     }
                 }
             )

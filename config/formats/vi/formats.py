@@ -7,7 +7,7 @@ interchange format never use these: they write ISO dates and a decimal point.
 
 DATE_FORMAT = "d/m/Y"
 TIME_FORMAT = "H:i"
-DATETIME_FORMAT = "d/m/Y H:i"
+DATETIME_FORMAT = "d/m/Y H:i:s"
 YEAR_MONTH_FORMAT = "m/Y"
 MONTH_DAY_FORMAT = "d/m"
 SHORT_DATE_FORMAT = "d/m/Y"
