@@ -14,6 +14,7 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 
 from registry import access
+from registry.choices import Language
 from registry.i18n import in_file_language
 from registry.workflow.services import screening_for
 
@@ -65,8 +66,15 @@ def report(request):
         },
         sheets=exports.SHEETS,
         figure_names=figures.FIGURES,
+        interviews_by_language=_interviews_by_language(request.user, filters),
     )
     return render(request, "analytics/report.html", context)
+
+
+def _interviews_by_language(user, filters) -> list[tuple[str, int]]:
+    """(language, count) of the mRS interviews, each language named in itself."""
+    counts = datasets.mrs_interviews_by_language(user, filters)
+    return [(name, counts[code]) for code, name in Language.choices if code in counts]
 
 
 def _describe_cell(cell: str) -> str:

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.functional import lazy
 from django.utils.text import capfirst
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .choices import MRS_LABELS
@@ -56,6 +57,12 @@ def column_label(name: str) -> str:
 # What happened to a record, in the registry's words (django-simple-history's own
 # labels have no Vietnamese).
 HISTORY_ACTIONS = {"+": _("Created"), "~": _("Changed"), "-": _("Deleted")}
+
+
+def reason_words(reason: str | None) -> str:
+    """A change's reason as the page reads it: the reasons the registry writes itself are
+    stored in English and translated here; a reason someone typed is shown as typed."""
+    return gettext(reason) if reason else ""
 
 
 def words(field: models.Field, value) -> str:
@@ -134,7 +141,7 @@ def history_entries(patient) -> list[dict]:
                     "action": HISTORY_ACTIONS[record.history_type],
                     "created": record.history_type == "+",
                     "changes": changes,
-                    "reason": record.history_change_reason or "",
+                    "reason": reason_words(record.history_change_reason),
                 }
             )
             previous = record

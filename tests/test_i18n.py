@@ -8,14 +8,15 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 
+from registry import smrs
 from registry.choices import Language
 from registry.forms import section_formfield
-from registry.models import Admission, Complications, User
+from registry.models import Admission, Complications, MrsInterview, User
 
 from .analytics_cohort import build_cohort
-from .factories import PatientFactory, full_patient
+from .factories import AdmissionFactory, ComplicationsFactory, PatientFactory, full_patient
 from .test_views import admission_post
 
 pytestmark = pytest.mark.django_db
@@ -156,3 +157,56 @@ def test_the_interchange_export_is_the_same_in_both_languages(client, admin_user
         files[language] = client.post(reverse("registry:export"), data).content
     assert files["vi"] == files["en"]
     assert re.search(rb",\d{4}-\d\d-\d\d[ T]\d\d:\d\d", files["vi"])
+
+
+# --- The mRS questionnaire's language ---------------------------------------------------
+
+
+def due_today(site, study_id: str):
+    """A patient admitted 90 days ago and discharged: the 3-month call is due today."""
+    onset = timezone.now() - dt.timedelta(days=90)
+    patient = PatientFactory(site=site, study_id=study_id)
+    AdmissionFactory(patient=patient, onset_time=onset, door_time=onset + dt.timedelta(hours=2))
+    ComplicationsFactory(patient=patient, discharge_date=timezone.localdate(onset))
+    return patient
+
+
+def interview(client, user, patient):
+    url = reverse("registry:mrs_interview", args=[patient.pk])
+    client.force_login(user)
+    data = {
+        "a_dead": "no",
+        "a_constant_care": "yes",
+        "interview_date": timezone.localdate().isoformat(),
+        "respondent": "proxy",
+    }
+    return client.post(url, data)
+
+
+def test_an_interview_stores_the_language_and_version_of_its_questions(client, nurse_vi, site_a):
+    patient = due_today(site_a, "CT-090")
+    assert interview(client, nurse_vi, patient).status_code == 302
+    stored = MrsInterview.objects.get()
+    assert (stored.language, stored.questionnaire_version) == ("vi", smrs.VERSION)
+
+
+def test_the_vietnamese_questionnaire_says_its_wording_is_not_yet_validated(client, nurse, site_a):
+    patient = due_today(site_a, "CT-090")
+    url = reverse("registry:mrs_interview", args=[patient.pk])
+    client.force_login(nurse)
+    assert "not yet validated" not in client.get(url).content.decode()
+    nurse.language = Language.VIETNAMESE
+    nurse.save()
+    assert "bản dịch chưa được thẩm định" in client.get(url).content.decode()
+
+
+def test_the_report_counts_the_interviews_per_language(client, nurse, investigator, site_a):
+    interview(client, nurse, due_today(site_a, "CT-091"))
+    nurse.language = Language.VIETNAMESE
+    nurse.save()
+    interview(client, nurse, due_today(site_a, "CT-092"))
+    interview(client, nurse, due_today(site_a, "CT-093"))
+    client.force_login(investigator)
+    page = client.get(reverse("analytics:report")).content.decode()
+    counted = re.search(r'<span id="interview-languages">(.*?)</span>', page, re.S).group(1)
+    assert "English 1 · Tiếng Việt 2" in counted
