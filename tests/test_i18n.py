@@ -210,3 +210,11 @@ def test_the_report_counts_the_interviews_per_language(client, nurse, investigat
     page = client.get(reverse("analytics:report")).content.decode()
     counted = re.search(r'<span id="interview-languages">(.*?)</span>', page, re.S).group(1)
     assert "English 1 · Tiếng Việt 2" in counted
+
+
+def test_the_error_pages_speak_the_users_language(client, nurse_vi):
+    client.force_login(nurse_vi)
+    response = client.get(reverse("registry:patient_detail", args=[999_999]))
+    assert response.status_code == 404
+    assert "Không tìm thấy" in response.content.decode()
+    assert html_lang(response) == "vi"
