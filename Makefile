@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test lint format install install-dev serve migrate seed clean browser-deps
+.PHONY: demo test lint format install install-dev serve migrate seed clean browser-deps messages
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ lint: install-dev
 format: install-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# The Vietnamese catalogue: new strings into locale/vi/LC_MESSAGES/django.po, then compiled
+# (needs gettext's msgfmt; the compiled .mo is committed, so installing never needs it).
+messages: install
+	DEBUG=1 $(PY) manage.py makemessages -l vi --no-obsolete --ignore=$(VENV) --ignore=tests --ignore=benchmarks --ignore=var --ignore=staticfiles
+	DEBUG=1 $(PY) manage.py compilemessages -l vi --ignore=$(VENV)
 
 clean:
 	rm -rf $(VENV) var staticfiles test-artifacts

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import (
+    Count,
     DurationField,
     Exists,
     ExpressionWrapper,
@@ -49,7 +50,13 @@ except ImportError:  # pragma: no cover - a registry without the replica router
 
 
 from registry.derived import MRS_3M_FLAGS, intervals
-from registry.models import Patient, PatientExclusion, PatientExclusionReason, ScreeningEntry
+from registry.models import (
+    MrsInterview,
+    Patient,
+    PatientExclusion,
+    PatientExclusionReason,
+    ScreeningEntry,
+)
 from registry.rules import FOLLOWUP_DAYS
 from registry.workflow.services import screening_counts
 
@@ -273,6 +280,24 @@ def screening(user=None, filters: Filters | None = None) -> QuerySet[ScreeningEn
     if filters.date_to:
         entries = entries.filter(screening_date__lte=filters.date_to)
     return entries
+
+
+def mrs_interviews_by_language(user=None, filters: Filters | None = None) -> dict[str, int]:
+    """The mRS interviews of the analysis set's patients, counted by the language the
+    questions were read in (a language code -> a count; languages never used are absent).
+
+    Parameters
+    ----------
+    user : User or None
+        Counts only the patients this user may read; None = all.
+    filters : Filters
+        The filters of the study tables.
+    """
+    interviews = MrsInterview.objects.using(analytics_db_alias()).filter(
+        patient__in=patients(user, filters)
+    )
+    rows = interviews.values_list("language").annotate(n=Count("pk")).order_by("language")
+    return dict(rows)
 
 
 def drilldown(queryset: QuerySet, cell_id: str) -> QuerySet:

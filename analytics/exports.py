@@ -234,6 +234,8 @@ def quality_frames(result: dict) -> dict[str, pd.DataFrame]:
     """The quality indicators (``analytics.quality``) as two flat tables: the time
     indicators (one column per threshold's numerator, denominator and percent) and the
     rate indicators."""
+    import pandas as pd
+
     times, rates = [], []
     for row in result["rows"]:
         flat = {key: value for key, value in row.items() if key != "within"}

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import numpy as np
-from scipy.stats import binom
+from typing import TYPE_CHECKING
 
 from .stats import proportion
+
+if TYPE_CHECKING:
+    import numpy as np
 
 RECANALIZED = ("2b", "2c", "3")
 AWARD_MIN_PATIENTS = 30
@@ -147,6 +148,8 @@ class RateSummary:
 def intervals(start: np.ndarray, end: np.ndarray, only: np.ndarray | None = None) -> np.ndarray:
     """Minutes from ``start`` to ``end`` (seconds, NaN when not recorded), kept where both
     are recorded, the interval is >= 0 and ``only`` (boolean) holds."""
+    import numpy as np
+
     minutes = (np.asarray(end, dtype=float) - np.asarray(start, dtype=float)) / 60.0
     keep = ~np.isnan(minutes) & (minutes >= 0)
     if only is not None:
@@ -170,6 +173,8 @@ def summarize_times(minutes: Sequence[float], thresholds: Sequence[int]) -> Time
     TimeSummary
         Median and quartiles ``None`` when there is no interval.
     """
+    import numpy as np
+
     values = np.asarray(minutes, dtype=float)
     n = len(values)
     within = {}
@@ -240,6 +245,9 @@ def funnel_limits(
     dict
         level -> (low, high) arrays of percents, one per size.
     """
+    import numpy as np
+    from scipy.stats import binom
+
     n = np.asarray(sizes, dtype=float)
     found = {}
     for level in levels:

@@ -13,6 +13,8 @@ from importlib.metadata import PackageNotFoundError, version
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from .notes import translate_note
+
 # numpy.percentile methods a reader may meet, said in words.
 PERCENTILE_METHODS = {
     "linear": gettext_lazy("interpolated between the two nearest values (R's default)"),
@@ -92,7 +94,7 @@ def regression(reg: dict) -> str:
         "Multivariable %(method)s, over the %(n)d patients with the outcome and every "
         "covariate recorded (%(excluded)d left out for a missing value)."
     ) % {"method": method, "n": reg["n"], "excluded": reg["n_excluded_missing"]}
-    return f"{text} {reg['note']}" if reg.get("note") else text
+    return f"{text} {translate_note(reg['note'])}" if reg.get("note") else text
 
 
 def software() -> str:

@@ -14,6 +14,8 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 
 from registry import access
+from registry.choices import Language
+from registry.i18n import in_file_language
 from registry.workflow.services import screening_for
 
 from . import datasets, exports, figures, flow, methods, published
@@ -80,8 +82,15 @@ def report(request):
         rate_labels=ex.OUTCOME_RATES,
         sheets=exports.SHEETS,
         figure_names=figures.FIGURES,
+        interviews_by_language=_interviews_by_language(request.user, filters),
     )
     return render(request, "analytics/report.html", context)
+
+
+def _interviews_by_language(user, filters) -> list[tuple[str, int]]:
+    """(language, count) of the mRS interviews, each language named in itself."""
+    counts = datasets.mrs_interviews_by_language(user, filters)
+    return [(name, counts[code]) for code, name in Language.choices if code in counts]
 
 
 def _describe_cell(cell: str) -> str:
@@ -156,6 +165,13 @@ def download(request, table: str, fmt: str):
         return refused
     if table not in (*exports.SHEETS, "all") or fmt not in ("csv", "xlsx", "json"):
         raise Http404
+    with in_file_language():
+        response = _download_response(request, table, fmt, filters, p_method, covariates)
+    response["Content-Disposition"] = f'attachment; filename="study-{table}.{fmt}"'
+    return response
+
+
+def _download_response(request, table, fmt, filters, p_method, covariates) -> HttpResponse:
     result = strip_internal(
         study_tables(request.user, filters, p_method=p_method, covariates=covariates)
     )
@@ -176,7 +192,6 @@ def download(request, table: str, fmt: str):
                 exports.to_xlsx(frames),
                 content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             )
-    response["Content-Disposition"] = f'attachment; filename="study-{table}.{fmt}"'
     return response
 
 

@@ -124,6 +124,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: a signed-in user's pages come in the language of their account.
+    "registry.i18n.UserLanguageMiddleware",
     # Nothing the registry answers is kept by a browser or proxy cache (patient data).
     "registry.security.NoStoreMiddleware",
     "django_otp.middleware.OTPMiddleware",
@@ -223,6 +225,9 @@ LANGUAGES = [("en", "English"), ("vi", "Tiếng Việt")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env_str("TIME_ZONE", "Asia/Ho_Chi_Minh")
 USE_I18N = True
+# Day-first dates, 24-hour times and the decimal comma in Vietnamese (config/formats/vi):
+# Django's own Vietnamese formats define no input formats.
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_TZ = True
 
 STATIC_URL = "static/"

@@ -18,6 +18,14 @@ class Role(models.TextChoices):
     ADMIN = "admin", _("Registry administrator (all sites)")
 
 
+class Language(models.TextChoices):
+    """The languages of the pages (settings.LANGUAGES), each named in itself so that a
+    reader finds her own language whatever language the page is in."""
+
+    ENGLISH = "en", "English"
+    VIETNAMESE = "vi", "Tiếng Việt"
+
+
 class SectionStatus(models.TextChoices):
     DRAFT = "draft", _("Draft")
     COMPLETE = "complete", _("Complete")

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.functional import lazy
 from django.utils.text import capfirst
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .choices import MRS_LABELS
@@ -53,6 +54,17 @@ def column_label(name: str) -> str:
     return field_label(model, name)
 
 
+# What happened to a record, in the registry's words (django-simple-history's own
+# labels have no Vietnamese).
+HISTORY_ACTIONS = {"+": _("Created"), "~": _("Changed"), "-": _("Deleted")}
+
+
+def reason_words(reason: str | None) -> str:
+    """A change's reason as the page reads it: the reasons the registry writes itself are
+    stored in English and translated here; a reason someone typed is shown as typed."""
+    return gettext(reason) if reason else ""
+
+
 def words(field: models.Field, value) -> str:
     """One stored value of ``field`` as a nurse would read it."""
     if value is None or value == "":
@@ -65,9 +77,9 @@ def words(field: models.Field, value) -> str:
         return str(dict(field.flatchoices).get(value, value))
     if isinstance(value, dt.datetime):
         value = timezone.localtime(value) if timezone.is_aware(value) else value
-        return value.strftime("%Y-%m-%d %H:%M")
+        return date_format(value, "SHORT_DATETIME_FORMAT")
     if isinstance(value, dt.date):
-        return date_format(value, "Y-m-d")
+        return date_format(value, "SHORT_DATE_FORMAT")
     return str(value)
 
 
@@ -126,10 +138,10 @@ def history_entries(patient) -> list[dict]:
                     "when": record.history_date,
                     "who": record.history_user,
                     "section": capfirst(model._meta.verbose_name),
-                    "action": record.get_history_type_display(),
+                    "action": HISTORY_ACTIONS[record.history_type],
                     "created": record.history_type == "+",
                     "changes": changes,
-                    "reason": record.history_change_reason or "",
+                    "reason": reason_words(record.history_change_reason),
                 }
             )
             previous = record

@@ -18,6 +18,14 @@ from dataclasses import dataclass
 
 from django.utils.translation import gettext_lazy as _
 
+# The wording of the questions below, in every language of the catalogue; a new version
+# whenever a question or hint changes in any language. Each interview stores the version
+# and the language it was asked in.
+VERSION = "1"
+# Languages whose wording is a translation not yet validated against the published
+# questionnaire (docs/glossary-vi.md): the questionnaire says so while it is asked.
+NOT_VALIDATED = frozenset({"vi"})
+
 
 @dataclass(frozen=True)
 class Question:

@@ -67,3 +67,23 @@ def test_the_command_prints_a_markdown_table(capsys):
     out = capsys.readouterr().out
     assert out.count("\n| ") == len(names()) + 1  # header + one line per variable
     assert "| mrs_3m | followup |" in out
+
+
+def test_the_vietnamese_dictionary_translates_labels_but_never_names_or_codes(capsys):
+    call_command("data_dictionary", "--format", "csv")
+    english = {r["name"]: r for r in csv.DictReader(io.StringIO(capsys.readouterr().out))}
+    call_command("data_dictionary", "--format", "csv", "--language", "vi")
+    vietnamese = {r["name"]: r for r in csv.DictReader(io.StringIO(capsys.readouterr().out))}
+    assert list(vietnamese) == list(english)
+    assert english["door_time"]["label"] == "door time"
+    assert vietnamese["door_time"]["label"] == "thời điểm nhập viện"
+    for name, row in vietnamese.items():
+        assert (row["section"], row["type"], row["min"], row["max"], row["privacy"]) == (
+            english[name]["section"],
+            english[name]["type"],
+            english[name]["min"],
+            english[name]["max"],
+            english[name]["privacy"],
+        )
+        codes = [part.split("=")[0] for part in row["codes"].split("; ") if part]
+        assert codes == [part.split("=")[0] for part in english[name]["codes"].split("; ") if part]

@@ -106,6 +106,9 @@ class Entry:
 
 URLS: dict[str, Entry] = {
     "login": Entry(get=PUBLIC),
+    # The language switcher: a POST only, for the login page too (then the cookie only).
+    "language_set": Entry(get=needs(PUBLIC, 405), post=needs(PUBLIC, 302), data={"language": "vi"}),
+    "profile": Entry(get=SIGNED_IN, post=needs(SIGNED_IN, 302), data={"language": "en"}),
     "logout": Entry(get=needs(SIGNED_IN, 405), post=needs(SIGNED_IN, 302)),
     "two_factor_setup": Entry(get=SIGNED_IN, post=SIGNED_IN),
     "two_factor_verify": Entry(get=needs(SIGNED_IN, 302), post=needs(SIGNED_IN, 302)),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import PasswordChangeForm
 from django.utils.translation import gettext_lazy as _
 
 from registry import access
+from registry.choices import Language
 from registry.models import User
 
 from .services import PASSWORD_CHANGED
@@ -97,3 +99,21 @@ class OwnPasswordChangeForm(PasswordChangeForm):
         self.user._change_reason = PASSWORD_CHANGED
         self.user._history_user = self.user
         return super().save(commit)
+
+
+class ProfileForm(forms.Form):
+    """One's own preferences: the language of the pages."""
+
+    language = forms.ChoiceField(
+        label=_("Language of the pages"),
+        required=False,
+        help_text=_("The registry's default is used until you choose one."),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        default = dict(Language.choices).get(settings.LANGUAGE_CODE, settings.LANGUAGE_CODE)
+        self.fields["language"].choices = [
+            ("", _("The registry's default (%(language)s)") % {"language": default}),
+            *Language.choices,
+        ]

@@ -260,3 +260,15 @@ def account_changes_csv(entries: list[AccountChange]) -> str:
         texts = (entry.who, entry.account, entry.action, entry.summary, entry.reason)
         writer.writerow([entry.when.isoformat(), *map(_cell, texts)])
     return buffer.getvalue()
+
+
+# --- one's own preferences ---------------------------------------------------------------
+
+
+def user_set_language(*, user: User, language: str) -> User:
+    """Set the language of ``user``'s pages ("" for the registry's default). A preference,
+    not a right: no history row, and any signed-in user may set their own."""
+    user.language = language
+    user.full_clean(exclude=["password", "username"])
+    user.save_without_historical_record(update_fields=["language"])
+    return user

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from registry import access
 
 from . import services
-from .forms import AccountForm, OwnPasswordChangeForm, ReasonForm
+from .forms import AccountForm, OwnPasswordChangeForm, ProfileForm, ReasonForm
 
 
 def _add_errors(form, error: ValidationError) -> None:
@@ -137,6 +137,17 @@ def account_audit(request):
         response["Content-Disposition"] = 'attachment; filename="account-changes.csv"'
         return response
     return render(request, "registry/accounts/audit.html", {"entries": entries})
+
+
+@require_http_methods(["GET", "POST"])
+def profile(request):
+    """One's own preferences (the language of the pages) and the way to one's password."""
+    form = ProfileForm(request.POST or None, initial={"language": request.user.language})
+    if request.method == "POST" and form.is_valid():
+        services.user_set_language(user=request.user, language=form.cleaned_data["language"])
+        messages.success(request, _("Your preferences were saved."))
+        return redirect("profile")
+    return render(request, "registry/accounts/profile.html", {"form": form})
 
 
 password_change = auth_views.PasswordChangeView.as_view(

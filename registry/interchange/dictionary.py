@@ -136,7 +136,7 @@ def _md_cell(text: str) -> str:
 
 def as_markdown() -> str:
     lines = [
-        "# Data dictionary of the stroke registry",
+        "# " + _("Data dictionary of the stroke registry"),
         "",
         _(
             "Generated from the models (manage.py data_dictionary). Blank always means "

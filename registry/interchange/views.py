@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from registry import access
+from registry.i18n import in_file_language
 
 from . import dictionary, uploads
 from . import export_log as log
@@ -240,11 +241,20 @@ def export(request):
 
 def _streamed(result) -> StreamingHttpResponse:
     """The file sent while it is written: the browser's download shows its progress."""
-    response = StreamingHttpResponse(result.chunks(), content_type=result.content_type)
+    response = StreamingHttpResponse(
+        _in_file_language(result.chunks()), content_type=result.content_type
+    )
     response["Content-Disposition"] = f'attachment; filename="{result.filename}"'
     response["X-Export-Patients"] = str(result.n_patients)
     response["X-Accel-Buffering"] = "no"  # nginx passes each piece on as it comes
     return response
+
+
+def _in_file_language(chunks):
+    """The chunks written in the files' language: the response is written after the
+    view has returned, outside any language the view set."""
+    with in_file_language():
+        yield from chunks
 
 
 def _csv_megabytes(n_patients: int) -> int:

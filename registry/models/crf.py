@@ -29,6 +29,7 @@ from registry.choices import (
     Circulation,
     Diagnosis,
     FollowupMethod,
+    Language,
     Mtici,
     MtTechnique,
     Role,
@@ -189,9 +190,16 @@ class Site(models.Model):
 class User(AbstractUser):
     role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.DATA_ENTRY)
     sites = models.ManyToManyField(Site, verbose_name=_("sites"), blank=True, related_name="users")
+    # Empty: the registry's default language (settings.LANGUAGE_CODE).
+    language = models.CharField(
+        _("language"), max_length=8, choices=Language.choices, blank=True, default=""
+    )
     # Who changed whose rights, when, from what to what: the role, the flags and the site
-    # memberships. Never the password hash; signing in (last_login) changes no right.
-    history = AuditedHistory(excluded_fields=["password", "last_login"], m2m_fields=["sites"])
+    # memberships. Never the password hash; signing in (last_login) and the language of
+    # the pages change no right.
+    history = AuditedHistory(
+        excluded_fields=["password", "last_login", "language"], m2m_fields=["sites"]
+    )
 
     class Meta:
         constraints = [

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from registry import rules, smrs
+from registry.choices import Language
 
 from .crf import SECTION_MODELS, Patient, Site, choice_constraints
 from .history import AuditedHistory
@@ -320,6 +321,16 @@ class MrsInterview(models.Model):
     derived_score = _mrs_field(_("questionnaire score"))
     override_score = _mrs_field(_("score given instead"), null=True, blank=True)
     override_reason = models.TextField(_("reason for the different score"), blank=True)
+    # The questions as they were read: their language and the wording's version.
+    language = models.CharField(
+        _("language of the questions"),
+        max_length=8,
+        choices=Language.choices,
+        default=Language.ENGLISH,
+    )
+    questionnaire_version = models.CharField(
+        _("questionnaire version"), max_length=20, default=smrs.VERSION
+    )
     by = _user_fk(_("interviewer"))
     created_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
     history = AuditedHistory()
@@ -328,7 +339,7 @@ class MrsInterview(models.Model):
         ordering = ["-interview_date", "-pk"]
         verbose_name = _("mRS interview")
         constraints = [
-            *choice_constraints(respondent=Respondent),
+            *choice_constraints(respondent=Respondent, language=Language),
             models.CheckConstraint(
                 condition=Q(derived_score__gte=MRS_LOW, derived_score__lte=MRS_HIGH),
                 name="mrsinterview_derived_score_range",

@@ -14,10 +14,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
-from registry import access, derived, rules
+from registry import access, derived, rules, smrs
 from registry.choices import FollowupMethod, SectionStatus
 from registry.models import (
     AWAITING_ANSWER,
@@ -435,6 +437,9 @@ def contact_attempt_log(
     return attempt
 
 
+AUDIT_REASON_INTERVIEW = gettext_noop("3-month mRS interview")
+
+
 def mrs_interview_record(
     *,
     user,
@@ -447,8 +452,12 @@ def mrs_interview_record(
     override_reason: str = "",
     out_of_window_reason: str = "",
     warnings_reason: str = "",
+    language: str | None = None,
 ) -> MrsInterview:
     """Store the questionnaire and write its score into the 3-month follow-up.
+
+    ``language`` is the language the questions were read in (default: the current
+    one); the interview stores it with the questionnaire's version (``smrs.VERSION``).
 
     The follow-up section is validated by its own ``full_clean()`` (the
     registry's rules: mRS 6 needs the death date, follow-up after discharge...),
@@ -468,6 +477,8 @@ def mrs_interview_record(
         death_date=death_date,
         override_score=override_score,
         override_reason=override_reason or "",
+        language=language or translation.get_language(),
+        questionnaire_version=smrs.VERSION,
         by=user,
         derived_score=0,
         **{key: answers.get(key) for key in QUESTION_KEYS},
@@ -488,7 +499,8 @@ def mrs_interview_record(
             user=user,
             data=data,
             complete=bool(stored and stored.status == SectionStatus.COMPLETE),
-            reason=str(_("3-month mRS interview")),
+            # Stored in the audit trail's one language; the history page translates it.
+            reason=AUDIT_REASON_INTERVIEW,
             confirmations=confirmations,
         )
     return interview
@@ -522,9 +534,9 @@ def _interview_confirmations(
                         "within the window."
                     )
                     % {
-                        "date": interview_date.isoformat(),
-                        "start": due.window_start.isoformat(),
-                        "end": due.window_end.isoformat(),
+                        "date": date_format(interview_date, "SHORT_DATE_FORMAT"),
+                        "start": date_format(due.window_start, "SHORT_DATE_FORMAT"),
+                        "end": date_format(due.window_end, "SHORT_DATE_FORMAT"),
                     }
                 }
             )

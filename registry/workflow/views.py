@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
@@ -230,6 +230,7 @@ def mrs_interview(request, pk):
         "step": len(answers) + 1,
         "n_questions": len(smrs.QUESTIONS),
         "locked": services.is_locked(patient),
+        "wording_not_validated": translation.get_language() in smrs.NOT_VALIDATED,
     }
     gate = _interview_gate(request, patient, params, context)
     if gate is not None:
@@ -245,7 +246,11 @@ def mrs_interview(request, pk):
     if request.method == "POST" and form.is_valid():
         try:
             workflow.mrs_interview_record(
-                user=request.user, patient=patient, answers=answers, **form.cleaned_data
+                user=request.user,
+                patient=patient,
+                answers=answers,
+                language=translation.get_language(),
+                **form.cleaned_data,
             )
         except ValidationError as error:
             _add_errors(form, error)

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from registry import demo
-from registry.choices import Role
+from registry.choices import Language, Role
 from registry.models import Patient, Site, User
 
 # Demo-only credentials, printed by the command and documented in docs/demo-cohort.md.
@@ -22,6 +22,10 @@ DEMO_USERS = (
     ("siteadmin", Role.SITE_ADMIN, "demo-siteadmin-2021"),
     ("admin", Role.ADMIN, "demo-admin-2021"),
 )
+
+# The demo nurse reads the registry in Vietnamese, the investigator in English; the
+# others keep the registry's default (settings.LANGUAGE_CODE).
+DEMO_LANGUAGES = {"nurse": Language.VIETNAMESE, "investigator": Language.ENGLISH}
 
 
 def ensure_site() -> Site:
@@ -39,7 +43,11 @@ def ensure_users(site: Site) -> dict[str, User]:
             if role == Role.ADMIN:
                 user.is_staff = True
                 user.is_superuser = True
+            user.language = DEMO_LANGUAGES.get(username, "")
             user.save()
+        elif not user.language and username in DEMO_LANGUAGES:
+            user.language = DEMO_LANGUAGES[username]
+            user.save(update_fields=["language"])
         user.sites.add(site)
         users[username] = user
     return users
