@@ -1,4 +1,5 @@
 import pytest
+from django.utils import translation
 
 from registry.choices import Role
 
@@ -38,3 +39,11 @@ def monitor(site_a):
 @pytest.fixture
 def admin_user(db):
     return UserFactory(username="registry_admin", role=Role.ADMIN)
+
+
+@pytest.fixture(autouse=True)
+def each_test_starts_in_the_registrys_language():
+    """A request activates its user's language on the thread, as on a server, where the
+    next request activates its own; a test that calls code directly must not inherit it."""
+    yield
+    translation.deactivate()
