@@ -14,14 +14,14 @@ the ``ExportLog``.
 from __future__ import annotations
 
 import csv
-import io
 import secrets
 import tempfile
-from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.db.models import CharField, QuerySet, Value
+from django.db.models.functions import MD5, Cast, Concat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -117,30 +117,23 @@ def _lookups() -> dict[str, str]:
     return paths
 
 
-def export_order(patients, *, deidentified: bool) -> array:
-    """Primary keys of the exported patients in the file's order: by study ID, or
-    shuffled for a de-identified export (row k then carries pseudonym k + 1, so the
-    pseudonym reveals nothing of the study ID's order). Eight bytes a patient."""
-    keys = patients.order_by("study_id").values_list("pk", flat=True)
-    ids = array("q", keys.iterator(chunk_size=CHUNK_ROWS * 10))
-    if deidentified:
-        secrets.SystemRandom().shuffle(ids)
-    return ids
+def typed_rows(patients, *, deidentified: bool, chunk_size: int | None = None) -> Iterator[dict]:
+    """Typed interchange rows of a ``Patient`` queryset in the file's order, read through
+    one cursor ``chunk_size`` rows at a time, so memory does not grow with the registry.
 
-
-def typed_rows(ids: Sequence[int], *, chunk_size: int | None = None) -> Iterator[dict]:
-    """Typed interchange rows of the patients ``ids``, in that order, read
-    ``chunk_size`` patients per query so that memory does not grow with the registry."""
-    chunk_size = chunk_size or CHUNK_ROWS
+    The order is by study ID, or for a de-identified export by a keyed hash of the
+    patient's id with a key drawn for this export: a random order, in which row k
+    carries pseudonym k + 1 and nothing of the study ID's order shows.
+    """
     paths = _lookups()
-    for start in range(0, len(ids), chunk_size):
-        chunk = ids[start : start + chunk_size]
-        records = Patient.objects.filter(pk__in=list(chunk)).values("pk", *paths.values())
-        by_pk = {record["pk"]: record for record in records.iterator(chunk_size=chunk_size)}
-        for pk in chunk:
-            record = by_pk.pop(pk)
-            yield {name: record[path] for name, path in paths.items()}
-        del by_pk  # before the next chunk is read: one chunk in memory at a time
+    order = "study_id"
+    if deidentified:
+        key = Value(secrets.token_hex(16))
+        order = MD5(Concat(key, Cast("pk", output_field=CharField()), output_field=CharField()))
+    records = patients.order_by(order).values_list(*paths.values())
+    names = list(paths)
+    for record in records.iterator(chunk_size=chunk_size or CHUNK_ROWS):
+        yield dict(zip(names, record, strict=True))
 
 
 def _deidentified(rows: Iterator[dict], n: int) -> Iterator[dict]:
@@ -173,24 +166,45 @@ def _offset(column: interchange.Column, value, door) -> int | None:
     return (value - timezone.localtime(door).date()).days
 
 
-def _text(column: OutColumn, value) -> str:
+def _formatter(column: OutColumn):
+    """The CSV text of an exported column's values (offsets and pseudonyms as numbers
+    and text; every other column as the interchange writes it)."""
     if column.source is not None and column.kind == column.source.kind:
-        return interchange.format_value(column.source, value)
-    return "" if value is None else str(value)
+        return interchange.formatter(column.source)
+    return lambda value: "" if value is None else str(value)
+
+
+def _text(column: OutColumn, value) -> str:
+    return _formatter(column)(value)
+
+
+class _Lines(list):
+    """The csv module's output, kept as a list of lines until a piece is sent."""
+
+    size = 0
+
+    def write(self, line: str) -> None:
+        self.append(line)
+        self.size += len(line)
+
+    def piece(self) -> bytes:
+        text = "".join(self)
+        self.clear()
+        self.size = 0
+        return text.encode("utf-8")
 
 
 def to_csv(columns: list[OutColumn], rows: Iterable[dict], n: int) -> Iterator[bytes]:
     """The CSV in pieces of about ``PIECE_BYTES``, written as the rows arrive."""
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\n")
+    lines = _Lines()
+    writer = csv.writer(lines, lineterminator="\n")
     writer.writerow([c.name for c in columns])
+    formats = [(c.name, _formatter(c)) for c in columns]
     for row in rows:
-        writer.writerow([_text(c, row[c.name]) for c in columns])
-        if buffer.tell() >= PIECE_BYTES:
-            yield buffer.getvalue().encode("utf-8")
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode("utf-8")
+        writer.writerow([text(row[name]) for name, text in formats])
+        if lines.size >= PIECE_BYTES:
+            yield lines.piece()
+    yield lines.piece()
 
 
 def _xlsx_cells(sheet, columns: list[OutColumn], row: dict) -> list:
@@ -348,15 +362,15 @@ class ExportFile:
     n_patients: int
     identifiable: bool
     fmt: str
-    ids: array
+    patients: QuerySet
 
     def chunks(self) -> Iterator[bytes]:
         """The file in pieces, written as the patients are read ``CHUNK_ROWS`` at a time."""
         columns = out_columns(not self.identifiable)
-        rows = typed_rows(self.ids)
+        rows = typed_rows(self.patients, deidentified=not self.identifiable)
         if not self.identifiable:
-            rows = _deidentified(rows, len(self.ids))
-        return WRITERS[self.fmt](columns, rows, len(self.ids))
+            rows = _deidentified(rows, self.n_patients)
+        return WRITERS[self.fmt](columns, rows, self.n_patients)
 
     def write_to(self, stream) -> None:
         for piece in self.chunks():
@@ -387,26 +401,26 @@ def registry_export(
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     deidentified, patients = _scope(user, site, deidentified)
     out_columns(deidentified)  # an undeclared privacy category stops the export here
-    ids = export_order(patients, deidentified=deidentified)
-    if fmt == "xlsx" and len(ids) > XLSX_MAX_ROWS:
+    n = patients.count()
+    if fmt == "xlsx" and n > XLSX_MAX_ROWS:
         raise ExportRefused(
             _(
                 "An xlsx sheet holds at most %(max)s rows and this export has %(n)s "
                 "patients: choose CSV or Stata (dta), or one site."
             )
-            % {"max": f"{XLSX_MAX_ROWS:,}", "n": f"{len(ids):,}"}
+            % {"max": f"{XLSX_MAX_ROWS:,}", "n": f"{n:,}"}
         )
-    _log(user, fmt, site, deidentified, len(ids), via)
+    _log(user, fmt, site, deidentified, n, via)
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     kind = "deidentified" if deidentified else "identifiable"
     scope = f"-{site.code}" if site is not None else ""
     return ExportFile(
         filename=f"registry{scope}-{kind}-{stamp}.{fmt}",
         content_type=CONTENT_TYPES[fmt],
-        n_patients=len(ids),
+        n_patients=n,
         identifiable=not deidentified,
         fmt=fmt,
-        ids=ids,
+        patients=patients,
     )
 
 
