@@ -13,7 +13,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-from . import stats
+from . import ordinal, stats
 
 
 class Design:
@@ -126,3 +126,25 @@ def fit(design: Design) -> stats.RegressionResult:
         method="auto",
         freq_weights=design.counts,
     )
+
+
+@functools.lru_cache(maxsize=128)
+def fit_shift(design: Design, *, check: bool = True) -> ordinal.ShiftResult:
+    """The proportional-odds model of ``design``'s ordered outcome (the 3-month mRS) on
+    its first covariate (the exposure) and the others, remembered.
+
+    Parameters
+    ----------
+    design : Design
+        The outcome and the exposure first; the outcome among its ``continuous`` keys.
+    check : bool
+        Whether to check the proportional-odds assumption (``ordinal.proportional_odds``).
+
+    Returns
+    -------
+    ordinal.ShiftResult
+        Complete cases, the distinct rows fitted with their counts as frequency weights.
+    """
+    rows = design.rows
+    frame = pd.DataFrame(rows[:, 1:], columns=design.names[1:])
+    return ordinal.proportional_odds(rows[:, 0], frame, freq_weights=design.counts, check=check)

@@ -21,7 +21,13 @@ FOUNDATION = {"registry.choices", "registry.rules", "registry.smrs", "registry.d
 TOP_LAYER_SUFFIXES = (".views", ".urls", ".forms", ".admin")
 # The pure statistics and what presents them (no Django: usable and testable on plain
 # arrays and numbers).
-PURE = {"analytics.stats", "analytics.regression", "analytics.formatting", "analytics.contract"}
+PURE = {
+    "analytics.stats",
+    "analytics.ordinal",
+    "analytics.regression",
+    "analytics.formatting",
+    "analytics.contract",
+}
 # Modules that need only the light parts: no scipy, statsmodels, pandas or matplotlib,
 # directly or through a project module they import.
 LIGHT = {"analytics.formatting", "analytics.contract", "analytics.cells"}
