@@ -88,11 +88,38 @@ class Design:
 
 
 def _distinct_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct rows of ``values`` (NaN rows equal to each other) and their counts."""
-    # np.unique holds NaN unequal to itself: stand infinity in for it while counting.
-    marked = np.where(np.isnan(values), np.inf, values)
-    rows, counts = np.unique(marked, axis=0, return_counts=True)
-    return np.where(np.isinf(rows), np.nan, rows), counts
+    """The distinct rows of ``values`` (NaN rows equal to each other), sorted, and
+    their counts."""
+    finite = values[~np.isnan(values)]
+    whole = np.all(finite == np.round(finite))
+    if finite.size and whole and finite.min() >= 0 and finite.max() < 64:
+        return _distinct_small_integer_rows(values)
+    import pandas as pd
+
+    # Infinity stands in for NaN, which group-by would drop; sorted as np.unique sorts.
+    marked = pd.DataFrame(np.where(np.isnan(values), np.inf, values))
+    counted = marked.groupby(list(marked.columns), sort=True).size()
+    rows = np.array(counted.index.tolist(), dtype=float).reshape(len(counted), -1)
+    return np.where(np.isinf(rows), np.nan, rows), counted.to_numpy()
+
+
+def _distinct_small_integer_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_distinct_rows`` of whole numbers 0-63 (the mRS, yes/no values): each row one
+    mixed-radix number (a column's digit one past its largest value = missing),
+    counted in one pass over the patients when the numbers are few."""
+    bases = np.nan_to_num(np.nanmax(values, axis=0), nan=-1).astype(np.int64) + 2
+    digits = np.where(np.isnan(values), bases - 1, values).astype(np.int64)
+    powers = np.concatenate([np.cumprod(bases[::-1])[::-1][1:], [1]]).astype(np.int64)
+    codes = digits @ powers
+    size = int(np.prod(bases))
+    if size <= 1 << 22:
+        counts = np.bincount(codes, minlength=size)
+        codes = np.flatnonzero(counts)
+        counts = counts[codes]
+    else:
+        codes, counts = np.unique(codes, return_counts=True)
+    rows = (codes[:, None] // powers) % bases
+    return np.where(rows == bases - 1, np.nan, rows.astype(float)), counts
 
 
 @functools.lru_cache(maxsize=32)

@@ -142,3 +142,21 @@ def test_the_shift_sheet_is_in_the_csv(site_a, site_b):
     rows = list(csv.DictReader(io.StringIO(block.split("\n", 1)[1])))
     assert [r["key"] for r in rows] == [r.key for r in ex.TABLE1_ROWS]
     assert {r["ci_method"] for r in rows} == {"wald"}
+
+
+@pytest.mark.parametrize("continuous_age", [False, True])
+def test_a_design_counts_each_distinct_row_once_whatever_its_values(continuous_age):
+    rng = np.random.default_rng(11)
+    n = 500
+    columns = {
+        "mrs_3m": rng.integers(0, 7, n).astype(float),
+        "exposed": rng.integers(0, 2, n).astype(float),
+        "age_years": rng.integers(40, 90, n) + (rng.random(n) if continuous_age else 0),
+    }
+    columns["exposed"][:20] = np.nan
+    design = Design("mrs_3m", ("exposed", "age_years"), columns, continuous=("mrs_3m", "age_years"))
+    rows, counts = design.rows, design.counts
+    assert counts.sum() == n
+    assert len({tuple(np.nan_to_num(r, nan=-1)) for r in rows}) == len(rows)
+    order = np.lexsort(np.nan_to_num(rows, nan=np.inf).T[::-1])
+    assert np.array_equal(order, np.arange(len(rows)))  # sorted: the same data, same fit
