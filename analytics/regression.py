@@ -155,7 +155,7 @@ def fit(design: Design) -> stats.RegressionResult:
     )
 
 
-@functools.lru_cache(maxsize=128)
+@functools.lru_cache(maxsize=512)
 def fit_shift(design: Design, *, check: bool = True) -> ordinal.ShiftResult:
     """The proportional-odds model of ``design``'s ordered outcome (the 3-month mRS) on
     its first covariate (the exposure) and the others, remembered.
