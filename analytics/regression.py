@@ -107,7 +107,8 @@ def _distinct_small_integer_rows(values: np.ndarray) -> tuple[np.ndarray, np.nda
     """``_distinct_rows`` of whole numbers 0-63 (the mRS, yes/no values): each row one
     mixed-radix number (a column's digit one past its largest value = missing),
     counted in one pass over the patients when the numbers are few."""
-    bases = np.nan_to_num(np.nanmax(values, axis=0), nan=-1).astype(np.int64) + 2
+    # A column's largest value (-1 when all missing) + 2 digits: its values and missing.
+    bases = np.where(np.isnan(values), -1, values).max(axis=0).astype(np.int64) + 2
     digits = np.where(np.isnan(values), bases - 1, values).astype(np.int64)
     powers = np.concatenate([np.cumprod(bases[::-1])[::-1][1:], [1]]).astype(np.int64)
     codes = digits @ powers
