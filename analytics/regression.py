@@ -90,6 +90,8 @@ class Design:
 def _distinct_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows of ``values`` (NaN rows equal to each other), sorted, and
     their counts."""
+    if len(values) == 0:  # no patient: no row
+        return values.reshape(0, values.shape[1]), np.zeros(0, dtype=np.int64)
     finite = values[~np.isnan(values)]
     whole = np.all(finite == np.round(finite))
     if finite.size and whole and finite.min() >= 0 and finite.max() < 64:
