@@ -30,6 +30,7 @@ SHEETS = (
     "mrs",
     "occlusion_sites",
     "regression",
+    "shift",
 )
 
 
@@ -149,6 +150,8 @@ def table_frames(result: dict) -> dict[str, pd.DataFrame]:
     )
     if "regression" in result:
         frames["regression"] = _regression(result["regression"])
+    if "shift" in result:
+        frames["shift"] = _shift(result["shift"])
     return frames
 
 
@@ -205,6 +208,38 @@ def _regression(reg: dict) -> pd.DataFrame:
                 "note": term.get("note") or reg["note"],
             }
             for term in reg["terms"]
+        ]
+    )
+
+
+def _shift(shift: dict) -> pd.DataFrame:
+    """One row per Table I exposure: crude and adjusted common OR of a worse mRS."""
+    import pandas as pd
+
+    return pd.DataFrame.from_records(
+        [
+            {
+                "key": row["key"],
+                "label": row["label"],
+                "population": row["population"],
+                "n": row["n"],
+                "common_or": row["common_or"],
+                "ci_low": _ci(row["ci"], 0),
+                "ci_high": _ci(row["ci"], 1),
+                "p": row["p"],
+                "adjusted_n": row["adjusted_n"],
+                "adjusted_or": row["adjusted_or"],
+                "adjusted_ci_low": _ci(row["adjusted_ci"], 0),
+                "adjusted_ci_high": _ci(row["adjusted_ci"], 1),
+                "adjusted_p": row["adjusted_p"],
+                "proportional_odds_doubtful": row["proportional_odds_doubtful"],
+                "model": shift["model"],
+                "ci_method": shift["ci_method"],
+                "covariates": " ".join(shift["covariates"]),
+                "note": row["note"],
+                "adjusted_note": row["adjusted_note"],
+            }
+            for row in shift["rows"]
         ]
     )
 

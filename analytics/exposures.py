@@ -304,6 +304,9 @@ REGRESSION_CONTINUOUS_COLUMNS = {"age_years": "age"}
 # and the continuous values above.
 REGRESSION_CHOICES = (*(row.key for row in TABLE1_ROWS), *REGRESSION_CONTINUOUS)
 
+# The shift analysis's ordered outcome: the 3-month mRS, 0-6, higher = worse.
+SHIFT_OUTCOME = "mrs_3m"
+
 # The 3-month mRS and every value derived from it: the outcome itself, never a covariate.
 OUTCOME_DERIVED = (*derived.MRS_3M_FLAGS, "mrs_3m")
 

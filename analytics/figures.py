@@ -137,3 +137,8 @@ def render(name: str, result: dict, fmt: str) -> bytes:
     else:
         raise KeyError(name)
     return _render(figure, fmt)
+
+
+def shift_chart(groups: dict[str, list[int]], labels: dict[str, str], fmt: str) -> bytes:
+    """Grotta chart of one exposure's two groups at 3 months (the shift analysis)."""
+    return _render(grotta(groups, labels), fmt)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-from . import stats
+from . import ordinal, stats
 
 # numpy, pandas, scipy, statsmodels and matplotlib are imported inside the functions
 # that use them: commands and web workers that compute no statistics start without them.
@@ -95,13 +95,45 @@ class Design:
 
 
 def _distinct_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct rows of ``values`` (NaN rows equal to each other) and their counts."""
+    """The distinct rows of ``values`` (NaN rows equal to each other), sorted, and
+    their counts."""
     import numpy as np
 
-    # np.unique holds NaN unequal to itself: stand infinity in for it while counting.
-    marked = np.where(np.isnan(values), np.inf, values)
-    rows, counts = np.unique(marked, axis=0, return_counts=True)
-    return np.where(np.isinf(rows), np.nan, rows), counts
+    if len(values) == 0:  # no patient: no row
+        return values.reshape(0, values.shape[1]), np.zeros(0, dtype=np.int64)
+    finite = values[~np.isnan(values)]
+    whole = np.all(finite == np.round(finite))
+    if finite.size and whole and finite.min() >= 0 and finite.max() < 64:
+        return _distinct_small_integer_rows(values)
+    import pandas as pd
+
+    # Infinity stands in for NaN, which group-by would drop; sorted as np.unique sorts.
+    marked = pd.DataFrame(np.where(np.isnan(values), np.inf, values))
+    counted = marked.groupby(list(marked.columns), sort=True).size()
+    rows = np.array(counted.index.tolist(), dtype=float).reshape(len(counted), -1)
+    return np.where(np.isinf(rows), np.nan, rows), counted.to_numpy()
+
+
+def _distinct_small_integer_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``_distinct_rows`` of whole numbers 0-63 (the mRS, yes/no values): each row one
+    mixed-radix number (a column's digit one past its largest value = missing),
+    counted in one pass over the patients when the numbers are few."""
+    import numpy as np
+
+    # A column's largest value (-1 when all missing) + 2 digits: its values and missing.
+    bases = np.where(np.isnan(values), -1, values).max(axis=0).astype(np.int64) + 2
+    digits = np.where(np.isnan(values), bases - 1, values).astype(np.int64)
+    powers = np.concatenate([np.cumprod(bases[::-1])[::-1][1:], [1]]).astype(np.int64)
+    codes = digits @ powers
+    size = int(np.prod(bases))
+    if size <= 1 << 22:
+        counts = np.bincount(codes, minlength=size)
+        codes = np.flatnonzero(counts)
+        counts = counts[codes]
+    else:
+        codes, counts = np.unique(codes, return_counts=True)
+    rows = (codes[:, None] // powers) % bases
+    return np.where(rows == bases - 1, np.nan, rows.astype(float)), counts
 
 
 @functools.lru_cache(maxsize=32)
@@ -137,3 +169,27 @@ def fit(design: Design) -> stats.RegressionResult:
         method="auto",
         freq_weights=design.counts,
     )
+
+
+@functools.lru_cache(maxsize=512)
+def fit_shift(design: Design, *, check: bool = True) -> ordinal.ShiftResult:
+    """The proportional-odds model of ``design``'s ordered outcome (the 3-month mRS) on
+    its first covariate (the exposure) and the others, remembered.
+
+    Parameters
+    ----------
+    design : Design
+        The outcome and the exposure first; the outcome among its ``continuous`` keys.
+    check : bool
+        Whether to check the proportional-odds assumption (``ordinal.proportional_odds``).
+
+    Returns
+    -------
+    ordinal.ShiftResult
+        Complete cases, the distinct rows fitted with their counts as frequency weights.
+    """
+    import pandas as pd
+
+    rows = design.rows
+    frame = pd.DataFrame(rows[:, 1:], columns=design.names[1:])
+    return ordinal.proportional_odds(rows[:, 0], frame, freq_weights=design.counts, check=check)

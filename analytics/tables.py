@@ -22,7 +22,7 @@ from . import cells, contract, datasets, stats
 from . import exposures as ex
 from .datasets import Filters
 from .flow import flow_from
-from .regression import Design, fit
+from .regression import Design, fit, fit_shift
 
 P_METHODS = stats.P_METHODS
 
@@ -315,6 +315,88 @@ def regression(columns: dict[str, object], covariates: list[str]) -> dict[str, o
     }
 
 
+# -- shift analysis --------------------------------------------------------------------------
+
+
+def _shift_fit(columns, outcome, keys: list[str], *, check: bool):
+    continuous = (ex.SHIFT_OUTCOME, *(k for k in keys if k in ex.REGRESSION_CONTINUOUS))
+    values = {ex.SHIFT_OUTCOME: outcome, **columns.covariates(keys)}
+    return fit_shift(
+        Design(ex.SHIFT_OUTCOME, tuple(keys), values, continuous=continuous), check=check
+    )
+
+
+def _pair_or_none(value):
+    return None if value is None else _pair(value)
+
+
+def _shift_outcome(columns, row: ex.Row):
+    """The 3-month mRS of the row's population (missing outside it)."""
+    import numpy as np
+
+    in_population = columns.mask(cells.population(row.population))
+    return np.where(in_population, columns.raw[datasets.MRS_3M_RAW], np.nan)
+
+
+def shift_groups(columns, row: ex.Row) -> dict[str, list[int]]:
+    """The 3-month mRS distribution (patients per grade 0-6) of the row's exposed and
+    unexposed patients with both values recorded (the Grotta chart of its shift)."""
+    import numpy as np
+
+    outcome = _shift_outcome(columns, row)
+    exposure = columns.binary([row.key])[row.key]
+    return {
+        group: [int(np.count_nonzero((exposure == flag) & (outcome == g))) for g in ex.MRS_GRADES]
+        for group, flag in (("exposed", 1), ("unexposed", 0))
+    }
+
+
+def shift_row(columns, row: ex.Row, covariates: list[str]) -> dict[str, object]:
+    """One exposure's common OR of a worse 3-month mRS, crude and adjusted."""
+    outcome = _shift_outcome(columns, row)
+    groups = shift_groups(columns, row)
+    crude = _shift_fit(columns, outcome, [row.key], check=True)
+    others = [c for c in covariates if c != row.key]
+    adjusted = _shift_fit(columns, outcome, [row.key, *others], check=False)
+    return {
+        "key": row.key,
+        "label": str(row.label),
+        "population": row.population,
+        "n": crude.n,
+        "common_or": crude.common_or,
+        "ci": _pair_or_none(crude.ci),
+        "p": crude.p,
+        "note": crude.note,
+        "proportional_odds_doubtful": crude.proportional_odds_doubtful,
+        "cut_points": [
+            {"cut": c.cut, "or": c.odds_ratio, "ci": _pair_or_none(c.ci)} for c in crude.cut_points
+        ],
+        "adjusted_n": adjusted.n,
+        "adjusted_or": adjusted.common_or,
+        "adjusted_ci": _pair_or_none(adjusted.ci),
+        "adjusted_p": adjusted.p,
+        "adjusted_note": adjusted.note,
+        "mrs_exposed": groups["exposed"],
+        "mrs_unexposed": groups["unexposed"],
+    }
+
+
+def shift(columns, covariates: list[str]) -> dict[str, object]:
+    """The shift analysis: each Table I exposure against the 3-month mRS (0-6) in a
+    proportional-odds logistic model, alone and with ``covariates``.
+
+    The rows follow Table I: the same exposures and populations, the patients with the
+    3-month mRS and the exposure recorded (the adjusted model: and every covariate).
+    """
+    return {
+        "model": "proportional-odds logistic",
+        "ci_method": "wald",
+        "outcome": ex.SHIFT_OUTCOME,
+        "covariates": list(covariates),
+        "rows": [shift_row(columns, row, covariates) for row in ex.TABLE1_ROWS],
+    }
+
+
 # -- everything ------------------------------------------------------------------------------
 
 
@@ -387,6 +469,7 @@ def study_tables(
     if include_regression:
         design = columns.covariates([ex.TABLE1_OUTCOME, *covariates])
         result["regression"] = regression(design, covariates)
+        result["shift"] = shift(columns, covariates)
     return result
 
 
@@ -422,6 +505,16 @@ def followup_window(columns, *, strict: bool) -> tuple[object, dict[str, int]]:
         "window_days": window,
     }
     return (columns.without_mrs_3m(outside) if strict else columns), counts
+
+
+def shift_figure_data(user, filters: Filters, key: str) -> dict[str, list[int]]:
+    """The Grotta chart's data of one shift row (KeyError for an unknown key)."""
+    row = next((r for r in ex.TABLE1_ROWS if r.key == key), None)
+    if row is None:
+        raise KeyError(key)
+    columns, _enrolment = datasets.fetch_analysis(user, filters)
+    columns, _counts = followup_window(columns, strict=filters.strict_window)
+    return shift_groups(columns, row)
 
 
 def figure_data(user=None, filters: Filters | None = None) -> dict[str, object]:

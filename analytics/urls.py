@@ -9,6 +9,7 @@ urlpatterns = [
     path("published/", views.published_vs_registry, name="published"),
     path("download/<slug:table>.<str:fmt>", views.download, name="download"),
     path("figures/<slug:name>.<str:fmt>", views.figure, name="figure"),
+    path("figures/shift/<slug:key>.<str:fmt>", views.shift_figure, name="shift_figure"),
 ]
 
 # The flow chart (the paper's Figure 1), served at /flow/ (config/urls.py).

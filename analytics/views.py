@@ -21,7 +21,7 @@ from registry.workflow.services import screening_for
 from . import datasets, exports, figures, flow, methods, published
 from . import exposures as ex
 from .forms import form_for
-from .tables import P_METHODS, figure_data, strip_internal, study_tables
+from .tables import P_METHODS, figure_data, shift_figure_data, strip_internal, study_tables
 
 PAGE_SIZE = 100
 
@@ -206,6 +206,26 @@ def figure(request, name: str, fmt: str):
     response = HttpResponse(figures.render(name, data, fmt), content_type=figures.FORMATS[fmt])
     if request.GET.get("download"):
         response["Content-Disposition"] = f'attachment; filename="study-{name}.{fmt}"'
+    return response
+
+
+def shift_figure(request, key: str, fmt: str):
+    """The Grotta chart of one Table I exposure's two groups at 3 months (SVG or PNG)."""
+    form, filters, p_method, covariates, params = _options(request)
+    if fmt not in figures.FORMATS:
+        raise Http404
+    try:
+        groups = shift_figure_data(request.user, filters, key)
+    except KeyError as exc:
+        raise Http404(_("No such exposure.")) from exc
+    labels = {"exposed": _("%(exposure)s: yes") % {"exposure": ex.label(key)}}
+    labels["unexposed"] = _("%(exposure)s: no") % {"exposure": ex.label(key)}
+    response = HttpResponse(
+        figures.shift_chart(groups, labels, fmt),
+        content_type=figures.FORMATS[fmt],
+    )
+    if request.GET.get("download"):
+        response["Content-Disposition"] = f'attachment; filename="study-shift-{key}.{fmt}"'
     return response
 
 

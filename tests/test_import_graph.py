@@ -27,6 +27,7 @@ PURE = {
     "analytics.formatting",
     "analytics.contract",
     "analytics.indicators",
+    "analytics.ordinal",
 }
 # Modules that need only the light parts: no scipy, statsmodels, pandas or matplotlib,
 # directly or through a project module they import.

@@ -200,6 +200,9 @@ URLS: dict[str, Entry] = {
     "analytics:published": Entry(get=access.VIEW_REPORTS),
     "analytics:download": Entry(get=access.VIEW_REPORTS, kwargs={"table": "table1", "fmt": "csv"}),
     "analytics:figure": Entry(get=access.VIEW_REPORTS, kwargs={"name": "mrs", "fmt": "svg"}),
+    "analytics:shift_figure": Entry(
+        get=access.VIEW_REPORTS, kwargs={"key": "age_70_plus", "fmt": "svg"}
+    ),
 }
 
 LOGIN = "login"  # expected: the redirect to the login page
