@@ -486,11 +486,32 @@ def _borders(element, **edges) -> None:
         borders.append(node)
 
 
+def _column_widths(document, columns: int) -> list[int]:
+    """The first column (the labels) a quarter of the text width, the others equal."""
+    section = document.sections[-1]
+    text_width = section.page_width - section.left_margin - section.right_margin
+    first = text_width // 4 if columns > 2 else text_width // 2
+    rest = (text_width - first) // max(columns - 1, 1)
+    return [first] + [rest] * (columns - 1)
+
+
+def _landscape(document) -> None:
+    """A new section in landscape: the wide tables (Table I has nine columns) fit."""
+    from docx.enum.section import WD_ORIENT, WD_SECTION
+
+    section = document.add_section(WD_SECTION.NEW_PAGE)
+    width, height = section.page_width, section.page_height
+    section.orientation = WD_ORIENT.LANDSCAPE
+    section.page_width, section.page_height = max(width, height), min(width, height)
+
+
 def _add_table(document, table: DocTable, cells: list[list[str]], footnote: str) -> None:
     from docx.shared import Pt
 
     document.add_paragraph(str(table.title), style="Caption")
     word = document.add_table(rows=len(cells), cols=len(cells[0]))
+    word.autofit = False
+    widths = _column_widths(document, len(cells[0]))
     # Journal style: a rule above and below the table and under the heading, no other.
     properties = word._tbl.tblPr
     nil = {edge: "nil" for edge in ("left", "right", "insideH", "insideV")}
@@ -499,6 +520,8 @@ def _add_table(document, table: DocTable, cells: list[list[str]], footnote: str)
         for j, text in enumerate(row):
             cell = word.cell(i, j)
             cell.text = text
+            cell.width = widths[j]
+            cell.paragraphs[0].paragraph_format.space_after = Pt(1)
             for run in cell.paragraphs[0].runs:
                 run.font.size = Pt(8)
                 run.bold = i == 0
@@ -551,6 +574,7 @@ def build(result: dict) -> bytes:
     _title_page(document, result)
     document.add_heading(_("Methods"), level=1)
     document.add_paragraph(methods_paragraph(result))
+    _landscape(document)
     document.add_heading(_("Results"), level=1)
     for table in TABLES:
         cells = table_cells(table, result)
