@@ -31,6 +31,7 @@ from django.db.models import (
     FloatField,
     Func,
     IntegerField,
+    Max,
     OuterRef,
     QuerySet,
     Value,
@@ -264,6 +265,23 @@ def flow(user=None, filters: Filters | None = None) -> dict[str, object]:
     filters = filters or Filters()
     enrolled = patients(user, filters, excluded=None)
     return flow_from(screening_counts(screening(user, filters)), enrolment_counts(enrolled))
+
+
+def data_as_of(user=None, filters: Filters | None = None) -> dt.datetime | None:
+    """When the data the tables read last changed: the latest creation of a patient or
+    save of a section among the patients of ``user`` and ``filters`` (those excluded
+    after enrolment included), one query; None when there is no patient."""
+    from registry.models import SECTIONS_BY_KEY
+
+    queryset = patients(user, filters, excluded=None)
+    if matches_nothing(queryset):
+        return None
+    latest = queryset.aggregate(
+        created=Max("created_at"),
+        **{key: Max(f"{key}__updated_at") for key in SECTIONS_BY_KEY},
+    )
+    times = [value for value in latest.values() if value is not None]
+    return max(times) if times else None
 
 
 def screening(user=None, filters: Filters | None = None) -> QuerySet[ScreeningEntry]:

@@ -244,6 +244,43 @@ def _shift(shift: dict) -> pd.DataFrame:
     )
 
 
+REGISTRY_NAME = "Stroke registry: mechanical thrombectomy and rescue intracranial stenting"
+ABOUT_SHEET = "About"
+
+
+def about(result: dict) -> pd.DataFrame:
+    """The sheet "About": what the tables were made from, language-neutral (codes, ISO
+    8601 times), from a ``study_tables`` result with ``tables.add_provenance``."""
+    import pandas as pd
+
+    from .methods import software_versions
+
+    filters = {f"filter_{key}": value or "all" for key, value in result["filters"].items()}
+    rows = {
+        "registry": REGISTRY_NAME,
+        "generated_at": result["generated_at"],
+        "data_as_of": result.get("data_as_of") or "",
+        **filters,
+        "followup_window": result.get("followup_window", "as_recorded"),
+        "p_method": result["p_method"],
+        "covariates": ",".join(result.get("regression", {}).get("covariates", [])),
+        "n_patients": result["n_patients"],
+        "software": ", ".join(f"{name} {number}" for name, number in software_versions()),
+    }
+    return pd.DataFrame({"item": list(rows), "value": [str(v) for v in rows.values()]})
+
+
+def file_name(stem: str, fmt: str, filters: dict, generated_at: str) -> str:
+    """``study-table1_2026-12-07_1512_site-A_from-2020-01-01.csv``: the generation date
+    and time (local) and every filter set, so that a file says what it was made from."""
+    day, _t, clock = generated_at.partition("T")
+    parts = [stem, day, clock[:5].replace(":", "")]
+    for key, value in filters.items():
+        if value:
+            parts.append(f"{key}-{value}".replace(" ", "_"))
+    return "_".join(part for part in parts if part) + f".{fmt}"
+
+
 def to_csv(frames: dict[str, pd.DataFrame]) -> str:
     """One block per table: a ``# name`` line, the header and rows, a blank line."""
     buffer = io.StringIO()
@@ -254,12 +291,14 @@ def to_csv(frames: dict[str, pd.DataFrame]) -> str:
     return buffer.getvalue()
 
 
-def to_xlsx(frames: dict[str, pd.DataFrame]) -> bytes:
-    """One sheet per table (openpyxl)."""
+def to_xlsx(frames: dict[str, pd.DataFrame], about: pd.DataFrame | None = None) -> bytes:
+    """One sheet per table (openpyxl), after the sheet "About" when ``about`` is given."""
     import pandas as pd
 
     buffer = io.BytesIO()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        if about is not None:
+            about.to_excel(writer, sheet_name=ABOUT_SHEET, index=False)
         for name, frame in frames.items():
             frame.to_excel(writer, sheet_name=name[:31], index=False)
     return buffer.getvalue()

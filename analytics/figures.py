@@ -34,7 +34,7 @@ MRI_COLOUR = "#d62728"  # red, as in the paper's Figure 4
 DSA_COLOUR = "#1f77b4"  # blue
 
 
-def _render(figure: Figure, fmt: str) -> bytes:
+def _render(figure: Figure, fmt: str, dpi: int = 150) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     if fmt not in FORMATS:
@@ -42,7 +42,7 @@ def _render(figure: Figure, fmt: str) -> bytes:
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     metadata = {"Date": None} if fmt == "svg" else {}
-    figure.savefig(buffer, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
+    figure.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight", metadata=metadata)
     return buffer.getvalue()
 
 
@@ -128,15 +128,16 @@ def occlusion_sites(sites: dict[str, dict[str, int]]) -> Figure:
     return figure
 
 
-def render(name: str, result: dict, fmt: str) -> bytes:
-    """Figure ``name`` ("mrs" or "occlusion_sites") of a ``study_tables`` result."""
+def render(name: str, result: dict, fmt: str, *, dpi: int = 150) -> bytes:
+    """Figure ``name`` ("mrs" or "occlusion_sites") of a ``study_tables`` result, a PNG
+    at ``dpi`` dots per inch."""
     if name == "mrs":
         figure = grotta(result["outcomes"]["mrs"])
     elif name == "occlusion_sites":
         figure = occlusion_sites(result["occlusion_sites"])
     else:
         raise KeyError(name)
-    return _render(figure, fmt)
+    return _render(figure, fmt, dpi)
 
 
 def shift_chart(groups: dict[str, list[int]], labels: dict[str, str], fmt: str) -> bytes:

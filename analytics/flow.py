@@ -145,8 +145,8 @@ def _arrow(x1: int, y1: int, x2: int, y2: int) -> str:
     )
 
 
-def flow_svg(counts: dict[str, object]) -> str:
-    """The flow chart as a self-contained SVG document (no script, no external file)."""
+def _lines(counts: dict[str, object]) -> tuple[list[list[str]], list[list[str]]]:
+    """The text of the main boxes (screened, enrolled, analysed) and of the side boxes."""
     screen_ex = counts["excluded_at_screening"]
     after_ex = counts["excluded_after_enrolment"]
     main = [
@@ -178,27 +178,41 @@ def flow_svg(counts: dict[str, object]) -> str:
             *(f"{label}: {after_ex[code]}" for code, label in PatientExclusionReason.choices),
         ],
     ]
-    parts = []
+    return main, side
+
+
+def layout(counts: dict[str, object]) -> tuple[list, list, int]:
+    """Where each box and arrow of the chart goes, in pixels from the top left.
+
+    Returns
+    -------
+    boxes, arrows, height
+        ``(x, y, width, lines)`` per box, ``(x1, y1, x2, y2)`` per arrow and the
+        drawing's height: one geometry for the SVG and the PNG.
+    """
+    main, side = _lines(counts)
+    boxes, arrows, main_y = [], [], []
     y = 20
-    main_y = []
     for i, lines in enumerate(main):
         main_y.append(y)
-        parts.append(_box(MAIN_X, y, BOX_W, lines))
-        if i < len(side):
-            side_h = _height(side[i])
-            gap = max(side_h + 30, 60)
-        else:
-            gap = 0
+        boxes.append((MAIN_X, y, BOX_W, lines))
+        gap = max(_height(side[i]) + 30, 60) if i < len(side) else 0
         y += _height(lines) + gap
     centre = MAIN_X + BOX_W // 2
     for i in range(len(main) - 1):
         top = main_y[i] + _height(main[i])
-        parts.append(_arrow(centre, top, centre, main_y[i + 1]))
+        arrows.append((centre, top, centre, main_y[i + 1]))
         side_y = top + 15
         mid = side_y + _height(side[i]) // 2
-        parts.append(_box(SIDE_X, side_y, SIDE_W, side[i]))
-        parts.append(_arrow(centre, mid, SIDE_X, mid))
-    height = y + 10
+        boxes.append((SIDE_X, side_y, SIDE_W, side[i]))
+        arrows.append((centre, mid, SIDE_X, mid))
+    return boxes, arrows, y + 10
+
+
+def flow_svg(counts: dict[str, object]) -> str:
+    """The flow chart as a self-contained SVG document (no script, no external file)."""
+    boxes, arrows, height = layout(counts)
+    parts = [_box(*box) for box in boxes] + [_arrow(*arrow) for arrow in arrows]
     title = escape(_("Flow chart of patient selection"))
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
@@ -209,3 +223,60 @@ def flow_svg(counts: dict[str, object]) -> str:
         'markerHeight="7" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z"/>'
         "</marker></defs>\n" + "\n".join(parts) + "\n</svg>\n"
     )
+
+
+def flow_png(counts: dict[str, object], *, dpi: int = 150) -> bytes:
+    """The same drawing as ``flow_svg`` (``layout``) as a PNG, with matplotlib.
+
+    Parameters
+    ----------
+    counts : dict
+        The flow chart's counts (``flow_from``).
+    dpi : int
+        Resolution; the drawing is ``WIDTH`` pixels wide at 100 dpi.
+    """
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    boxes, arrows, height = layout(counts)
+    figure = Figure(figsize=(WIDTH / 100, height / 100))
+    axes = figure.add_axes((0, 0, 1, 1))
+    axes.set_xlim(0, WIDTH)
+    axes.set_ylim(height, 0)  # y downwards, as in the SVG
+    axes.axis("off")
+    for x, y, width, lines in boxes:
+        axes.add_patch(
+            FancyBboxPatch(
+                (x, y),
+                width,
+                _height(lines),
+                boxstyle="round,pad=0,rounding_size=4",
+                facecolor="white",
+                edgecolor="#212529",
+                linewidth=1.1,
+            )
+        )
+        for i, text in enumerate(lines):
+            baseline = y + PAD + LINE_H * (i + 1) - 5
+            weight = "bold" if i == 0 else "normal"
+            axes.text(x + PAD, baseline, text, fontsize=9.4, weight=weight, color="#212529")
+    for x1, y1, x2, y2 in arrows:
+        axes.add_patch(
+            FancyArrowPatch(
+                (x1, y1),
+                (x2, y2),
+                arrowstyle="-|>",
+                mutation_scale=10,
+                color="#212529",
+                linewidth=1.1,
+                shrinkA=0,
+                shrinkB=0,
+            )
+        )
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()

@@ -97,17 +97,23 @@ def regression(reg: dict) -> str:
     return f"{text} {translate_note(reg['note'])}" if reg.get("note") else text
 
 
-def software() -> str:
-    """The software and versions the numbers were computed with."""
-    names = []
+def software_versions() -> list[tuple[str, str]]:
+    """(name, version) of Python and of each package the numbers were computed with."""
+    found = [("python", platform.python_version())]
     for package in SOFTWARE:
         try:
-            names.append(f"{package} {version(package)}")
+            found.append((package, version(package)))
         except PackageNotFoundError:
             continue
+    return found
+
+
+def software() -> str:
+    """The software and versions the numbers were computed with, as a sentence."""
+    (_python, python), *packages = software_versions()
     return _("Python %(python)s with %(packages)s.") % {
-        "python": platform.python_version(),
-        "packages": ", ".join(names),
+        "python": python,
+        "packages": ", ".join(f"{name} {number}" for name, number in packages),
     }
 
 

@@ -517,6 +517,16 @@ def shift_figure_data(user, filters: Filters, key: str) -> dict[str, list[int]]:
     return shift_groups(columns, row)
 
 
+def add_provenance(result: dict, user=None, filters: Filters | None = None) -> dict:
+    """``result`` with what a download must say it was made from: ``data_as_of`` (when
+    the data read last changed, ISO 8601, ``datasets.data_as_of``) and
+    ``followup_window`` (how a 3-month mRS outside the window counted). One query."""
+    filters = filters or Filters()
+    changed = datasets.data_as_of(user, filters)
+    as_of = timezone.localtime(changed).isoformat(timespec="seconds") if changed else None
+    return {**result, "data_as_of": as_of, "followup_window": filters.followup_window}
+
+
 def figure_data(user=None, filters: Filters | None = None) -> dict[str, object]:
     """Only what the figures need (outcomes and occlusion sites), one query."""
     filters = filters or Filters()

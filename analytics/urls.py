@@ -17,6 +17,7 @@ flow_patterns = (
     [
         path("", views.flow_chart, name="chart"),
         path("flow-chart.svg", views.flow_chart_svg, name="svg"),
+        path("flow-chart.png", views.flow_chart_png, name="png"),
     ],
     "flow",
 )

@@ -11,6 +11,7 @@ import json
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from registry import access
@@ -18,12 +19,20 @@ from registry.choices import Language
 from registry.i18n import in_file_language
 from registry.workflow.services import screening_for
 
-from . import datasets, exports, figures, flow, methods, published
+from . import datasets, exports, figures, flow, methods, published, report_docx
 from . import exposures as ex
 from .forms import form_for
-from .tables import P_METHODS, figure_data, shift_figure_data, strip_internal, study_tables
+from .tables import (
+    P_METHODS,
+    add_provenance,
+    figure_data,
+    shift_figure_data,
+    strip_internal,
+    study_tables,
+)
 
 PAGE_SIZE = 100
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 def _options(request):
@@ -163,7 +172,9 @@ def download(request, table: str, fmt: str):
     form, filters, p_method, covariates, params = _options(request)
     if refused := _refused(form):
         return refused
-    if table not in (*exports.SHEETS, "all") or fmt not in ("csv", "xlsx", "json"):
+    if table not in (*exports.SHEETS, "all") or fmt not in ("csv", "xlsx", "json", "docx"):
+        raise Http404
+    if fmt in ("json", "docx") and table != "all":
         raise Http404
     with in_file_language():
         response = _download_response(request, table, fmt, filters, p_method, covariates)
@@ -175,9 +186,10 @@ def _download_response(request, table, fmt, filters, p_method, covariates) -> Ht
     result = strip_internal(
         study_tables(request.user, filters, p_method=p_method, covariates=covariates)
     )
-    if fmt == "json":
-        if table != "all":
-            raise Http404
+    result = add_provenance(result, request.user, filters)
+    if fmt == "docx":
+        response = HttpResponse(report_docx.build(result), content_type=DOCX)
+    elif fmt == "json":
         response = HttpResponse(
             json.dumps(result, indent=2, ensure_ascii=False), content_type="application/json"
         )
@@ -189,9 +201,11 @@ def _download_response(request, table, fmt, filters, p_method, covariates) -> Ht
             response = HttpResponse(exports.to_csv(frames), content_type="text/csv; charset=utf-8")
         else:
             response = HttpResponse(
-                exports.to_xlsx(frames),
+                exports.to_xlsx(frames, exports.about(result)),
                 content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             )
+    name = exports.file_name(f"study-{table}", fmt, result["filters"], result["generated_at"])
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
 
@@ -205,7 +219,9 @@ def figure(request, name: str, fmt: str):
     data = figure_data(request.user, filters)
     response = HttpResponse(figures.render(name, data, fmt), content_type=figures.FORMATS[fmt])
     if request.GET.get("download"):
-        response["Content-Disposition"] = f'attachment; filename="study-{name}.{fmt}"'
+        now = timezone.localtime().isoformat(timespec="seconds")
+        file = exports.file_name(f"study-{name}", fmt, filters.as_contract(), now)
+        response["Content-Disposition"] = f'attachment; filename="{file}"'
     return response
 
 
@@ -254,8 +270,10 @@ def published_vs_registry(request):
 # --- the flow chart (the paper's Figure 1) ---
 
 
-def _flow_counts(user) -> dict:
-    return flow.flow_counts(access.patients_for(user), screening_for(user))
+def _flow_counts(user, filters=None) -> dict:
+    if filters is None:
+        return flow.flow_counts(access.patients_for(user), screening_for(user))
+    return datasets.flow(user, filters)
 
 
 def flow_chart(request):
@@ -263,7 +281,27 @@ def flow_chart(request):
     return render(request, "analytics/flow_chart.html", {"counts": _flow_counts(request.user)})
 
 
+def flow_chart_figure(request, fmt: str):
+    """Figure 1 as SVG or PNG, with the report's filters; ``?download=1`` as a file."""
+    form, filters, p_method, covariates, params = _options(request)
+    if refused := _refused(form):
+        return refused
+    counts = _flow_counts(request.user, filters)
+    if fmt == "svg":
+        body, content_type = flow.flow_svg(counts), "image/svg+xml; charset=utf-8"
+    else:
+        body, content_type = flow.flow_png(counts), "image/png"
+    response = HttpResponse(body, content_type=content_type)
+    if request.GET.get("download"):
+        now = timezone.localtime().isoformat(timespec="seconds")
+        name = exports.file_name("study-flow-chart", fmt, filters.as_contract(), now)
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
 def flow_chart_svg(request):
-    access.require(access.has(request.user, access.VIEW_REPORTS))
-    svg = flow.flow_svg(_flow_counts(request.user))
-    return HttpResponse(svg, content_type="image/svg+xml; charset=utf-8")
+    return flow_chart_figure(request, "svg")
+
+
+def flow_chart_png(request):
+    return flow_chart_figure(request, "png")

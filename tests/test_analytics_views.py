@@ -188,3 +188,55 @@ def test_the_report_states_its_methods_in_plain_clinical_language(as_investigato
         assert jargon not in page, jargon
     wald = as_investigator.get(REPORT, {"p_method": "wald"}).content.decode()
     assert "p: Wald test of the risk ratio, as in the published paper." in wald
+
+
+def _latest_change(site: str) -> str:
+    from django.utils import timezone
+
+    from registry.models import SECTIONS_BY_KEY, Patient
+
+    patients = Patient.objects.filter(site__code=site)
+    times = [p.created_at for p in patients]
+    for model in SECTIONS_BY_KEY.values():
+        times += [s.updated_at for s in model.objects.filter(patient__in=patients)]
+    return timezone.localtime(max(times)).isoformat(timespec="seconds")
+
+
+def test_a_workbook_says_what_it_was_made_from_on_its_about_sheet(as_investigator, cohort):
+    response = as_investigator.get(
+        reverse("analytics:download", args=["all", "xlsx"]),
+        {"site": "A", "date_from": "2020-01-01", "circulation": "anterior"},
+    )
+    workbook = openpyxl.load_workbook(io.BytesIO(response.content))
+    assert workbook.sheetnames[0] == "About"
+    about = dict(workbook["About"].iter_rows(min_row=2, values_only=True))
+    assert about["filter_site"] == "A" and about["filter_from"] == "2020-01-01"
+    assert about["filter_to"] == "all" and about["filter_circulation"] == "anterior"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", about["generated_at"])
+    assert about["data_as_of"] == _latest_change(site="A")
+    assert "python" in about["software"] and "statsmodels" in about["software"]
+
+
+def test_a_csv_stays_plain_and_its_file_name_carries_the_date_and_filters(as_investigator, cohort):
+    response = as_investigator.get(
+        reverse("analytics:download", args=["table1", "csv"]),
+        {"site": "A", "date_to": "2030-12-31"},
+    )
+    assert response.content.decode().startswith("# table1\n")
+    disposition = response["Content-Disposition"]
+    match = re.search(r'filename="study-table1_(\d{4}-\d\d-\d\d)_\d{4}_(.*)\.csv"', disposition)
+    assert match, disposition
+    assert match.group(2) == "site-A_to-2030-12-31"
+
+
+def test_the_flow_chart_downloads_as_svg_and_png_with_the_filters(as_investigator, cohort):
+    svg = as_investigator.get(reverse("flow:svg"), {"site": "A", "download": "1"})
+    assert svg["Content-Type"].startswith("image/svg+xml")
+    assert b"Enrolled (n = 8)" in svg.content
+    assert re.search(r'filename="study-flow-chart_.*_site-A\.svg"', svg["Content-Disposition"])
+    png = as_investigator.get(reverse("flow:png"), {"download": "1"})
+    assert png["Content-Type"] == "image/png"
+    assert png.content.startswith(b"\x89PNG\r\n\x1a\n")
+    assert png["Content-Disposition"].endswith('.png"')
+    report = as_investigator.get(REPORT).content.decode()
+    assert reverse("flow:png") in report

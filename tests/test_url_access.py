@@ -163,6 +163,7 @@ URLS: dict[str, Entry] = {
     "registry:data_checks": Entry(get=SIGNED_IN),
     "flow:chart": Entry(get=access.VIEW_REPORTS),
     "flow:svg": Entry(get=access.VIEW_REPORTS),
+    "flow:png": Entry(get=access.VIEW_REPORTS),
     "registry:interchange": Entry(get=SIGNED_IN),
     "registry:import_upload": Entry(get=access.IMPORT, post=access.IMPORT),
     # Nothing uploaded yet: back to the upload form.
