@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.forms import NullBooleanField as NullBoolean
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -383,3 +384,40 @@ def _add_errors(form, error: ValidationError) -> None:
             form.add_error(name if name in form.fields else None, messages_)
     else:
         form.add_error(None, error)
+
+
+# --- Printing the case-report form ----------------------------------------------------
+
+
+# A yes/no question of the blank CRF has no answer ticked, not even "Not recorded".
+NO_ANSWER_TICKED = "unanswered"
+
+
+def _printed_forms(sections: dict) -> list[dict]:
+    """Every section's form, read-only, in CRF order; ``sections`` maps a key to the
+    stored section or None (a blank form)."""
+    printed = []
+    for model in SECTION_MODELS:
+        stored = sections.get(model.key)
+        form_class = section_form_class(model)
+        initial = {}
+        if stored is None:
+            flags = [n for n, f in form_class.base_fields.items() if isinstance(f, NullBoolean)]
+            initial = dict.fromkeys(flags, NO_ANSWER_TICKED)
+        form = form_class(
+            instance=stored or model(), initial=initial, read_only=True, prefix=model.key
+        )
+        printed.append({"title": capfirst(model._meta.verbose_name), "form": form})
+    return printed
+
+
+def patient_print(request, pk):
+    """All five sections of one patient on one page, to print (the paper CRF's copy)."""
+    patient = _readable_patient(request.user, pk)
+    context = {"patient": patient, "forms": _printed_forms(patient.sections()), "blank": False}
+    return render(request, "registry/crf_print.html", context)
+
+
+def blank_crf(request):
+    """The five section forms empty, to print and fill by hand when no tablet is at hand."""
+    return render(request, "registry/crf_print.html", {"forms": _printed_forms({}), "blank": True})

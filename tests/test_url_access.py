@@ -114,6 +114,8 @@ URLS: dict[str, Entry] = {
     "registry:patient_create": Entry(get=access.EDIT_CLINICAL, post=access.EDIT_CLINICAL),
     "registry:patient_detail": Entry(get=SIGNED_IN, obj="patient"),
     "registry:patient_history": Entry(get=SIGNED_IN, obj="patient"),
+    "registry:patient_print": Entry(get=SIGNED_IN, obj="patient"),
+    "registry:blank_crf": Entry(get=SIGNED_IN),
     "registry:section_edit": Entry(
         get=access.EDIT_CLINICAL,
         post=access.EDIT_CLINICAL,
