@@ -3,11 +3,14 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from analytics.urls import flow_patterns
+from registry import sessions
 from registry.accounts import views as account_views
 
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/session-expired/", sessions.session_expired, name="session_expired"),
+    path("accounts/keep-alive/", sessions.keep_alive, name="keep_alive"),
     path("accounts/password/", account_views.password_change, name="password_change"),
     path(
         "accounts/password/done/",

@@ -107,6 +107,9 @@ class Entry:
 URLS: dict[str, Entry] = {
     "login": Entry(get=PUBLIC),
     "logout": Entry(get=needs(SIGNED_IN, 405), post=needs(SIGNED_IN, 302)),
+    # The sign-in page that says the session ended (a signed-in user sees it too).
+    "session_expired": Entry(get=PUBLIC),
+    "keep_alive": Entry(get=needs(SIGNED_IN, 405), post=SIGNED_IN),
     "two_factor_setup": Entry(get=SIGNED_IN, post=SIGNED_IN),
     "two_factor_verify": Entry(get=needs(SIGNED_IN, 302), post=needs(SIGNED_IN, 302)),
     "registry:home": Entry(get=needs(SIGNED_IN, 302)),
