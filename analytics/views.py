@@ -177,9 +177,7 @@ def download(request, table: str, fmt: str):
     if fmt in ("json", "docx") and table != "all":
         raise Http404
     with in_file_language():
-        response = _download_response(request, table, fmt, filters, p_method, covariates)
-    response["Content-Disposition"] = f'attachment; filename="study-{table}.{fmt}"'
-    return response
+        return _download_response(request, table, fmt, filters, p_method, covariates)
 
 
 def _download_response(request, table, fmt, filters, p_method, covariates) -> HttpResponse:

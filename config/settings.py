@@ -133,7 +133,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
-    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Django's LoginRequiredMiddleware, saying so when the session has ended.
+    "registry.sessions.SignInRequiredMiddleware",
     # After the login check: a signed-in user whose role needs 2FA verifies first.
     "registry.twofactor.TwoFactorMiddleware",
     # Last, as django-axes asks: turns a lockout into a 429 response.
@@ -258,6 +259,9 @@ SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+# A form refused by the CSRF check after the session ended goes to the sign-in page and
+# back to the form, whose typed values the browser kept (registry/sessions.py).
+CSRF_FAILURE_VIEW = "registry.sessions.csrf_failure"
 
 # Uploads (the CSV/xlsx import): refused above this size; kept (mode 0600) until
 # confirmed, cancelled or IMPORT_UPLOAD_MAX_AGE_HOURS old in IMPORT_UPLOAD_DIR (default:

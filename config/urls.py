@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from analytics.urls import flow_patterns, quality_patterns
-from registry import i18n
+from registry import i18n, sessions
 from registry.accounts import views as account_views
 
 urlpatterns = [
@@ -11,6 +11,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/profile/", account_views.profile, name="profile"),
     path("accounts/language/", i18n.language_set, name="language_set"),
+    path("accounts/session-expired/", sessions.session_expired, name="session_expired"),
+    path("accounts/keep-alive/", sessions.keep_alive, name="keep_alive"),
     path("accounts/password/", account_views.password_change, name="password_change"),
     path(
         "accounts/password/done/",

@@ -1,4 +1,4 @@
-from . import access
+from . import access, sessions
 
 
 def registry(request):
@@ -13,4 +13,7 @@ def registry(request):
         "can_administer": access.has(user, access.ADMINISTER),
         "can_manage_users": access.has(user, access.MANAGE_USERS),
         "can_audit": access.has(user, access.AUDIT),
+        # For the idle warning (static/registry/session.js).
+        "session_seconds": sessions.session_seconds(),
+        "session_warning_seconds": sessions.warning_seconds(),
     }

@@ -19,8 +19,8 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from . import rules
-from .choices import SectionStatus
-from .display import NO, NOT_RECORDED, YES, label, lazy_label, words
+from .choices import MRS_LABELS, SectionStatus
+from .display import MRS_FIELDS, NO, NOT_RECORDED, YES, label, lazy_label, words
 from .models import SECTION_MODELS, Patient, Section, Site
 from .services import REASON_MAX_LENGTH
 
@@ -41,6 +41,8 @@ def section_formfield(db_field: models.Field, **kwargs) -> forms.Field | None:
             required=False,
             widget=forms.RadioSelect(choices=FLAG_CHOICES),
         )
+    if db_field.name in MRS_FIELDS:
+        return mrs_formfield(db_field, label=kwargs["label"])
     if isinstance(db_field, models.DateTimeField):
         # Shown and read in the current (hospital) time zone, settings.TIME_ZONE.
         kwargs["widget"] = forms.DateTimeInput(
@@ -52,6 +54,21 @@ def section_formfield(db_field: models.Field, **kwargs) -> forms.Field | None:
         # The browser's number input carries the range too (min and max), from the rules.
         kwargs["min_value"], kwargs["max_value"] = rules.RANGES[db_field.name]
     return db_field.formfield(**kwargs)
+
+
+def mrs_formfield(db_field: models.Field, *, label) -> forms.TypedChoiceField:
+    """An mRS field as a pick list of its grades in words (``choices.MRS_LABELS``), limited
+    to the field's range (``rules.RANGES``: before the stroke a patient cannot be dead)."""
+    low, high = rules.RANGES[db_field.name]
+    grades = [(grade, MRS_LABELS[grade]) for grade in range(low, high + 1)]
+    return forms.TypedChoiceField(
+        label=label,
+        help_text=db_field.help_text,
+        required=not db_field.blank,
+        choices=[("", NOT_RECORDED), *grades],
+        coerce=int,
+        empty_value=None,
+    )
 
 
 def form_value(field: forms.Field, value) -> str:

@@ -28,6 +28,8 @@ urlpatterns = [
     path("patients/new/", views.patient_create, name="patient_create"),
     path("patients/<int:pk>/", views.patient_detail, name="patient_detail"),
     path("patients/<int:pk>/history/", views.patient_history, name="patient_history"),
+    path("patients/<int:pk>/print/", views.patient_print, name="patient_print"),
+    path("crf/blank/", views.blank_crf, name="blank_crf"),
     path("patients/<int:pk>/<section:section_key>/", views.section_edit, name="section_edit"),
     # The study workflow: screening, follow-up calls, mRS interview, queries, locks, checks.
     path("screening/", wf.screening_list, name="screening_list"),

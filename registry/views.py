@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.forms import NullBooleanField as NullBoolean
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -19,11 +20,23 @@ from . import access, derived, rules, services
 from .choices import SectionStatus
 from .display import field_label, history_entries, label, words
 from .forms import PatientFilterForm, PatientForm, form_value, section_form_class
-from .models import SECTION_MODELS, SECTIONS_BY_KEY, Patient, patients_incomplete
+from .models import (
+    SECTION_MODELS,
+    SECTIONS_BY_KEY,
+    Patient,
+    patients_incomplete,
+    section_of_field,
+)
 from .workflow.services import exclusion_history, open_queries_by_field
 
 PAGE_SIZE = 25
 SECTION_KEYS = [model.key for model in SECTION_MODELS]
+# Values of other sections shown (read-only) on a section's form, where the nurse checks
+# a time against them: the groin puncture is not before the door time.
+SHOWN_ON_FORM = {"procedure": ("door_time",)}
+# The "Save and next section" button: saves (keeping the section's status) and opens the
+# next section's form.
+SAVE_AND_NEXT = "next"
 
 
 def section_tabs() -> list[tuple[str, str]]:
@@ -221,7 +234,7 @@ def section_edit(request, pk, section_key):
         return _locked_page(request, patient, model, lock)
     instance = patient.sections()[section_key] or model(patient=patient)
     form_class = section_form_class(model)
-    complete = request.POST.get("action") == "complete"
+    complete = _saves_complete(request.POST.get("action"), instance)
     notes = _open_query_notes(request, patient, model)
     if request.method == "POST":
         form = form_class(request.POST, instance=instance, complete=complete, field_notes=notes)
@@ -249,7 +262,7 @@ def section_edit(request, pk, section_key):
                 else:
                     note = _("%(section)s saved as draft.")
                 messages.success(request, note % {"section": capfirst(model._meta.verbose_name)})
-                return redirect("registry:patient_detail", pk=patient.pk)
+                return _after_save(request, patient, section_key)
     else:
         form = form_class(instance=instance, field_notes=notes, read_only=lock is not None)
     return render(
@@ -268,8 +281,50 @@ def section_edit(request, pk, section_key):
             "stored_complete": form.stored_complete,
             "tab": section_key,
             "section_tabs": section_tabs(),
+            "shown_values": _shown_values(patient, section_key),
+            "next_section": _next_section(section_key),
         },
     )
+
+
+def _saves_complete(action: str | None, instance) -> bool:
+    """Whether the section is saved as complete: "Mark complete" does so, and "Save and
+    next section" keeps a complete section complete (it never returns it to draft)."""
+    if action == "complete":
+        return True
+    stored_complete = instance.pk is not None and instance.status == SectionStatus.COMPLETE
+    return action == SAVE_AND_NEXT and stored_complete
+
+
+def _next_section(section_key: str) -> str | None:
+    index = SECTION_KEYS.index(section_key)
+    return SECTION_KEYS[index + 1] if index + 1 < len(SECTION_KEYS) else None
+
+
+def _after_save(request, patient, section_key):
+    """The next section's form after "Save and next section", else the patient."""
+    following = _next_section(section_key)
+    if request.POST.get("action") == SAVE_AND_NEXT and following is not None:
+        return redirect("registry:section_edit", pk=patient.pk, section_key=following)
+    return redirect("registry:patient_detail", pk=patient.pk)
+
+
+def _shown_values(patient, section_key: str) -> list[dict]:
+    """``SHOWN_ON_FORM``'s values for this section's form, labelled and in words."""
+    sections = patient.sections()
+    shown = []
+    for name in SHOWN_ON_FORM.get(section_key, ()):
+        model = section_of_field(name)
+        stored = sections[model.key]
+        value = getattr(stored, name) if stored is not None else None
+        shown.append(
+            {
+                "label": field_label(model, name),
+                "value": words(model._meta.get_field(name), value),
+                "section": capfirst(model._meta.verbose_name),
+            }
+        )
+    return shown
 
 
 def _merged_form(request, patient, model, form, error, notes, complete):
@@ -329,3 +384,40 @@ def _add_errors(form, error: ValidationError) -> None:
             form.add_error(name if name in form.fields else None, messages_)
     else:
         form.add_error(None, error)
+
+
+# --- Printing the case-report form ----------------------------------------------------
+
+
+# A yes/no question of the blank CRF has no answer ticked, not even "Not recorded".
+NO_ANSWER_TICKED = "unanswered"
+
+
+def _printed_forms(sections: dict) -> list[dict]:
+    """Every section's form, read-only, in CRF order; ``sections`` maps a key to the
+    stored section or None (a blank form)."""
+    printed = []
+    for model in SECTION_MODELS:
+        stored = sections.get(model.key)
+        form_class = section_form_class(model)
+        initial = {}
+        if stored is None:
+            flags = [n for n, f in form_class.base_fields.items() if isinstance(f, NullBoolean)]
+            initial = dict.fromkeys(flags, NO_ANSWER_TICKED)
+        form = form_class(
+            instance=stored or model(), initial=initial, read_only=True, prefix=model.key
+        )
+        printed.append({"title": capfirst(model._meta.verbose_name), "form": form})
+    return printed
+
+
+def patient_print(request, pk):
+    """All five sections of one patient on one page, to print (the paper CRF's copy)."""
+    patient = _readable_patient(request.user, pk)
+    context = {"patient": patient, "forms": _printed_forms(patient.sections()), "blank": False}
+    return render(request, "registry/crf_print.html", context)
+
+
+def blank_crf(request):
+    """The five section forms empty, to print and fill by hand when no tablet is at hand."""
+    return render(request, "registry/crf_print.html", {"forms": _printed_forms({}), "blank": True})

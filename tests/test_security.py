@@ -22,6 +22,7 @@ from django.utils import timezone
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from config import urls as project_urls
 from registry.choices import Role
 from registry.security import client_ip
 
@@ -194,7 +195,8 @@ def test_an_idle_session_past_its_expiry_sends_the_user_back_to_login(client, nu
     Session.objects.update(expire_date=timezone.now() - timezone.timedelta(seconds=1))
     response = client.get(reverse("registry:home"))
     assert response.status_code == 302
-    assert response["Location"].startswith(reverse("login"))
+    # The sign-in page that says the session ended (registry/sessions.py).
+    assert response["Location"].startswith(reverse("session_expired"))
 
 
 @pytest.mark.parametrize("weak", ["password12", "1234567890123", "stroke", "nurse_a2024"])
@@ -243,6 +245,8 @@ urlpatterns = [
     path("suspicious/", suspicious),
     path("fine/", fine),
     path("accounts/login/", fine, name="login"),
+    # The error pages use the site's layout, whose navigation names the project's pages.
+    *project_urls.urlpatterns,
 ]
 
 

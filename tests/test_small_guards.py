@@ -1,12 +1,15 @@
 """Smaller guards: nothing decided in advance, repeated clicks asked about, ranges in the
 browser, labels rather than column codes."""
 
+import re
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
 from registry import rules
+from registry.display import MRS_FIELDS
 from registry.forms import section_form_class
 from registry.models import Admission, ContactAttempt, FollowUp, PatientExclusion
 from registry.workflow import services as workflow
@@ -54,6 +57,11 @@ def test_number_inputs_carry_min_and_max_from_the_rules():
             if name in rules.RANGES:
                 low, high = rules.RANGES[name]
                 html = str(form[name])
+                if name in MRS_FIELDS:  # a pick list of exactly the grades in range
+                    assert re.findall(r'<option value="(\d)"', html) == [
+                        str(grade) for grade in range(low, high + 1)
+                    ], name
+                    continue
                 assert f'min="{low}"' in html and f'max="{high}"' in html, name
 
 

@@ -110,6 +110,9 @@ URLS: dict[str, Entry] = {
     "language_set": Entry(get=needs(PUBLIC, 405), post=needs(PUBLIC, 302), data={"language": "vi"}),
     "profile": Entry(get=SIGNED_IN, post=needs(SIGNED_IN, 302), data={"language": "en"}),
     "logout": Entry(get=needs(SIGNED_IN, 405), post=needs(SIGNED_IN, 302)),
+    # The sign-in page that says the session ended (a signed-in user sees it too).
+    "session_expired": Entry(get=PUBLIC),
+    "keep_alive": Entry(get=needs(SIGNED_IN, 405), post=SIGNED_IN),
     "two_factor_setup": Entry(get=SIGNED_IN, post=SIGNED_IN),
     "two_factor_verify": Entry(get=needs(SIGNED_IN, 302), post=needs(SIGNED_IN, 302)),
     "registry:home": Entry(get=needs(SIGNED_IN, 302)),
@@ -117,6 +120,8 @@ URLS: dict[str, Entry] = {
     "registry:patient_create": Entry(get=access.EDIT_CLINICAL, post=access.EDIT_CLINICAL),
     "registry:patient_detail": Entry(get=SIGNED_IN, obj="patient"),
     "registry:patient_history": Entry(get=SIGNED_IN, obj="patient"),
+    "registry:patient_print": Entry(get=SIGNED_IN, obj="patient"),
+    "registry:blank_crf": Entry(get=SIGNED_IN),
     "registry:section_edit": Entry(
         get=access.EDIT_CLINICAL,
         post=access.EDIT_CLINICAL,

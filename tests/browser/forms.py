@@ -33,8 +33,9 @@ def choose(page: Page, label: str, answer: str) -> None:
 def fill(page: Page, values: dict[str, str]) -> None:
     """Type, pick or tick each value, whatever the kind of field behind the label.
 
-    A select is chosen by the words of the option; a flag by "Yes", "No" or "Not recorded";
-    anything else (text, number, date, date-time) is typed.
+    A select is chosen by the words of the option, or by its code when no option reads so
+    (an mRS grade typed as its number); a flag by "Yes", "No" or "Not recorded"; anything
+    else (text, number, date, date-time) is typed.
     """
     for label, value in values.items():
         group = flag_group(page, label)
@@ -43,7 +44,11 @@ def fill(page: Page, values: dict[str, str]) -> None:
             continue
         control = field(page, label)
         if control.evaluate("element => element.tagName") == "SELECT":
-            control.select_option(label=value)
+            words = [text.strip() for text in control.locator("option").all_inner_texts()]
+            if value in words:
+                control.select_option(label=value)
+            else:
+                control.select_option(value=value)
         else:
             control.fill(value)
 
