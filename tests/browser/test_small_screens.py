@@ -12,10 +12,11 @@ import re
 
 import pytest
 from django.core.management import call_command
+from django.utils.translation import gettext, override
 from playwright.sync_api import Page, expect
 
 from registry.management.commands.seed_demo import DEMO_USERS
-from registry.models import SECTION_MODELS, Patient, Site
+from registry.models import SECTION_MODELS, Patient, Site, User
 from tests.factories import PatientFactory
 
 from .conftest import assert_accessible, login, screenshot
@@ -26,6 +27,17 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PHONE = {"width": 390, "height": 844}
 PORTRAIT_TABLET = {"width": 768, "height": 1024}
 PASSWORDS = {username: password for username, _, password in DEMO_USERS}
+
+
+def vi(text: str) -> str:
+    """What the Vietnamese pages say for ``text`` (the demo nurse reads them)."""
+    with override("vi"):
+        return gettext(text)
+
+
+def in_english(username: str) -> None:
+    """Show ``username`` the English pages: a test of the forms' shortcuts, not of words."""
+    User.objects.filter(username=username).update(language="en")
 
 
 def assert_fits(page: Page) -> None:
@@ -73,11 +85,12 @@ def test_every_page_of_the_nurses_day_fits_a_phone_and_a_tablet(new_context, liv
     for url in nurse_pages(live_server, patient):
         visit(page, url)
 
-    # The navigation bar folds into its button and opens on a tap.
-    nav = page.get_by_role("navigation", name="Main navigation")
-    expect(nav.get_by_role("link", name="Patients")).to_be_hidden()
-    nav.get_by_role("button", name="Show navigation").click()
-    expect(nav.get_by_role("link", name="Patients")).to_be_visible()
+    # The navigation bar folds into its button and opens on a tap (in Vietnamese).
+    nav = page.get_by_role("navigation", name=vi("Main navigation"))
+    patients = nav.get_by_role("link", name=vi("Patients"), exact=True)
+    expect(patients).to_be_hidden()
+    nav.get_by_role("button", name=vi("Show navigation")).click()
+    expect(patients).to_be_visible()
 
     page.goto(f"{live_server.url}/patients/{patient.pk}/procedure/")
     # A yes / no answer is ticked by a finger-sized label.
@@ -90,12 +103,14 @@ def test_every_page_of_the_nurses_day_fits_a_phone_and_a_tablet(new_context, liv
 
 def test_the_report_page_fits_a_phone_with_its_tables_and_charts(new_context, live_server):
     call_command("seed_demo", stdout=io.StringIO())
+    User.objects.filter(username="investigator").update(language="vi")
     page = new_context(viewport=PHONE).new_page()
     login(page, live_server, "investigator", PASSWORDS["investigator"], scan=False)
     for url in ("/reports/", "/reports/published/", "/flow/"):
         visit(page, f"{live_server.url}{url}")
     page.goto(f"{live_server.url}/reports/")
     chart = page.get_by_role("img", name=re.compile(r"Grotta")).first
+    expect(page.locator("html")).to_have_attribute("lang", "vi")
     expect(chart).to_be_visible()
     assert chart.evaluate("img => img.complete && img.naturalWidth > 0")
     assert_accessible(page)
@@ -106,6 +121,7 @@ def test_the_forms_shortcuts_fill_now_pick_an_mrs_grade_and_go_to_the_next_secti
     new_context, live_server
 ):
     call_command("seed_demo", stdout=io.StringIO())
+    in_english("nurse")
     patient = PatientFactory(site=Site.objects.get(code="SIS"), study_id="NEW-001")
     page = new_context(viewport=PORTRAIT_TABLET).new_page()
     login(page, live_server, "nurse", PASSWORDS["nurse"], scan=False)
@@ -136,6 +152,7 @@ def test_a_section_and_the_whole_crf_print_without_navigation_tabs_or_buttons(
     new_context, live_server
 ):
     call_command("seed_demo", stdout=io.StringIO())
+    in_english("nurse")
     patient = Patient.objects.order_by("study_id").first()
     page = new_context(viewport=PORTRAIT_TABLET).new_page()
     login(page, live_server, "nurse", PASSWORDS["nurse"], scan=False)
