@@ -65,6 +65,41 @@ PATTERNS = [
         _("no variation, OR not estimable: %(names)s"),
     ),
     (r"^no variation$", _("no variation")),
+    (
+        r"left out, no variation: (?P<names>[\w, ]+)",
+        _("left out, no variation: %(names)s"),
+    ),
+    (
+        r"RD CI not estimable: every patient or no patient of each group had the event",
+        _("RD CI not estimable: every patient or no patient of each group had the event"),
+    ),
+    (
+        r"RR not estimable: every patient in both groups had the event",
+        _("RR not estimable: every patient in both groups had the event"),
+    ),
+    (
+        r"not estimable: the covariates are collinear",
+        _("not estimable: the covariates are collinear"),
+    ),
+    (
+        r"not estimable: the groups' mRS do not overlap",
+        _("not estimable: the groups' mRS do not overlap"),
+    ),
+    (r"the model did not converge", _("the model did not converge")),
+    (
+        r"no patient has the outcome and every covariate recorded",
+        _("no patient has the outcome and every covariate recorded"),
+    ),
+    (r"^the covariates are collinear", _("the covariates are collinear")),
+    (r"Logit did not converge", _("Logit did not converge")),
+    (
+        r"proportional odds doubtful: the OR at a cut point of the mRS excludes the common OR",
+        _("proportional odds doubtful: the OR at a cut point of the mRS excludes the common OR"),
+    ),
+    (
+        r"maximum likelihood estimates are infinite \(use Firth\)",
+        _("maximum likelihood estimates are infinite (use Firth)"),
+    ),
     (r"the outcome does not vary", _("the outcome does not vary")),
     (r"no covariate varies", _("no covariate varies")),
     (
@@ -81,7 +116,8 @@ PATTERNS = [
     (r"NNTB (?P<nntb>\S+) to ∞ to NNTH (?P<nnth>\S+)", _("NNTB %(nntb)s to ∞ to NNTH %(nnth)s")),
     (r"(?P<kind>NN[TH]) (?P<low>[\d.]+) to (?P<high>\S+)", _("%(kind)s %(low)s to %(high)s")),
 ]
-COMPILED = [(re.compile(pattern), message) for pattern, message in PATTERNS]
+# A note may open a sentence (the regression's note is written as sentences).
+COMPILED = [(re.compile(pattern, re.IGNORECASE), message) for pattern, message in PATTERNS]
 DECIMAL_POINT = re.compile(r"(?<=\d)\.(?=\d)")
 
 

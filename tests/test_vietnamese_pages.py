@@ -153,6 +153,11 @@ def test_a_rule_broken_in_vietnamese_is_explained_in_vietnamese(client, nurse_vi
 def test_the_report_page_in_vietnamese_carries_no_english_string_of_the_registry(
     client, investigator, site_a, site_b
 ):
+    # Site names are the hospitals' own words, not the registry's: name them as a
+    # Vietnamese registry would, so that only the registry's strings are looked for.
+    for site, name in ((site_a, "Bệnh viện A"), (site_b, "Bệnh viện B")):
+        site.name = name
+        site.save()
     build_cohort(site_a, site_b)
     investigator.language = Language.VIETNAMESE
     investigator.save()
