@@ -116,7 +116,9 @@ def test_an_investigator_reads_filters_and_downloads_the_tables_but_cannot_edit(
 
     xlsx_path = download(page, block.get_by_role("link", name="xlsx", exact=True), "xlsx")
     workbook = openpyxl.load_workbook(xlsx_path, read_only=True)
-    cells = list(workbook[workbook.sheetnames[0]].iter_rows(values_only=True))
+    # The first sheet says what the file was made from; the table follows it.
+    assert workbook.sheetnames[0] == "About"
+    cells = list(workbook[workbook.sheetnames[1]].iter_rows(values_only=True))
     header = next(row for row in cells if "label" in row)
     labels = [dict(zip(header, row, strict=False)).get("label") for row in cells]
     assert "Age >= 70 years" in labels, cells[:3]
