@@ -142,8 +142,9 @@ def columns(frame, *, today: dt.date | None = None) -> Columns:
     def recorded(column):
         return frame[column].notna().to_numpy(dtype=bool)
 
-    final = frame["c_final_mtici"].astype(object)
-    after_mt = frame["c_mtici_after_mt"].astype(object)
+    # As text: a COPY read on PostgreSQL parses a code such as "3" as a number.
+    final = frame["c_final_mtici"].astype("string")
+    after_mt = frame["c_mtici_after_mt"].astype("string")
     recanalized = final.isin(qi.RECANALIZED).to_numpy(dtype=bool)
     mrs = frame["n_mrs_3m"].to_numpy(dtype=float)
     mrs_recorded = ~np.isnan(mrs)
