@@ -332,20 +332,25 @@ def drilldown(queryset: QuerySet, cell_id: str) -> QuerySet:
         f"SELECT r_pk FROM ({inner}) per_patient WHERE {condition.sql}",
         (*params, *condition.params),
     )
-    return (
-        queryset.filter(pk__in=pks)
-        .order_by("study_id")
-        .values(
-            "pk",
-            "study_id",
-            "site__code",
-            "age_years",
-            "sex",
-            "imaging__circulation",
-            "admission__door_time",
-            "followup__mrs_3m",
-        )
-    )
+    return patient_rows(queryset.filter(pk__in=pks))
+
+
+# What a list of patients behind a count shows (templates/analytics/_patient_rows.html).
+PATIENT_ROW_FIELDS = (
+    "pk",
+    "study_id",
+    "site__code",
+    "age_years",
+    "sex",
+    "imaging__circulation",
+    "admission__door_time",
+    "followup__mrs_3m",
+)
+
+
+def patient_rows(queryset: QuerySet) -> QuerySet:
+    """The rows of a drill-down list of ``queryset``'s patients, by study ID."""
+    return queryset.order_by("study_id").values(*PATIENT_ROW_FIELDS)
 
 
 # -- the columnar fetch ----------------------------------------------------------------------

@@ -101,21 +101,7 @@ def patients(request):
         )
     except KeyError as exc:
         raise Http404(_("No such count.")) from exc
-    rows = (
-        datasets.patients(request.user, filters)
-        .filter(pk__in=pks)
-        .order_by("study_id")
-        .values(
-            "pk",
-            "study_id",
-            "site__code",
-            "age_years",
-            "sex",
-            "imaging__circulation",
-            "admission__door_time",
-            "followup__mrs_3m",
-        )
-    )
+    rows = datasets.patient_rows(datasets.patients(request.user, filters).filter(pk__in=pks))
     description = f"{LABELS.get(code, code)} · {part}" + (f" ≤ {threshold}" if threshold else "")
     context = {
         "filters": filters,
