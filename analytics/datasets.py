@@ -489,6 +489,7 @@ class PatientColumns:
     # Days from onset (door) to the follow-up date, NaN when unknown (ANALYSIS only).
     followup_days: np.ndarray | None = None
     _masks: dict[tuple, np.ndarray] = field(default_factory=dict, repr=False)
+    _binary: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def followup_in_window(self, window: int) -> np.ndarray:
         """True / False per patient, the follow-up date inside 90 ± ``window`` days
@@ -551,12 +552,17 @@ class PatientColumns:
         return values
 
     def binary(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
-        """Variables as 1.0 / 0.0 / NaN (not recorded), e.g. a regression's design."""
+        """Variables as 1.0 / 0.0 / NaN (not recorded), e.g. a regression's design.
+
+        Each variable's array is made once and shared (the shift analysis asks for
+        the same ones 50 times): callers do not write to it."""
         import numpy as np
 
-        return {
-            key: np.where(self.flags[key] == UNRECORDED, np.nan, self.flags[key]) for key in keys
-        }
+        for key in keys:
+            if key not in self._binary:
+                flags = self.flags[key]
+                self._binary[key] = np.where(flags == UNRECORDED, np.nan, flags)
+        return {key: self._binary[key] for key in keys}
 
 
 def _frame_dtypes(names: list[str]) -> dict[str, str]:

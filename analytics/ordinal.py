@@ -147,7 +147,16 @@ def _fit(y: np.ndarray, frame, weights: np.ndarray) -> tuple[float, float, bool]
         # A row standing for w patients adds w times its log-likelihood, as R's polr
         # weights do; the score and Hessian are derived from this sum.
         def loglikeobs(self, params):
-            return super().loglikeobs(params) * weights
+            return np.log(self.interval(params)[2] + 1e-20) * weights
+
+        def interval(self, params):
+            """``_bounds`` and ``prob`` at ``params``, remembered for the last
+            ``params``: BFGS asks for the likelihood and the score at each point."""
+            key = np.asarray(params).tobytes()
+            if getattr(self, "_interval", (None,))[0] != key:
+                low, upp = self._bounds(params)
+                self._interval = (key, (low, upp, self.prob(low, upp)))
+            return self._interval[1]
 
         # The logistic distribution's cdf and pdf (distr="logit") through expit: the
         # same values as scipy.stats.logistic, whose generic machinery took most of
@@ -173,13 +182,15 @@ def _fit(y: np.ndarray, frame, weights: np.ndarray) -> tuple[float, float, bool]
             hessian = approx_fprime(params, self.score, centered=True)
             return (hessian + hessian.T) / 2
 
-    model = FrequencyWeighted(y, frame, distr="logit")
+    # Arrays rather than a data frame: the model's pandas bookkeeping cost more than
+    # the fit of a few dozen distinct rows.
+    model = FrequencyWeighted(y, frame.to_numpy(dtype=float), distr="logit")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = model.fit(method="bfgs", maxiter=SHIFT_MAX_ITER, gtol=SHIFT_GTOL, disp=False)
         se = float(np.sqrt(np.diag(result.cov_params()))[0])
     converged = bool(result.mle_retvals.get("converged", False))
-    return float(result.params.iloc[0]), se, converged
+    return float(np.asarray(result.params)[0]), se, converged
 
 
 def _score_obs(model, params):
@@ -188,16 +199,15 @@ def _score_obs(model, params):
     logarithms of the increments between thresholds."""
     import numpy as np
 
-    low, upp = model._bounds(params)
-    prob = model.prob(low, upp) + 1e-20  # as in OrderedModel.loglikeobs
+    low, upp, prob = model.interval(params)
+    prob = prob + 1e-20  # as in OrderedModel.loglikeobs
     pdf_low, pdf_upp = model.pdf(low), model.pdf(upp)
     k = model.k_levels - 1  # thresholds a_0 < ... < a_(k-1)
-    level = np.asarray(model.endog, dtype=int)
-    rows = np.arange(len(level))
+    rows, upper, lower = _threshold_columns(model)
     # d log p / d a_j; column k collects the infinite bounds, whose density is 0.
-    by_threshold = np.zeros((len(level), k + 1))
-    by_threshold[rows, np.minimum(level, k)] += pdf_upp / prob
-    by_threshold[rows, np.where(level > 0, level - 1, k)] -= pdf_low / prob
+    by_threshold = np.zeros((len(rows), k + 1))
+    by_threshold[rows, upper] += pdf_upp / prob
+    by_threshold[rows, lower] -= pdf_low / prob
     # a_j = tau_0 + sum of exp(tau_m) for 1 <= m <= j
     tau = np.asarray(params)[-k:]
     jacobian = np.zeros((k, k))
@@ -206,6 +216,22 @@ def _score_obs(model, params):
         jacobian[m:, m] = np.exp(tau[m])
     by_coefficient = -((pdf_upp - pdf_low) / prob)[:, None] * np.asarray(model.exog)
     return np.column_stack((by_coefficient, by_threshold[:, :k] @ jacobian))
+
+
+def _threshold_columns(model):
+    """Each row's index and the columns of its upper and lower thresholds in
+    ``_score_obs`` (the same at every step of the fit: computed once per model)."""
+    import numpy as np
+
+    if getattr(model, "_threshold_columns", None) is None:
+        k = model.k_levels - 1
+        level = np.asarray(model.endog, dtype=int)
+        model._threshold_columns = (
+            np.arange(len(level)),
+            np.minimum(level, k),
+            np.where(level > 0, level - 1, k),
+        )
+    return model._threshold_columns
 
 
 def _cut_points(y: np.ndarray, exposed: np.ndarray, weights: np.ndarray) -> list[CutPoint]:

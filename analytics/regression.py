@@ -50,26 +50,22 @@ class Design:
         import numpy as np
 
         self.names = (outcome, *covariates)
-        width = len(self.names)
-        columns = [np.asarray(columns[k], dtype=float) for k in self.names]
-        values = np.column_stack(columns).reshape(-1, width)
-        binary = [i for i, name in enumerate(self.names) if name not in continuous]
-        flags = values[:, binary]
-        if ((flags != 0) & (flags != 1) & ~np.isnan(flags)).any():
-            raise ValueError("the regression's outcome and yes/no covariates are 1, 0 or missing")
-        if len(binary) < width:
+        # Column by column: a design is built 50 times a report from 100,000-patient
+        # columns, and a patients x variables matrix would be copied at each step.
+        values = [np.asarray(columns[k], dtype=float).ravel() for k in self.names]
+        for name, column in zip(self.names, values, strict=True):
+            if name not in continuous and not _yes_no(column):
+                raise ValueError(
+                    "the regression's outcome and yes/no covariates are 1, 0 or missing"
+                )
+        if any(name in continuous for name in self.names):
             self._rows, self.counts = _distinct_rows(values)
             self.codes = np.zeros(0, dtype=np.int64)
             return
         self._rows = None
-        digits = np.where(np.isnan(values), 2.0, values)  # 2 = missing
-        codes = (digits @ (3.0 ** np.arange(width)[::-1])).astype(np.int64)
-        if 3**width <= 1 << 20:  # few possible rows: count them in one pass
-            counts = np.bincount(codes, minlength=3**width)
-            self.codes = np.flatnonzero(counts)
-            self.counts = counts[self.codes]
-        else:
-            self.codes, self.counts = np.unique(codes, return_counts=True)
+        width = len(self.names)
+        codes = _mixed_radix([np.where(np.isnan(c), 2, c) for c in values], [3] * width)
+        self.codes, self.counts = _count_codes(codes, 3**width, 1 << 20)
 
     @property
     def rows(self) -> np.ndarray:
@@ -94,44 +90,75 @@ class Design:
         return isinstance(other, Design) and self._key() == other._key()
 
 
-def _distinct_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct rows of ``values`` (NaN rows equal to each other), sorted, and
-    their counts."""
+def _yes_no(column: np.ndarray) -> bool:
+    """Whether every value of ``column`` is 1, 0 or NaN."""
     import numpy as np
 
-    if len(values) == 0:  # no patient: no row
-        return values.reshape(0, values.shape[1]), np.zeros(0, dtype=np.int64)
-    finite = values[~np.isnan(values)]
-    whole = np.all(finite == np.round(finite))
-    if finite.size and whole and finite.min() >= 0 and finite.max() < 64:
-        return _distinct_small_integer_rows(values)
+    return not ((column != 0) & (column != 1) & ~np.isnan(column)).any()
+
+
+def _mixed_radix(digits: list[np.ndarray], bases: list[int]) -> np.ndarray:
+    """One whole number per patient from a digit per column, the first column the most
+    significant (``digits[i]`` below ``bases[i]``)."""
+    import numpy as np
+
+    codes = np.zeros(len(digits[0]) if digits else 0, dtype=np.int64)
+    for digit, base in zip(digits, bases, strict=True):
+        codes *= int(base)
+        codes += digit.astype(np.int64)
+    return codes
+
+
+def _count_codes(codes: np.ndarray, size: int, dense: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``codes`` (below ``size``), sorted, and how often each occurs:
+    counted in one pass over the patients when ``size`` is at most ``dense``."""
+    import numpy as np
+
+    if size <= dense:
+        counts = np.bincount(codes, minlength=size)
+        present = np.flatnonzero(counts)
+        return present, counts[present]
+    return np.unique(codes, return_counts=True)
+
+
+def _distinct_rows(values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of the columns ``values`` (NaN rows equal to each other),
+    sorted, and their counts."""
+    import numpy as np
+
+    width = len(values)
+    if len(values[0]) == 0:  # no patient: no row
+        return np.zeros((0, width)), np.zeros(0, dtype=np.int64)
+    missing = [np.isnan(c) for c in values]
+    # Each column's largest value (-1 when all missing): the small-integer test and bases.
+    largest = [np.max(np.where(m, -1.0, c)) for c, m in zip(values, missing, strict=True)]
+    smallest = [np.min(np.where(m, 0.0, c)) for c, m in zip(values, missing, strict=True)]
+    whole = all(np.all((c == np.round(c)) | m) for c, m in zip(values, missing, strict=True))
+    if not all(m.all() for m in missing) and whole and min(smallest) >= 0 and max(largest) < 64:
+        return _distinct_small_integer_rows(values, missing, largest)
     import pandas as pd
 
     # Infinity stands in for NaN, which group-by would drop; sorted as np.unique sorts.
-    marked = pd.DataFrame(np.where(np.isnan(values), np.inf, values))
+    matrix = np.column_stack(values).reshape(-1, width)
+    marked = pd.DataFrame(np.where(np.isnan(matrix), np.inf, matrix))
     counted = marked.groupby(list(marked.columns), sort=True).size()
     rows = np.array(counted.index.tolist(), dtype=float).reshape(len(counted), -1)
     return np.where(np.isinf(rows), np.nan, rows), counted.to_numpy()
 
 
-def _distinct_small_integer_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _distinct_small_integer_rows(
+    values: list[np.ndarray], missing: list[np.ndarray], largest: list[float]
+) -> tuple[np.ndarray, np.ndarray]:
     """``_distinct_rows`` of whole numbers 0-63 (the mRS, yes/no values): each row one
     mixed-radix number (a column's digit one past its largest value = missing),
     counted in one pass over the patients when the numbers are few."""
     import numpy as np
 
     # A column's largest value (-1 when all missing) + 2 digits: its values and missing.
-    bases = np.where(np.isnan(values), -1, values).max(axis=0).astype(np.int64) + 2
-    digits = np.where(np.isnan(values), bases - 1, values).astype(np.int64)
+    bases = np.array([int(v) + 2 for v in largest], dtype=np.int64)
+    digits = [np.where(m, b - 1, c) for c, m, b in zip(values, missing, bases, strict=True)]
+    codes, counts = _count_codes(_mixed_radix(digits, bases), int(np.prod(bases)), 1 << 22)
     powers = np.concatenate([np.cumprod(bases[::-1])[::-1][1:], [1]]).astype(np.int64)
-    codes = digits @ powers
-    size = int(np.prod(bases))
-    if size <= 1 << 22:
-        counts = np.bincount(codes, minlength=size)
-        codes = np.flatnonzero(counts)
-        counts = counts[codes]
-    else:
-        codes, counts = np.unique(codes, return_counts=True)
     rows = (codes[:, None] // powers) % bases
     return np.where(rows == bases - 1, np.nan, rows.astype(float)), counts
 
