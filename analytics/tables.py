@@ -345,10 +345,12 @@ def shift_groups(columns, row: ex.Row) -> dict[str, list[int]]:
 
     outcome = _shift_outcome(columns, row)
     exposure = columns.binary([row.key])[row.key]
-    return {
-        group: [int(np.count_nonzero((exposure == flag) & (outcome == g))) for g in ex.MRS_GRADES]
-        for group, flag in (("exposed", 1), ("unexposed", 0))
-    }
+    # One pass: each patient with both values is one number, exposure x grade.
+    grades = len(ex.MRS_GRADES)
+    both = np.isin(outcome, ex.MRS_GRADES) & ~np.isnan(exposure)
+    joint = (exposure[both] * grades + outcome[both]).astype(np.int64)
+    counts = np.bincount(joint, minlength=2 * grades).tolist()
+    return {"exposed": counts[grades:], "unexposed": counts[:grades]}
 
 
 def shift_row(columns, row: ex.Row, covariates: list[str]) -> dict[str, object]:
