@@ -102,11 +102,14 @@ def _mixed_radix(digits: list[np.ndarray], bases: list[int]) -> np.ndarray:
     significant (``digits[i]`` below ``bases[i]``)."""
     import numpy as np
 
-    codes = np.zeros(len(digits[0]) if digits else 0, dtype=np.int64)
+    # In floating point (exact below 2**53) when the numbers allow: the digits are
+    # floats, and one conversion at the end costs less than one per column.
+    exact = float(np.prod(np.asarray(bases, dtype=float))) < 2.0**53
+    codes = np.zeros(len(digits[0]) if digits else 0, dtype=float if exact else np.int64)
     for digit, base in zip(digits, bases, strict=True):
         codes *= int(base)
-        codes += digit.astype(np.int64)
-    return codes
+        codes += digit if exact else digit.astype(np.int64)
+    return codes.astype(np.int64)
 
 
 def _count_codes(codes: np.ndarray, size: int, dense: int) -> tuple[np.ndarray, np.ndarray]:
@@ -130,9 +133,10 @@ def _distinct_rows(values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     if len(values[0]) == 0:  # no patient: no row
         return np.zeros((0, width)), np.zeros(0, dtype=np.int64)
     missing = [np.isnan(c) for c in values]
-    # Each column's largest value (-1 when all missing): the small-integer test and bases.
-    largest = [np.max(np.where(m, -1.0, c)) for c, m in zip(values, missing, strict=True)]
-    smallest = [np.min(np.where(m, 0.0, c)) for c, m in zip(values, missing, strict=True)]
+    # Each column's largest value (-1 when all missing): the small-integer test and
+    # bases. fmax / fmin pass over NaN without a copy of the column.
+    largest = [np.nan_to_num(np.fmax.reduce(c), nan=-1.0) for c in values]
+    smallest = [np.nan_to_num(np.fmin.reduce(c), nan=0.0) for c in values]
     whole = all(np.all((c == np.round(c)) | m) for c, m in zip(values, missing, strict=True))
     if not all(m.all() for m in missing) and whole and min(smallest) >= 0 and max(largest) < 64:
         return _distinct_small_integer_rows(values, missing, largest)
