@@ -14,7 +14,8 @@ from registry.models import Site, User
 class Command(BaseCommand):
     help = (
         "Export the registry (CSV and xlsx: exactly the interchange columns; dta: Stata with "
-        "labels). --deidentified replaces study IDs by a per-export pseudonym and dates by "
+        "labels; redcap: REDCap's records CSV, described by data_dictionary --format redcap). "
+        "--deidentified replaces study IDs by a per-export pseudonym and dates by "
         "days/minutes from door time. Every export is logged."
     )
 
