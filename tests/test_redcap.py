@@ -61,7 +61,7 @@ def write_rows(path, header: list[str], rows: list[dict]):
 def redcap_files(cohort, tmp_path):
     """The cohort's REDCap records and data dictionary, as the registry writes them."""
     records = tmp_path / "records.csv"
-    records.write_bytes(registry_export(user=None, fmt="redcap", deidentified=False).content)
+    records.write_bytes(redcap.redcap_export(user=None, deidentified=False).content)
     dictionary = tmp_path / "dictionary.csv"
     dictionary.write_text(redcap.dictionary_csv(), encoding="utf-8")
     return records, dictionary
@@ -144,7 +144,7 @@ def test_identifiers_and_required_fields_follow_the_privacy_categories_and_the_c
 
 def test_the_deidentified_dictionary_describes_the_deidentified_records(cohort):
     variables = list(dictionary_frame("--deidentified")["Variable / Field Name"])
-    content = registry_export(user=None, fmt="redcap", deidentified=True).content
+    content = redcap.redcap_export(user=None, deidentified=True).content
     header = content.decode().splitlines()[0].split(",")
     completes = [redcap.complete_name(form) for form in redcap.forms()]
     assert variables[0] == header[0] == "pseudo_id"

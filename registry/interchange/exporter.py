@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import secrets
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
@@ -192,7 +192,7 @@ def _text(column: OutColumn, value) -> str:
     return formatter(column)(value)
 
 
-class _Lines(list):
+class Lines(list):
     """The csv module's output, kept as a list of lines until a piece is sent."""
 
     size = 0
@@ -210,7 +210,7 @@ class _Lines(list):
 
 def to_csv(columns: list[OutColumn], rows: Iterable[dict], n: int) -> Iterator[bytes]:
     """The CSV in pieces of about ``PIECE_BYTES``, written as the rows arrive."""
-    lines = _Lines()
+    lines = Lines()
     writer = csv.writer(lines, lineterminator="\n")
     writer.writerow([c.name for c in columns])
     formats = [(c.name, formatter(c)) for c in columns]
@@ -359,7 +359,7 @@ def _fill(stata: list[_StataColumn], start: int, batch: list[dict]) -> int:
     return start + len(batch)
 
 
-WRITERS = {"csv": to_csv, "xlsx": to_xlsx, "dta": to_dta}  # "redcap": ExportFile.chunks
+WRITERS = {"csv": to_csv, "xlsx": to_xlsx, "dta": to_dta}
 
 
 class ExportRefused(ValueError):
@@ -377,13 +377,14 @@ class ExportFile:
     identifiable: bool
     fmt: str
     patients: QuerySet
+    # Writes a format this module does not (REDCap's records, ``redcap.redcap_export``):
+    # (patients, number of patients, identifiable) -> the file's pieces.
+    writer: Callable[[QuerySet, int, bool], Iterator[bytes]] | None = None
 
     def chunks(self) -> Iterator[bytes]:
         """The file in pieces, written as the patients are read ``CHUNK_ROWS`` at a time."""
-        if self.fmt == "redcap":
-            from . import redcap  # it builds on this module
-
-            return redcap.records_chunks(self.patients, self.n_patients, self.identifiable)
+        if self.writer is not None:
+            return self.writer(self.patients, self.n_patients, self.identifiable)
         columns = out_columns(not self.identifiable)
         rows = typed_rows(self.patients, deidentified=not self.identifiable)
         if not self.identifiable:
@@ -407,16 +408,18 @@ def registry_export(
     site: Site | None = None,
     deidentified: bool | None = None,
     via: str = "web",
+    writer: Callable[[QuerySet, int, bool], Iterator[bytes]] | None = None,
 ) -> ExportFile:
     """The export file for ``user``; de-identified unless an admin asks otherwise.
 
     ``user`` None means the server operator running the command (no web
     account: everything is readable from the shell anyway); it is logged. The export
     is logged here, when it is taken; its rows are read while the file is written.
-    Raises ``ExportRefused`` when the format cannot hold the rows (xlsx).
+    Raises ``ExportRefused`` when the format cannot hold the rows (xlsx). ``writer``
+    writes a format of another module (``redcap.redcap_export``).
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if fmt not in FORMATS or (writer is None and fmt not in WRITERS):
+        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(WRITERS)}")
     deidentified, patients = _scope(user, site, deidentified)
     out_columns(deidentified)  # an undeclared privacy category stops the export here
     n = patients.count()
@@ -439,6 +442,7 @@ def registry_export(
         identifiable=not deidentified,
         fmt=fmt,
         patients=patients,
+        writer=writer,
     )
 
 

@@ -23,6 +23,7 @@ import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from django.utils import timezone
@@ -221,7 +222,7 @@ def records_chunks(patients, n: int, identifiable: bool) -> Iterator[bytes]:
     if not identifiable:
         rows = exporter.deidentified_rows(rows, n, keep=tuple(statuses))
     writers = _cell_writers(columns)
-    lines = exporter._Lines()
+    lines = exporter.Lines()
     writer = csv.writer(lines, lineterminator="\n")
     writer.writerow(records_header(columns))
     for row in rows:
@@ -229,6 +230,17 @@ def records_chunks(patients, n: int, identifiable: bool) -> Iterator[bytes]:
         if lines.size >= exporter.PIECE_BYTES:
             yield lines.piece()
     yield lines.piece()
+
+
+def redcap_export(**options) -> exporter.ExportFile:
+    """The REDCap records export: :func:`exporter.registry_export` (who may take it,
+    de-identification, the export log) with REDCap's records as the file."""
+    return exporter.registry_export(fmt="redcap", writer=records_chunks, **options)
+
+
+def export_for(fmt: str):
+    """The function that takes an export in format ``fmt`` (``exporter.FORMATS``)."""
+    return redcap_export if fmt == "redcap" else partial(exporter.registry_export, fmt=fmt)
 
 
 # ---------------------------------------------------------------- the import

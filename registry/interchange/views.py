@@ -28,7 +28,7 @@ from registry.i18n import in_file_language
 
 from . import dictionary, redcap, uploads
 from . import export_log as log
-from .exporter import ExportRefused, registry_export
+from .exporter import ExportRefused
 from .forms import ExportForm, ImportUploadForm, max_upload_bytes
 from .importer import registry_import
 
@@ -223,9 +223,8 @@ def export(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            result = registry_export(
+            result = redcap.export_for(data["format"])(
                 user=request.user,
-                fmt=data["format"],
                 site=data["site"],
                 deidentified=not data.get("identifiable", False),
                 via="web",
