@@ -557,6 +557,7 @@ def redcap_import(
         result.problems = done.problems
         return result
     rows = _translate_body(body, done, fields[0].variable)
+    body.clear()  # the REDCap text is not needed any more: memory for the native import
     native = importer.registry_import(
         table=(done.header, rows),
         user=user,
