@@ -354,54 +354,44 @@ def read_mapping(file, filename: str = "") -> tuple[dict[str, str | None], list[
     return mapping, problems
 
 
+def _mapping_rule(field: Field, column: str, taken: dict[str, str]) -> str | None:
+    """Why ``field`` cannot be imported into registry ``column`` (None: it can)."""
+    name = field.variable
+    if column not in interchange.by_name():
+        return (
+            "not a registry column and not in the mapping file; map it "
+            f"({name},REGISTRY_COLUMN) or leave it out ({name},)."
+        )
+    if field.field_type in UNSUPPORTED:
+        return (
+            f"a {field.field_type} field cannot be imported into the registry; leave it out "
+            f"in the mapping file ({name},)."
+        )
+    if column in taken:
+        return f"{column} is already the registry column of {taken[column]}."
+    return None
+
+
 def _plan(fields: list[Field], mapping: dict[str, str | None]) -> tuple[dict, list[Problem]]:
     """REDCap variable -> registry column (None: left out), and the dictionary's problems."""
-    known = interchange.by_name()
     plan: dict[str, str | None] = {}
     problems = []
-    taken: dict[str, str] = {}
+    taken: dict[str, str] = {}  # registry column -> the variable imported into it
     for field in fields:
         column = mapping.get(field.variable, field.variable)
-        if field.field_type in NO_VALUE or (field.variable in mapping and column is None):
+        if field.field_type in NO_VALUE or column is None:
             plan[field.variable] = None
             continue
-        if column not in known:
-            problems.append(
-                _dictionary_problem(
-                    field.row,
-                    field.variable,
-                    "not a registry column and not in the mapping file; map it "
-                    f"({field.variable},REGISTRY_COLUMN) or leave it out ({field.variable},).",
-                )
-            )
-        elif field.field_type in UNSUPPORTED:
-            problems.append(
-                _dictionary_problem(
-                    field.row,
-                    field.variable,
-                    f"a {field.field_type} field cannot be imported into the registry; leave "
-                    f"it out in the mapping file ({field.variable},).",
-                )
-            )
-        elif column in taken:
-            problems.append(
-                _dictionary_problem(
-                    field.row,
-                    field.variable,
-                    f"{column} is already the registry column of {taken[column]}.",
-                )
-            )
-        else:
+        rule = _mapping_rule(field, column, taken)
+        if rule is None:
             taken[column] = field.variable
+        else:
+            problems.append(_dictionary_problem(field.row, field.variable, rule))
         plan[field.variable] = column
-    if plan.get(fields[0].variable) != "study_id":
-        problems.append(
-            _dictionary_problem(
-                fields[0].row,
-                fields[0].variable,
-                "the first variable is the record ID and must map to study_id.",
-            )
-        )
+    record = fields[0]
+    if plan.get(record.variable) != "study_id":
+        rule = "the first variable is the record ID and must map to study_id."
+        problems.append(_dictionary_problem(record.row, record.variable, rule))
     return plan, problems
 
 
