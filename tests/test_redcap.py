@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from registry import demo, rules
 from registry.interchange import columns as interchange
@@ -365,3 +366,44 @@ def test_the_redcap_import_command_prints_the_problems_and_writes_nothing(redcap
         )
     assert "row 1, column sex: code 'x'" in err.getvalue()
     assert not Patient.objects.exists()
+
+
+def add_checkbox(records, dictionary) -> None:
+    """A REDCap checkbox field ``consent`` (codes 1, 2) in the dictionary and the records."""
+    fields_header, fields = read_rows(dictionary)
+    extra = dict.fromkeys(fields_header, "")
+    extra.update({"Variable / Field Name": "consent", "Form Name": "patient"})
+    extra.update({"Field Type": "checkbox", "Field Label": "Consent"})
+    extra[DICTIONARY_HEADER[5]] = "1, Data | 2, Contact"
+    write_rows(dictionary, fields_header, [fields[0], extra, *fields[1:]])
+    header, rows = read_rows(records)
+    new = [header[0], "consent___1", "consent___2", *header[1:]]
+    write_rows(records, new, [{**row, "consent___1": "1", "consent___2": "0"} for row in rows])
+
+
+def test_a_checkbox_field_is_refused_unless_the_mapping_leaves_it_out(redcap_files, tmp_path):
+    records, dictionary = redcap_files
+    add_checkbox(records, dictionary)
+    result = redcap_import(file=records, dictionary=dictionary)
+    assert [str(p) for p in result.problems] == [
+        "data dictionary, row 2, variable consent: a checkbox field cannot be imported into "
+        "the registry; leave it out in the mapping file (consent,)."
+    ]
+    mapping = tmp_path / "mapping.csv"
+    mapping.write_text("redcap_variable,registry_column\nconsent,\n")
+    result = redcap_import(file=records, dictionary=dictionary, mapping=mapping)
+    assert result.ok and result.unchanged == 85, result.problems[:3]
+
+
+def test_date_times_with_seconds_are_read_as_hospital_time(redcap_files):
+    records, dictionary = redcap_files
+    header, rows = read_rows(records)
+    study_id, door = next((r["study_id"], r["door_time"]) for r in rows if r["door_time"])
+    for row in rows:
+        if row["door_time"]:
+            row["door_time"] += ":00"
+    write_rows(records, header, rows)
+    result = redcap_import(file=records, dictionary=dictionary)
+    assert result.ok and result.unchanged == 85, result.problems[:3]
+    stored = Patient.objects.get(study_id=study_id).admission.door_time
+    assert timezone.localtime(stored).strftime("%Y-%m-%d %H:%M") == door

@@ -357,15 +357,15 @@ def read_mapping(file, filename: str = "") -> tuple[dict[str, str | None], list[
 def _mapping_rule(field: Field, column: str, taken: dict[str, str]) -> str | None:
     """Why ``field`` cannot be imported into registry ``column`` (None: it can)."""
     name = field.variable
-    if column not in interchange.by_name():
-        return (
-            "not a registry column and not in the mapping file; map it "
-            f"({name},REGISTRY_COLUMN) or leave it out ({name},)."
-        )
     if field.field_type in UNSUPPORTED:
         return (
             f"a {field.field_type} field cannot be imported into the registry; leave it out "
             f"in the mapping file ({name},)."
+        )
+    if column not in interchange.by_name():
+        return (
+            "not a registry column and not in the mapping file; map it "
+            f"({name},REGISTRY_COLUMN) or leave it out ({name},)."
         )
     if column in taken:
         return f"{column} is already the registry column of {taken[column]}."
