@@ -32,7 +32,7 @@ MANAGE = [sys.executable, str(ROOT / "manage.py")]
 
 def exports() -> dict[str, list[str]]:
     found = {}
-    for fmt in ("csv", "dta", "xlsx"):
+    for fmt in ("csv", "redcap", "dta", "xlsx"):
         for deid in (False, True):
             name = f"export {fmt}" + (" de-identified" if deid else "")
             target = OUT / f"export{'-deid' if deid else ''}.{fmt}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import secrets
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
@@ -30,12 +30,15 @@ from registry.models import ExportLog, Patient, Site
 
 from . import columns as interchange
 
-FORMATS = ("csv", "xlsx", "dta")
+FORMATS = ("csv", "xlsx", "dta", "redcap")
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
+    "redcap": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "dta": "application/x-stata-dta",
 }
+# The file name's ending, when it is not the format's name.
+SUFFIXES = {"redcap": "-redcap.csv"}
 PSEUDO_ID = "pseudo_id"
 ANCHOR = "door_time"  # de-identified times count from the arrival at the hospital
 # Patients read per query, and the size of the pieces sent: memory stays the same
@@ -117,15 +120,23 @@ def _lookups() -> dict[str, str]:
     return paths
 
 
-def typed_rows(patients, *, deidentified: bool, chunk_size: int | None = None) -> Iterator[dict]:
+def typed_rows(
+    patients,
+    *,
+    deidentified: bool,
+    chunk_size: int | None = None,
+    extra: dict[str, str] | None = None,
+) -> Iterator[dict]:
     """Typed interchange rows of a ``Patient`` queryset in the file's order, read through
     one cursor ``chunk_size`` rows at a time, so memory does not grow with the registry.
+    ``extra``: more values read with each row (name -> ORM path), such as a section's
+    status.
 
     The order is by study ID, or for a de-identified export by a keyed hash of the
     patient's id with a key drawn for this export: a random order, in which row k
     carries pseudonym k + 1 and nothing of the study ID's order shows.
     """
-    paths = _lookups()
+    paths = _lookups() | (extra or {})
     order = "study_id"
     if deidentified:
         key = Value(secrets.token_hex(16))
@@ -136,8 +147,9 @@ def typed_rows(patients, *, deidentified: bool, chunk_size: int | None = None) -
         yield dict(zip(names, record, strict=True))
 
 
-def _deidentified(rows: Iterator[dict], n: int) -> Iterator[dict]:
-    """De-identified rows; the ``rows`` come in pseudonym order (``export_order``)."""
+def deidentified_rows(rows: Iterator[dict], n: int, keep: tuple[str, ...] = ()) -> Iterator[dict]:
+    """De-identified rows; the ``rows`` come in pseudonym order (``typed_rows``).
+    ``keep``: values read besides the interchange columns, passed on as they are."""
     width = max(4, len(str(n)))
     plan = [(column, deidentified_treatment(column)) for column in interchange.columns()]
     for number, row in enumerate(rows, start=1):
@@ -154,6 +166,8 @@ def _deidentified(rows: Iterator[dict], n: int) -> Iterator[dict]:
                 new[column.name] = None if value is None else min(value, ceiling)
             elif treatment == KEPT:
                 new[column.name] = value
+        for name in keep:
+            new[name] = row[name]
         yield new
 
 
@@ -166,7 +180,7 @@ def _offset(column: interchange.Column, value, door) -> int | None:
     return (value - timezone.localtime(door).date()).days
 
 
-def _formatter(column: OutColumn):
+def formatter(column: OutColumn):
     """The CSV text of an exported column's values (offsets and pseudonyms as numbers
     and text; every other column as the interchange writes it)."""
     if column.source is not None and column.kind == column.source.kind:
@@ -175,10 +189,10 @@ def _formatter(column: OutColumn):
 
 
 def _text(column: OutColumn, value) -> str:
-    return _formatter(column)(value)
+    return formatter(column)(value)
 
 
-class _Lines(list):
+class Lines(list):
     """The csv module's output, kept as a list of lines until a piece is sent."""
 
     size = 0
@@ -196,10 +210,10 @@ class _Lines(list):
 
 def to_csv(columns: list[OutColumn], rows: Iterable[dict], n: int) -> Iterator[bytes]:
     """The CSV in pieces of about ``PIECE_BYTES``, written as the rows arrive."""
-    lines = _Lines()
+    lines = Lines()
     writer = csv.writer(lines, lineterminator="\n")
     writer.writerow([c.name for c in columns])
-    formats = [(c.name, _formatter(c)) for c in columns]
+    formats = [(c.name, formatter(c)) for c in columns]
     for row in rows:
         writer.writerow([text(row[name]) for name, text in formats])
         if lines.size >= PIECE_BYTES:
@@ -363,13 +377,18 @@ class ExportFile:
     identifiable: bool
     fmt: str
     patients: QuerySet
+    # Writes a format this module does not (REDCap's records, ``redcap.redcap_export``):
+    # (patients, number of patients, identifiable) -> the file's pieces.
+    writer: Callable[[QuerySet, int, bool], Iterator[bytes]] | None = None
 
     def chunks(self) -> Iterator[bytes]:
         """The file in pieces, written as the patients are read ``CHUNK_ROWS`` at a time."""
+        if self.writer is not None:
+            return self.writer(self.patients, self.n_patients, self.identifiable)
         columns = out_columns(not self.identifiable)
         rows = typed_rows(self.patients, deidentified=not self.identifiable)
         if not self.identifiable:
-            rows = _deidentified(rows, self.n_patients)
+            rows = deidentified_rows(rows, self.n_patients)
         return WRITERS[self.fmt](columns, rows, self.n_patients)
 
     def write_to(self, stream) -> None:
@@ -389,16 +408,18 @@ def registry_export(
     site: Site | None = None,
     deidentified: bool | None = None,
     via: str = "web",
+    writer: Callable[[QuerySet, int, bool], Iterator[bytes]] | None = None,
 ) -> ExportFile:
     """The export file for ``user``; de-identified unless an admin asks otherwise.
 
     ``user`` None means the server operator running the command (no web
     account: everything is readable from the shell anyway); it is logged. The export
     is logged here, when it is taken; its rows are read while the file is written.
-    Raises ``ExportRefused`` when the format cannot hold the rows (xlsx).
+    Raises ``ExportRefused`` when the format cannot hold the rows (xlsx). ``writer``
+    writes a format of another module (``redcap.redcap_export``).
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if fmt not in FORMATS or (writer is None and fmt not in WRITERS):
+        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(WRITERS)}")
     deidentified, patients = _scope(user, site, deidentified)
     out_columns(deidentified)  # an undeclared privacy category stops the export here
     n = patients.count()
@@ -415,12 +436,13 @@ def registry_export(
     kind = "deidentified" if deidentified else "identifiable"
     scope = f"-{site.code}" if site is not None else ""
     return ExportFile(
-        filename=f"registry{scope}-{kind}-{stamp}.{fmt}",
+        filename=f"registry{scope}-{kind}-{stamp}{SUFFIXES.get(fmt, '.' + fmt)}",
         content_type=CONTENT_TYPES[fmt],
         n_patients=n,
         identifiable=not deidentified,
         fmt=fmt,
         patients=patients,
+        writer=writer,
     )
 
 

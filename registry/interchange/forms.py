@@ -56,6 +56,10 @@ class ExportForm(forms.Form):
             ("csv", _("CSV (interchange columns)")),
             ("xlsx", _("Excel .xlsx")),
             ("dta", _("Stata .dta (labelled)")),
+            (
+                "redcap",
+                _("REDCap records (CSV; its data dictionary is on the data dictionary page)"),
+            ),
         ],
         initial="csv",
     )

@@ -798,6 +798,7 @@ def registry_import(
     *,
     rows: list[dict] | None = None,
     file=None,
+    table: tuple[list[str], list[list[str]]] | None = None,
     user=None,
     filename: str = "",
     dry_run: bool = False,
@@ -810,7 +811,9 @@ def registry_import(
 
     ``rows`` are typed interchange rows (as the demo generator makes them);
     ``file`` is a path or binary file of CSV or .xlsx text, read within
-    ``Limits.from_settings()`` (rows, columns) and, with ``time_budget`` (seconds),
+    ``Limits.from_settings()`` (rows, columns); ``table`` is a header and rows of
+    interchange CSV text already read (a REDCap file translated by
+    ``registry.interchange.redcap``). With ``time_budget`` (seconds),
     refused when reading and checking it takes longer. Values a warning rule
     flags are reported (``result.warnings``) and imported, or refused as problems with
     ``strict_warnings``. ``expected_plan``: the ``plan_digest`` of the preview the user
@@ -821,8 +824,9 @@ def registry_import(
     result = ImportResult(filename=Path(filename).name, dry_run=dry_run)
     limits = Limits.from_settings(seconds=time_budget)
     options = {"create_sites": create_sites, "strict_warnings": strict_warnings}
+    source = table if table is not None else file
     try:
-        return _import(result, limits, rows, file, user, expected_plan, **options)
+        return _import(result, limits, rows, source, user, expected_plan, **options)
     except OverBudget as exc:
         where = "" if exc.row is None else f" (stopped at row {exc.row:,})"
         message = (
@@ -841,7 +845,10 @@ def _import(
     dry_run = result.dry_run
     if rows is None:
         try:
-            header, body = read_table(file, result.filename, limits)
+            if isinstance(file, tuple):  # already read: (header, body)
+                header, body = file
+            else:
+                header, body = read_table(file, result.filename, limits)
         except UnreadableFile as exc:
             result.problems.append(Problem(None, (), str(exc)))
             return result

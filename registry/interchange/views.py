@@ -26,9 +26,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from registry import access
 from registry.i18n import in_file_language
 
-from . import dictionary, uploads
+from . import dictionary, redcap, uploads
 from . import export_log as log
-from .exporter import ExportRefused, registry_export
+from .exporter import ExportRefused
 from .forms import ExportForm, ImportUploadForm, max_upload_bytes
 from .importer import registry_import
 
@@ -223,9 +223,8 @@ def export(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            result = registry_export(
+            result = redcap.export_for(data["format"])(
                 user=request.user,
-                fmt=data["format"],
                 site=data["site"],
                 deidentified=not data.get("identifiable", False),
                 via="web",
@@ -262,9 +261,21 @@ def _csv_megabytes(n_patients: int) -> int:
     return max(1, round(n_patients * 300 / 1_000_000))
 
 
+# The REDCap data dictionaries: of the identifiable records, of the de-identified ones.
+REDCAP_DICTIONARIES = {"redcap": False, "redcap-deidentified": True}
+
+
 @require_GET
 def data_dictionary(request):
     fmt = request.GET.get("format")
+    if fmt in REDCAP_DICTIONARIES:
+        deidentified = REDCAP_DICTIONARIES[fmt]
+        with in_file_language():  # as the records export writes its labels
+            text = redcap.dictionary_csv(deidentified=deidentified)
+        response = HttpResponse(text, content_type="text/csv; charset=utf-8")
+        name = f"{fmt}-data-dictionary.csv"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
     if fmt == "csv":
         response = HttpResponse(dictionary.as_csv(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="data-dictionary.csv"'

@@ -7,14 +7,16 @@ import sys
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
-from registry.interchange.exporter import FORMATS, ExportRefused, registry_export
+from registry.interchange.exporter import FORMATS, ExportRefused
+from registry.interchange.redcap import export_for
 from registry.models import Site, User
 
 
 class Command(BaseCommand):
     help = (
         "Export the registry (CSV and xlsx: exactly the interchange columns; dta: Stata with "
-        "labels). --deidentified replaces study IDs by a per-export pseudonym and dates by "
+        "labels; redcap: REDCap's records CSV, described by data_dictionary --format redcap). "
+        "--deidentified replaces study IDs by a per-export pseudonym and dates by "
         "days/minutes from door time. Every export is logged."
     )
 
@@ -42,9 +44,8 @@ class Command(BaseCommand):
                 raise CommandError(f"unknown site code {options['site']!r}")
         deidentified = True if options["deidentified"] else None if user else False
         try:
-            export = registry_export(
+            export = export_for(options["format"])(
                 user=user,
-                fmt=options["format"],
                 site=site,
                 deidentified=deidentified,
                 via="command",

@@ -7,18 +7,34 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from registry.interchange.importer import registry_import
+from registry.interchange.redcap import redcap_import
 from registry.models import User
 
 
 class Command(BaseCommand):
     help = (
         "Import patients from a CSV or .xlsx file in the interchange format "
-        "(shared/spec/interchange-columns.md). Every row is validated first; on any "
+        "(shared/spec/interchange-columns.md), or with --format redcap a REDCap records "
+        "export described by its data dictionary (--dictionary) and a mapping file for "
+        "variables named otherwise (--mapping). Every row is validated first; on any "
         "problem nothing is written, every problem is printed and the exit status is 1."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("file", help="CSV (UTF-8) or .xlsx file with a header row")
+        parser.add_argument(
+            "--format",
+            choices=("interchange", "redcap"),
+            default="interchange",
+            help="interchange (default): the registry's columns; redcap: a REDCap records "
+            "export (CSV, raw values, one row per record)",
+        )
+        parser.add_argument("--dictionary", help="with --format redcap: its REDCap data dictionary")
+        parser.add_argument(
+            "--mapping",
+            help="with --format redcap: CSV redcap_variable,registry_column for variables "
+            "whose names are not the registry's (a blank registry_column leaves one out)",
+        )
         parser.add_argument("--user", help="username the history entries are attributed to")
         parser.add_argument(
             "--dry-run", action="store_true", help="validate and count, write nothing"
@@ -39,14 +55,7 @@ class Command(BaseCommand):
             user = User.objects.filter(username=options["user"]).first()
             if user is None:
                 raise CommandError(f"unknown user {options['user']!r}")
-        result = registry_import(
-            file=path,
-            user=user,
-            filename=path.name,
-            dry_run=options["dry_run"],
-            create_sites=options["create_sites"],
-            strict_warnings=options["strict_warnings"],
-        )
+        result = self._import(path, user, options)
         if not options["strict_warnings"]:
             for warning in result.warnings:
                 self.stderr.write(f"warning: {warning}")
@@ -61,6 +70,28 @@ class Command(BaseCommand):
             for line in result.diff_lines():
                 self.stdout.write(line)
         self._summary(result)
+
+    def _import(self, path: Path, user, options):
+        common = {
+            "user": user,
+            "filename": path.name,
+            "dry_run": options["dry_run"],
+            "create_sites": options["create_sites"],
+            "strict_warnings": options["strict_warnings"],
+        }
+        if options["format"] == "interchange":
+            if options["dictionary"] or options["mapping"]:
+                raise CommandError("--dictionary and --mapping go with --format redcap")
+            return registry_import(file=path, **common)
+        if not options["dictionary"]:
+            raise CommandError("--format redcap needs --dictionary (the REDCap data dictionary)")
+        for name in ("dictionary", "mapping"):
+            if options[name] and not Path(options[name]).is_file():
+                raise CommandError(f"{options[name]}: no such file")
+        mapping = Path(options["mapping"]) if options["mapping"] else None
+        return redcap_import(
+            file=path, dictionary=Path(options["dictionary"]), mapping=mapping, **common
+        )
 
     def _summary(self, result) -> None:
         verb = "would be" if result.dry_run else "were"
