@@ -2,9 +2,20 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from analytics import api as report_api
 from analytics.urls import flow_patterns, quality_patterns
 from registry import i18n, sessions
 from registry.accounts import views as account_views
+from registry.api import urls as registry_api
+
+# The REST API (docs/api.md): the registry's endpoints and the study's reports.
+api_patterns = [
+    *registry_api.urlpatterns,
+    registry_api.api_path("v1/study-tables/", report_api.StudyTables, "study_tables"),
+    registry_api.api_path(
+        "v1/quality-indicators/", report_api.QualityIndicators, "quality_indicators"
+    ),
+]
 
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
@@ -24,6 +35,7 @@ urlpatterns = [
     path("flow/", include(flow_patterns)),
     path("quality/", include(quality_patterns)),
     path("", include("registry.urls")),
+    path("api/", include((api_patterns, "api"))),
 ]
 
 # Two-factor login (registry/twofactor.py); error pages are templates/400-500.html.
