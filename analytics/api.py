@@ -17,7 +17,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from registry import access
-from registry.api.views import ApiView
+from registry.api.base import ApiView
 from registry.choices import Circulation
 from registry.i18n import in_file_language
 

@@ -21,6 +21,12 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/profile/", account_views.profile, name="profile"),
+    path("accounts/profile/tokens/", account_views.api_token_create, name="api_token_create"),
+    path(
+        "accounts/profile/tokens/<int:pk>/revoke/",
+        account_views.api_token_revoke,
+        name="api_token_revoke",
+    ),
     path("accounts/language/", i18n.language_set, name="language_set"),
     path("accounts/session-expired/", sessions.session_expired, name="session_expired"),
     path("accounts/keep-alive/", sessions.keep_alive, name="keep_alive"),

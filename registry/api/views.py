@@ -1,66 +1,29 @@
 """The API's endpoints. Thin, like the pages: access check (``registry.access``) ->
 the page's form (its validation) -> the service -> JSON.
 
-Every endpoint derives from :class:`ApiView`, which sets who may call it (a token, or
-the verified session with CSRF), asks ``access.USE_API`` and logs each request.
+Every endpoint derives from ``base.ApiView`` (or ``base.ApiListView``), which sets who
+may call it, asks ``access.USE_API`` and logs each request.
 """
 
 from __future__ import annotations
-
-import time
 
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
-from rest_framework import generics, pagination, status
+from rest_framework import pagination, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from registry import access, services
 from registry.forms import PatientFilterForm, form_value, section_form_class
 from registry.interchange import dictionary
-from registry.models import SECTIONS_BY_KEY, ApiToken
+from registry.models import SECTIONS_BY_KEY
 
 from . import serializers as s
-from .authentication import ApiTokenAuthentication, VerifiedSessionAuthentication
-from .permissions import UsesApi
-from .services import api_request_log
+from .base import ApiListView, ApiView, LoggedRequests
 
 SECTION_KEYS = list(SECTIONS_BY_KEY)
-
-
-class LoggedRequests:
-    """Logs every request of the view (user, token, endpoint, method, status, time)."""
-
-    def initial(self, request, *args, **kwargs):
-        self._started = time.monotonic()
-        super().initial(request, *args, **kwargs)
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        started = getattr(self, "_started", time.monotonic())
-        token = request.auth if isinstance(request.auth, ApiToken) else None
-        api_request_log(
-            user=request.user,
-            token=token,
-            endpoint=request.path,
-            method=request.method,
-            status=response.status_code,
-            duration_ms=round((time.monotonic() - started) * 1000),
-        )
-        return response
-
-
-class ApiView(LoggedRequests, APIView):
-    authentication_classes = [ApiTokenAuthentication, VerifiedSessionAuthentication]
-    permission_classes = [UsesApi]
-
-
-class ApiListView(LoggedRequests, generics.ListAPIView):
-    authentication_classes = [ApiTokenAuthentication, VerifiedSessionAuthentication]
-    permission_classes = [UsesApi]
 
 
 class SiteList(ApiListView):
