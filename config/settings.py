@@ -364,8 +364,8 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Stroke registry API",
     "DESCRIPTION": "Sites, patients, case-report form sections, the data dictionary, "
-    "the study tables and the quality indicators. Authorization: Bearer <token> "
-    "(created on your profile page).",
+    "the study tables and the quality indicators. Send the header `Authorization: Bearer` "
+    "and a token created on your profile page.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",

@@ -13,12 +13,14 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import pagination, status
+from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
 from rest_framework.response import Response
 
 from registry import access, services
 from registry.forms import PatientFilterForm, form_value, section_form_class
 from registry.interchange import dictionary
 from registry.models import SECTIONS_BY_KEY
+from registry.sessions import send_to_sign_in
 
 from . import serializers as s
 from .base import ApiListView, ApiView, LoggedRequests
@@ -209,7 +211,11 @@ def _invalid(errors) -> Response:
 def _stale(error: services.StaleVersion) -> Response:
     return Response(
         {
-            "detail": error.messages[0],
+            "detail": _(
+                "This section was changed by someone else: it is now version %(version)d. "
+                "Read it again and send your change with that version."
+            )
+            % {"version": error.stored_version},
             "stored_version": error.stored_version,
             "stored": {k: s.json_value(v) for k, v in error.stored.items()},
         },
@@ -254,3 +260,9 @@ class SchemaDocs(LoggedRequests, SpectacularSwaggerSplitView):
     authentication_classes = ApiView.authentication_classes
     permission_classes = ApiView.permission_classes
     url_name = "api:schema"
+
+    def handle_exception(self, exc):
+        # A page for people: someone not signed in goes to the sign-in page and back.
+        if isinstance(exc, NotAuthenticated | AuthenticationFailed):
+            return send_to_sign_in(self.request)
+        return super().handle_exception(exc)
