@@ -111,7 +111,8 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "axes",
     "csp",
-    "rest_framework",
+    # Django REST framework itself is not an app here: its template tags (for HTML API
+    # pages, not used) would load with every start-up.
     "drf_spectacular",
     "drf_spectacular_sidecar",  # the documentation page's scripts and styles, served here
     "registry",

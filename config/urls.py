@@ -2,7 +2,6 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from analytics import api as report_api
 from analytics.urls import flow_patterns, quality_patterns
 from registry import i18n, sessions
 from registry.accounts import views as account_views
@@ -11,9 +10,9 @@ from registry.api import urls as registry_api
 # The REST API (docs/api.md): the registry's endpoints and the study's reports.
 api_patterns = [
     *registry_api.urlpatterns,
-    registry_api.api_path("v1/study-tables/", report_api.StudyTables, "study_tables"),
+    registry_api.api_path("v1/study-tables/", "analytics.api.StudyTables", "study_tables"),
     registry_api.api_path(
-        "v1/quality-indicators/", report_api.QualityIndicators, "quality_indicators"
+        "v1/quality-indicators/", "analytics.api.QualityIndicators", "quality_indicators"
     ),
 ]
 
