@@ -12,7 +12,7 @@ from django.http import Http404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
-from rest_framework import pagination, status
+from rest_framework import exceptions, pagination, status
 from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
 from rest_framework.response import Response
 
@@ -76,14 +76,10 @@ class PatientList(ApiListView):
 
     def get_queryset(self):
         user = self.request.user
-        params = {
-            k: v for k, v in self.request.query_params.items() if k in ("q", "site", "incomplete")
-        }
+        params = {k: v for k, v in self.request.query_params.items() if k in FILTER_NAMES}
         form = PatientFilterForm(params, sites=access.sites_for(user))
         if not form.is_valid():
-            from rest_framework.exceptions import ValidationError as Invalid
-
-            raise Invalid({"errors": form.errors})
+            raise exceptions.ValidationError({"errors": form.errors})
         return form.filter(access.patients_for(user))
 
     def paginate_queryset(self, queryset):
