@@ -187,6 +187,9 @@ def api_token_create(request):
                 read_only=token_form.cleaned_data["read_only"],
             )
         except ValidationError as error:
+            # The service names the moment (expires_at); the form asks for the day.
+            if hasattr(error, "error_dict") and "expires_at" in error.error_dict:
+                error.error_dict["expires_on"] = error.error_dict.pop("expires_at")
             _add_errors(token_form, error)
         else:
             messages.success(request, _("Token %(name)s created.") % {"name": token.name})
