@@ -342,3 +342,18 @@ def test_a_page_of_patients_takes_as_many_queries_for_many_patients_as_for_one(n
     with CaptureQueriesContext(connection) as six:
         assert len(client.get(reverse("api:patients")).json()["results"]) == 6
     assert len(six) == len(one)
+
+
+def test_the_registry_administrator_reads_tokens_and_requests_in_the_admin_without_hashes(
+    nurse, client
+):
+    from .factories import UserFactory
+
+    token, _ = api_token_create(user=nurse, name="laptop", expires_at=tomorrow())
+    api(nurse).get(reverse("api:sites"))
+    admin = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    requests = client.get(reverse("admin:registry_apirequestlog_changelist"))
+    assert "/api/v1/sites/" in requests.content.decode()
+    page = client.get(reverse("admin:registry_apitoken_change", args=[token.pk]))
+    assert page.status_code == 200 and token.key_hash not in page.content.decode()
