@@ -22,7 +22,7 @@ from registry.api.services import api_token_create, api_token_revoke
 from registry.models import Admission, ApiRequestLog, ApiToken
 from registry.workflow.services import patient_lock
 
-from .factories import PASSWORD, full_patient
+from .factories import PASSWORD, UserFactory, full_patient
 
 pytestmark = pytest.mark.django_db
 
@@ -347,8 +347,6 @@ def test_a_page_of_patients_takes_as_many_queries_for_many_patients_as_for_one(n
 def test_the_registry_administrator_reads_tokens_and_requests_in_the_admin_without_hashes(
     nurse, client
 ):
-    from .factories import UserFactory
-
     token, _ = api_token_create(user=nurse, name="laptop", expires_at=tomorrow())
     api(nurse).get(reverse("api:sites"))
     admin = UserFactory(username="root", is_staff=True, is_superuser=True)
