@@ -111,6 +111,10 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "axes",
     "csp",
+    # Django REST framework itself is not an app here: its template tags (for HTML API
+    # pages, not used) would load with every start-up.
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # the documentation page's scripts and styles, served here
     "registry",
     "analytics",
 ]
@@ -343,6 +347,36 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     }
 }
+
+# --- REST API (registry/api/, docs/api.md) -----------------------------------------------
+# Tokens (Authorization: Bearer) for programs; the signed-in session only for the schema's
+# documentation page, with CSRF on every write. JSON only: no HTML API pages.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "registry.api.authentication.ApiTokenAuthentication",
+        "registry.api.authentication.VerifiedSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["registry.api.permissions.UsesApi"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Stroke registry API",
+    "DESCRIPTION": "Sites, patients, case-report form sections, the data dictionary, "
+    "the study tables and the quality indicators. Send the header `Authorization: Bearer` "
+    "and a token created on your profile page.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    # The documentation page's assets from this server (no internet at run time).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+# The longest a token may last, in days (its owner sets its expiry up to this).
+API_TOKEN_MAX_DAYS = env_int_at_least("API_TOKEN_MAX_DAYS", 365, minimum=1)
 
 # Pre-specified covariates of the multivariable logistic regression of poor
 # outcome (keys of the derived exposures); investigators may choose others.

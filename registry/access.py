@@ -44,6 +44,7 @@ CLOSE_ANY_QUERY = "close_any_query"  # close or re-open anyone's data query
 ADMINISTER = "administer"  # the Django admin site (sites, all users, 2FA); it also needs is_staff
 MANAGE_USERS = "manage_users"  # the accounts of one's sites: create, role and sites, deactivate
 AUDIT = "audit"  # the export log and the account changes of one's sites
+USE_API = "use_api"  # the REST API (/api/v1/) with one's own tokens, within one's other rights
 
 ALL_PERMISSIONS = frozenset(
     {
@@ -62,6 +63,7 @@ ALL_PERMISSIONS = frozenset(
         ADMINISTER,
         MANAGE_USERS,
         AUDIT,
+        USE_API,
     }
 )
 
@@ -69,12 +71,14 @@ ALL_PERMISSIONS = frozenset(
 
 PERMISSIONS: dict[Role, frozenset[str]] = {
     # The study nurse enters and corrects the data of their sites.
-    Role.DATA_ENTRY: frozenset({EDIT_CLINICAL, ANSWER_QUERY, EXCLUDE}),
+    Role.DATA_ENTRY: frozenset({EDIT_CLINICAL, ANSWER_QUERY, EXCLUDE, USE_API}),
     # The investigator answers for their sites' data: reads, exports, queries, excludes
     # and locks, but does not enter the clinical data.
-    Role.INVESTIGATOR: frozenset({VIEW_REPORTS, VIEW_QUALITY, EXPORT, LOCK, EXCLUDE, RAISE_QUERY}),
+    Role.INVESTIGATOR: frozenset(
+        {VIEW_REPORTS, VIEW_QUALITY, EXPORT, LOCK, EXCLUDE, RAISE_QUERY, USE_API}
+    ),
     # The monitor checks the data against the source documents: reads, queries, locks.
-    Role.MONITOR: frozenset({VIEW_REPORTS, VIEW_QUALITY, LOCK, RAISE_QUERY}),
+    Role.MONITOR: frozenset({VIEW_REPORTS, VIEW_QUALITY, LOCK, RAISE_QUERY, USE_API}),
     # The site administrator manages the users and the data of their own sites; the
     # Django admin (sites, every account) is the registry administrator's.
     Role.SITE_ADMIN: ALL_PERMISSIONS - {ALL_SITES, ADMINISTER},

@@ -1,4 +1,5 @@
-"""The Django admin (the registry administrator's): sites, every account, the export log.
+"""The Django admin (the registry administrator's): sites, every account, the export log,
+the API tokens and the API request log.
 
 An account that wrote anything is never deleted: the delete page refuses and offers
 to deactivate it (``accounts.account_deactivate``). Each account's History page shows
@@ -19,7 +20,7 @@ from django.utils.translation import gettext_lazy
 from simple_history.admin import SimpleHistoryAdmin
 
 from .accounts import services as accounts
-from .models import ExportLog, Site, User
+from .models import ApiRequestLog, ApiToken, ExportLog, Site, User
 
 
 @admin.register(Site)
@@ -145,3 +146,34 @@ class ExportLogAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ApiRequestLog)
+class ApiRequestLogAdmin(ExportLogAdmin):
+    """Every API request, read-only: who, with which token, what, and the answer."""
+
+    list_display = ("at", "user", "token", "method", "endpoint", "status", "duration_ms")
+    list_filter = ("method", "status")
+    search_fields = ("endpoint", "user__username", "token__prefix")
+    date_hierarchy = "at"
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ExportLogAdmin):
+    """Every user's API tokens, read-only (their owners create and revoke them on
+    their profile page; only a hash of each token is stored)."""
+
+    list_display = (
+        "user",
+        "name",
+        "prefix",
+        "read_only",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    )
+    list_filter = ("read_only",)
+    search_fields = ("user__username", "name", "prefix")
+    date_hierarchy = "created_at"
+    exclude = ("key_hash",)

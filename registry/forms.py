@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from . import rules
 from .choices import MRS_LABELS, SectionStatus
 from .display import MRS_FIELDS, NO, NOT_RECORDED, YES, label, lazy_label, words
-from .models import SECTION_MODELS, Patient, Section, Site
+from .models import SECTION_MODELS, Patient, Section, Site, patients_incomplete
 from .services import REASON_MAX_LENGTH
 
 # Radio values are what the widget renders for None/True/False, so the stored
@@ -353,3 +353,21 @@ class PatientFilterForm(forms.Form):
             (self.INCOMPLETE_ANY, _("Any section incomplete")),
             *((m.key, capfirst(m._meta.verbose_name)) for m in SECTION_MODELS),
         ]
+
+    def filter(self, patients):
+        """``patients`` narrowed by the valid form's search and filters (the patient
+        list page's and the API's)."""
+        data = self.cleaned_data
+        if data["q"]:
+            patients = patients.filter(study_id__icontains=data["q"].strip())
+        if data["site"]:
+            patients = patients.filter(site=data["site"])
+        incomplete = data["incomplete"]
+        if incomplete:
+            keys = (
+                [m.key for m in SECTION_MODELS]
+                if incomplete == self.INCOMPLETE_ANY
+                else [incomplete]
+            )
+            patients = patients_incomplete(patients, keys)
+        return patients

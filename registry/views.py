@@ -24,7 +24,6 @@ from .models import (
     SECTION_MODELS,
     SECTIONS_BY_KEY,
     Patient,
-    patients_incomplete,
     section_of_field,
 )
 from .workflow.services import exclusion_history, open_queries_by_field
@@ -84,15 +83,7 @@ def patient_list(request):
     form = PatientFilterForm(request.GET or None, sites=access.sites_for(user))
     patients = access.patients_for(user)
     if form.is_valid():
-        data = form.cleaned_data
-        if data["q"]:
-            patients = patients.filter(study_id__icontains=data["q"].strip())
-        if data["site"]:
-            patients = patients.filter(site=data["site"])
-        incomplete = data["incomplete"]
-        if incomplete:
-            keys = SECTION_KEYS if incomplete == form.INCOMPLETE_ANY else [incomplete]
-            patients = patients_incomplete(patients, keys)
+        patients = form.filter(patients)
     # By site, then study ID: the order of the (site, study ID) index, so a page of any
     # site, or of several, is read from the index (one site's patients sort together).
     # The page's keys first, then its 25 patients with their sections: selected with

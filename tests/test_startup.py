@@ -36,10 +36,10 @@ print(json.dumps(sorted(m for m in HEAVY if m in sys.modules)))
 """
 
 
-def _heavy_loaded_after(step: str) -> list[str]:
+def _heavy_loaded_after(step: str, heavy: tuple[str, ...] = HEAVY) -> list[str]:
     env = {**os.environ, "DEBUG": "1", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, "-c", f"HEAVY = {HEAVY!r}\n{SCRIPT}", step],
+        [sys.executable, "-c", f"HEAVY = {heavy!r}\n{SCRIPT}", step],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -55,6 +55,16 @@ def test_manage_py_check_leaves_the_scientific_libraries_unloaded():
 
 def test_a_web_worker_loads_the_urlconf_and_every_view_without_them():
     assert _heavy_loaded_after("wsgi") == []
+
+
+# The REST API's libraries load with the first API request (registry/api/urls.py); only
+# drf-spectacular's app (its package and its check, for its templates) is there before.
+API_LIBRARIES = ("rest_framework", "drf_spectacular.utils", "drf_spectacular.openapi")
+
+
+def test_manage_py_check_and_a_web_worker_start_without_the_api_libraries():
+    assert _heavy_loaded_after("check", API_LIBRARIES) == []
+    assert _heavy_loaded_after("wsgi", API_LIBRARIES) == []
 
 
 def test_every_command_answers_help_without_them():

@@ -109,6 +109,20 @@ URLS: dict[str, Entry] = {
     # The language switcher: a POST only, for the login page too (then the cookie only).
     "language_set": Entry(get=needs(PUBLIC, 405), post=needs(PUBLIC, 302), data={"language": "vi"}),
     "profile": Entry(get=SIGNED_IN, post=needs(SIGNED_IN, 302), data={"language": "en"}),
+    # One's own API tokens: a new one is shown on the profile page (200); another
+    # user's token, as one that does not exist, answers 404.
+    "api_token_create": Entry(
+        get=needs(SIGNED_IN, 405),
+        post=access.USE_API,
+        data={
+            "name": "script",
+            "expires_on": (dt.date.today() + dt.timedelta(days=30)).isoformat(),
+            "read_only": "on",
+        },
+    ),
+    "api_token_revoke": Entry(
+        get=needs(SIGNED_IN, 405), post=needs(SIGNED_IN, 404), kwargs={"pk": 999999}
+    ),
     "logout": Entry(get=needs(SIGNED_IN, 405), post=needs(SIGNED_IN, 302)),
     # The sign-in page that says the session ended (a signed-in user sees it too).
     "session_expired": Entry(get=PUBLIC),
@@ -231,12 +245,13 @@ def expected(need: Needs, account: Account, site: str) -> tuple[int, ...] | str:
 
 
 def url_names(resolver=None, namespace=None, prefix=""):
-    """(name, route) of every URL pattern, recursively, except the admin site's."""
+    """(name, route) of every URL pattern, recursively, except the admin site's and the
+    API's (``api/``: token-authenticated, walked by ``tests/test_api_access.py``)."""
     resolver = resolver or get_resolver()
     for pattern in resolver.url_patterns:
         route = prefix + str(pattern.pattern)
         if isinstance(pattern, URLResolver):
-            if route.startswith("admin/"):
+            if route.startswith(("admin/", "api/")):
                 continue
             inner = ":".join(filter(None, [namespace, pattern.namespace])) or None
             yield from url_names(pattern, inner, route)

@@ -1,11 +1,15 @@
-"""Forms of the account pages: an account's names, role and sites; a reason; passwords."""
+"""Forms of the account pages: an account's names, role and sites; a reason; passwords;
+one's own API tokens."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import PasswordChangeForm
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from registry import access
@@ -117,3 +121,29 @@ class ProfileForm(forms.Form):
             ("", _("The registry's default (%(language)s)") % {"language": default}),
             *Language.choices,
         ]
+
+
+class ApiTokenForm(forms.Form):
+    """A new API token of one's own: a name, the last day it works, read-only or not."""
+
+    name = forms.CharField(
+        label=_("Token name"),
+        max_length=80,
+        help_text=_("What the token is for, e.g. the program that uses it."),
+    )
+    expires_on = forms.DateField(
+        label=_("Valid until"),
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text=_("The token stops working at the end of this day."),
+    )
+    read_only = forms.BooleanField(
+        label=_("Read-only"),
+        required=False,
+        initial=True,
+        help_text=_("A read-only token can read but never change the registry."),
+    )
+
+    def expires_at(self):
+        """The end of the chosen day, in the registry's time zone."""
+        day = self.cleaned_data["expires_on"] + dt.timedelta(days=1)
+        return timezone.make_aware(dt.datetime.combine(day, dt.time.min))

@@ -8,20 +8,27 @@ administrator's.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
+from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from registry import access
+from registry.api import services as api_services
 
 from . import services
-from .forms import AccountForm, OwnPasswordChangeForm, ProfileForm, ReasonForm
+from .forms import AccountForm, ApiTokenForm, OwnPasswordChangeForm, ProfileForm, ReasonForm
+
+# A new token's expiry offered on the form (its owner may choose up to API_TOKEN_MAX_DAYS).
+API_TOKEN_DEFAULT_DAYS = 90
 
 
 def _add_errors(form, error: ValidationError) -> None:
@@ -141,13 +148,61 @@ def account_audit(request):
 
 @require_http_methods(["GET", "POST"])
 def profile(request):
-    """One's own preferences (the language of the pages) and the way to one's password."""
+    """One's own preferences (the language of the pages), the way to one's password, and
+    one's API tokens."""
     form = ProfileForm(request.POST or None, initial={"language": request.user.language})
     if request.method == "POST" and form.is_valid():
         services.user_set_language(user=request.user, language=form.cleaned_data["language"])
         messages.success(request, _("Your preferences were saved."))
         return redirect("profile")
-    return render(request, "registry/accounts/profile.html", {"form": form})
+    return _profile_page(request, form=form)
+
+
+def _profile_page(request, *, form=None, token_form=None, new_key=None, status=200):
+    context = {
+        "form": form or ProfileForm(initial={"language": request.user.language}),
+        "may_use_api": access.has(request.user, access.USE_API),
+        "tokens": api_services.api_tokens_of(request.user),
+        "token_form": token_form or ApiTokenForm(initial={"expires_on": _default_expiry()}),
+        "new_key": new_key,
+    }
+    return render(request, "registry/accounts/profile.html", context, status=status)
+
+
+def _default_expiry():
+    return timezone.localdate() + dt.timedelta(days=API_TOKEN_DEFAULT_DAYS)
+
+
+@require_POST
+def api_token_create(request):
+    """A new token: the page shows it once (only its hash is kept)."""
+    access.require(access.has(request.user, access.USE_API))
+    token_form = ApiTokenForm(request.POST)
+    if token_form.is_valid():
+        try:
+            token, key = api_services.api_token_create(
+                user=request.user,
+                name=token_form.cleaned_data["name"],
+                expires_at=token_form.expires_at(),
+                read_only=token_form.cleaned_data["read_only"],
+            )
+        except ValidationError as error:
+            # The service names the moment (expires_at); the form asks for the day.
+            if hasattr(error, "error_dict") and "expires_at" in error.error_dict:
+                error.error_dict["expires_on"] = error.error_dict.pop("expires_at")
+            _add_errors(token_form, error)
+        else:
+            messages.success(request, _("Token %(name)s created.") % {"name": token.name})
+            return _profile_page(request, new_key=key)
+    return _profile_page(request, token_form=token_form)
+
+
+@require_POST
+def api_token_revoke(request, pk):
+    token = get_object_or_404(api_services.api_tokens_of(request.user), pk=pk)
+    api_services.api_token_revoke(user=request.user, token=token)
+    messages.success(request, _("Token %(name)s revoked.") % {"name": token.name})
+    return redirect("profile")
 
 
 password_change = auth_views.PasswordChangeView.as_view(

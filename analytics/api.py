@@ -1,0 +1,144 @@
+"""The study tables and the quality indicators on the REST API (``/api/v1/``).
+
+The JSON of ``manage.py study_tables`` and ``manage.py quality_indicators`` (the
+contracts in ``shared/spec/``), with the same filters, counted over the caller's sites.
+What every report reads from is decided once, in :class:`ReportView` (the query's
+common parameters and :meth:`ReportView.source`), so another source of rows (a data
+freeze) is one parameter there.
+"""
+
+from __future__ import annotations
+
+from django.http import Http404
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from registry import access
+from registry.api.base import ApiView
+from registry.choices import Circulation
+from registry.i18n import in_file_language
+
+from .datasets import FOLLOWUP_WINDOW_CHOICES, Filters
+from .quality import PERIODS, quality_indicators
+from .tables import P_METHODS, add_provenance, strip_internal, study_tables, validate_covariates
+
+
+class ReportQuery(serializers.Serializer):
+    """The parameters every report takes (the commands' ``--site``, ``--from``, ``--to``)."""
+
+    site = serializers.CharField(required=False, help_text="a site code (one of yours)")
+    date_from = serializers.DateField(required=False, help_text="first door date")
+    date_to = serializers.DateField(required=False, help_text="last door date")
+
+    def to_internal_value(self, data):
+        # ``from`` and ``to`` as in the commands (Python keywords, hence the renaming).
+        renamed = {{"from": "date_from", "to": "date_to"}.get(k, k): v for k, v in data.items()}
+        return super().to_internal_value(renamed)
+
+    def validate(self, attrs):
+        start, end = attrs.get("date_from"), attrs.get("date_to")
+        if start and end and start > end:
+            raise serializers.ValidationError({"to": _("The end date is before the start date.")})
+        return attrs
+
+
+class TablesQuery(ReportQuery):
+    circulation = serializers.ChoiceField(choices=Circulation.values, required=False)
+    p_method = serializers.ChoiceField(choices=P_METHODS, default="fisher")
+    followup_window = serializers.ChoiceField(
+        choices=FOLLOWUP_WINDOW_CHOICES, default="as_recorded"
+    )
+    covariates = serializers.CharField(
+        required=False, help_text="regression covariates, comma separated (default: settings)"
+    )
+
+    def validate_covariates(self, value: str) -> list[str]:
+        try:
+            return validate_covariates([key for key in value.split(",") if key])
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
+class QualityQuery(ReportQuery):
+    period = serializers.ChoiceField(choices=PERIODS, default="all")
+
+
+def _parameters(query_class) -> list:
+
+    names = {"date_from": "from", "date_to": "to"}
+    return [
+        OpenApiParameter(
+            names.get(name, name), OpenApiTypes.STR, description=str(field.help_text or "")
+        )
+        for name, field in query_class().fields.items()
+    ]
+
+
+class ReportView(ApiView):
+    """A report computed from the registry: the permission, the parameters, the source."""
+
+    permission: str
+    query_class: type[ReportQuery]
+
+    def get(self, request):
+        access.require(access.has(request.user, self.permission))
+        query = self.query_class(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        options = dict(query.validated_data)
+        site = options.get("site")
+        if site and not access.sites_for(request.user).filter(code=site).exists():
+            raise Http404  # another site's figures, as its patients, do not exist here
+        filters = Filters(
+            site=site,
+            date_from=options.get("date_from"),
+            date_to=options.get("date_to"),
+            circulation=options.get("circulation"),
+            followup_window=options.get("followup_window", "as_recorded"),
+        )
+        with in_file_language():
+            return Response(self.compute(self.source(request), filters, options))
+
+    def source(self, request):
+        """Whose rows are counted: the live registry, as far as the caller may read it."""
+        return request.user
+
+    def compute(self, source, filters: Filters, options: dict) -> dict:
+        raise NotImplementedError
+
+
+class StudyTables(ReportView):
+    """The study's tables, as ``manage.py study_tables`` (shared/spec/study-tables-json.md)."""
+
+    permission = access.VIEW_REPORTS
+    query_class = TablesQuery
+
+    @extend_schema(parameters=_parameters(TablesQuery), responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, source, filters, options):
+        result = study_tables(
+            source,
+            filters,
+            p_method=options["p_method"],
+            covariates=options.get("covariates") or None,
+        )
+        return add_provenance(strip_internal(result), source, filters)
+
+
+class QualityIndicators(ReportView):
+    """The quality-of-care indicators, as ``manage.py quality_indicators``
+    (shared/spec/quality-indicators.md)."""
+
+    permission = access.VIEW_QUALITY
+    query_class = QualityQuery
+
+    @extend_schema(parameters=_parameters(QualityQuery), responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, source, filters, options):
+        return quality_indicators(source, filters, period=options["period"])

@@ -1,0 +1,153 @@
+"""What the API answers and accepts, declared once for the views and the OpenAPI schema.
+
+Clinical values are given as they are stored: numbers, ``true``/``false``/``null`` for
+the yes/no questions, codes for the categories, ISO 8601 dates and date-times (local
+time with its offset); the codes are those of the data dictionary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from registry.models import SECTIONS_BY_KEY, Patient, Site
+
+
+class SiteSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Site
+        fields = ["id", "code", "name"]
+
+
+class SectionStatusSerializer(serializers.Serializer):
+    status = serializers.CharField(help_text="draft or complete; empty: not started")
+    version = serializers.IntegerField(help_text="0: not started")
+
+
+class PatientSerializer(serializers.ModelSerializer):
+    site = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    locked = serializers.SerializerMethodField()
+    sections = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Patient
+        fields = ["id", "study_id", "site", "sex", "age_years", "locked", "sections"]
+
+    def get_locked(self, patient) -> bool:
+        try:
+            return bool(patient.lock.locked)
+        except Patient.lock.RelatedObjectDoesNotExist:
+            return False
+
+    @extend_schema_field(serializers.DictField(child=SectionStatusSerializer()))
+    def get_sections(self, patient) -> dict:
+        return {
+            key: {
+                "status": section.status if section is not None else "",
+                "version": section.version if section is not None else 0,
+            }
+            for key, section in patient.sections().items()
+        }
+
+
+def json_value(value):
+    """A stored value as the API gives it: date-times in local time with their offset."""
+    if isinstance(value, dt.datetime):
+        return timezone.localtime(value).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+class SectionSerializer(serializers.Serializer):
+    """One section of the case-report form, as read."""
+
+    patient = serializers.IntegerField()
+    section = serializers.CharField()
+    status = serializers.CharField(help_text="draft or complete; empty: not started")
+    version = serializers.IntegerField(help_text="send it back with a change; 0: not started")
+    completed_at = serializers.DateTimeField(allow_null=True)
+    completed_by = serializers.CharField(allow_null=True)
+    locked = serializers.BooleanField()
+    values = serializers.DictField(help_text="clinical field name -> stored value")
+
+    @staticmethod
+    def of(patient, key: str, locked: bool) -> dict:
+        section = patient.sections()[key]
+        model = SECTIONS_BY_KEY[key]
+        return {
+            "patient": patient.pk,
+            "section": key,
+            "status": section.status if section is not None else "",
+            "version": section.version if section is not None else 0,
+            "completed_at": json_value(section.completed_at) if section is not None else None,
+            "completed_by": (
+                section.completed_by.username
+                if section is not None and section.completed_by
+                else None
+            ),
+            "locked": locked,
+            "values": {
+                name: json_value(getattr(section, name)) if section is not None else None
+                for name in model.clinical_fields()
+            },
+        }
+
+
+class SectionWriteSerializer(serializers.Serializer):
+    """A change of one section: checked by the section's form and saved by its service."""
+
+    version = serializers.IntegerField(
+        min_value=0, help_text="the version read (0 for a section not yet started)"
+    )
+    values = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text="clinical field name -> new value; fields left out keep their value",
+    )
+    complete = serializers.BooleanField(
+        default=False, help_text="mark the section complete (false: save as draft)"
+    )
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="reason for change: required when the section is complete",
+    )
+    confirmations = serializers.DictField(
+        child=serializers.CharField(allow_blank=True),
+        required=False,
+        default=dict,
+        help_text="warning rule key -> reason the unusual value is right",
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    errors = serializers.DictField(required=False, help_text="field -> messages")
+    warnings = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        help_text="warnings to confirm: rule key, fields, message",
+    )
+    stored_version = serializers.IntegerField(required=False)
+    stored = serializers.DictField(required=False)
+
+
+class DictionaryEntrySerializer(serializers.Serializer):
+    name = serializers.CharField()
+    section = serializers.CharField()
+    label = serializers.CharField()
+    type = serializers.CharField()
+    required = serializers.CharField()
+    codes = serializers.CharField()
+    min = serializers.CharField()
+    max = serializers.CharField()
+    applies_when = serializers.CharField()
+    rules = serializers.CharField()
+    help_text = serializers.CharField()
+    privacy = serializers.CharField()
+    deidentified_export = serializers.CharField()
