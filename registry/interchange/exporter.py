@@ -222,14 +222,16 @@ def _sql_pseudonym(n: int) -> str:
 
 
 def _sql_offset(column: interchange.Column, value: str, door: str) -> str:
-    """``_offset`` in SQL: minutes rounded half to even as Python's ``round``, or whole
-    days from the door time's date in the registry's time zone."""
+    """``_offset`` in SQL: minutes, or whole days from the door time's date in the
+    registry's time zone.
+
+    Minutes are computed as Python does: the seconds as the nearest double, divided by
+    60 in double precision, rounded half to even (``round`` of a double is C's ``rint``
+    on PostgreSQL, as Python's ``round`` of a float).
+    """
     if column.kind == interchange.DATETIME:
-        minutes = f"(extract(epoch FROM ({value}) - ({door})) / 60)"
-        even = f"2 * round({minutes} / 2)"
-        half = f"abs({minutes} - trunc({minutes})) = 0.5"
-        rounded = f"CASE WHEN {half} THEN {even} ELSE round({minutes}) END"
-        return f"({rounded})::bigint::text"
+        seconds = f"extract(epoch FROM ({value}) - ({door}))::double precision"
+        return f"round({seconds} / 60)::bigint::text"
     zone = interchange.sql_literal(timezone.get_current_timezone_name())
     return f"(({value}) - (({door}) AT TIME ZONE {zone})::date)::text"
 
