@@ -112,11 +112,3 @@ def test_one_sites_export_from_the_server_has_only_that_sites_patients(fixed_key
     by_server, by_python = both_writers(deidentified=True, site=site)
     assert by_server.count(b"\n") == 1 + Patient.objects.filter(site=site).count()
     assert by_server == by_python
-
-
-def test_a_lone_carriage_return_in_free_text_is_quoted():
-    _awkward_cohort()
-    by_python = b"".join(
-        registry_export(user=None, fmt="csv", deidentified=False).chunks(by_server=False)
-    )
-    assert b'"carriage\rreturn"' in by_python
