@@ -162,6 +162,14 @@ def test_every_formula_prefix_is_neutralised(text):
     assert interchange.parse(column, "'" + text) == text
 
 
+def test_a_lone_carriage_return_in_free_text_is_quoted_and_reads_back(cohort):
+    first = Procedure.objects.order_by("pk").first()
+    Procedure.objects.filter(pk=first.pk).update(stent_device="carriage\rreturn")
+    content = registry_export(user=None, fmt="csv", deidentified=False).content
+    assert b'"carriage\rreturn"' in content
+    assert "carriage\rreturn" in [r["stent_device"] for r in csv_rows(content)]
+
+
 def test_an_investigator_gets_a_deidentified_export_by_default_and_it_is_logged(
     cohort, investigator
 ):

@@ -339,3 +339,38 @@ def _neutralised(value: object) -> str:
         return ""
     text = str(value)
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+# ``DATETIME_FORMAT`` in PostgreSQL's ``to_char`` (a format without its translation here
+# stops the COPY export rather than letting it write other text than ``formatter``).
+TO_CHAR = {"%Y-%m-%dT%H:%M": 'YYYY-MM-DD"T"HH24:MI'}
+
+
+def sql_literal(text: str) -> str:
+    """``text`` as a PostgreSQL string literal (standard-conforming strings)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_formatter(column: Column, *, neutralise: bool = True) -> Callable[[str], str]:
+    """``formatter`` as PostgreSQL: the SQL giving, from the SQL of a value, the text
+    ``formatter`` writes for it, NULL where it writes '' (``COPY ... (FORMAT csv)``
+    writes NULL as an empty field, as the csv module writes '')."""
+    kind = column.kind
+    if kind == FLAG:
+        return lambda value: f"CASE WHEN {value} THEN '1' WHEN NOT {value} THEN '0' END"
+    if kind == DATETIME:
+        zone = sql_literal(timezone.get_current_timezone_name())
+        pattern = sql_literal(TO_CHAR[DATETIME_FORMAT])
+        return lambda value: f"to_char(({value}) AT TIME ZONE {zone}, {pattern})"
+    if kind == DATE:
+        return lambda value: f"to_char({value}, 'YYYY-MM-DD')"
+    if neutralise and column.free_text:
+        return _sql_neutralised
+    return lambda value: f"NULLIF(({value})::text, '')"
+
+
+def _sql_neutralised(value: str) -> str:
+    """``_neutralised`` in SQL."""
+    prefixes = ", ".join(sql_literal(p) for p in FORMULA_PREFIXES)
+    text = f"NULLIF(({value})::text, '')"
+    return f"CASE WHEN left({text}, 1) IN ({prefixes}) THEN '''' || {text} ELSE {text} END"

@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
-from django.db.models import CharField, QuerySet, Value
+from django.db import connections
+from django.db.models import CharField, F, QuerySet, Value
 from django.db.models.functions import MD5, Cast, Concat
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -29,6 +30,7 @@ from registry import access
 from registry.models import ExportLog, Patient, Site
 
 from . import columns as interchange
+from . import csvcopy
 
 FORMATS = ("csv", "xlsx", "dta", "redcap")
 CONTENT_TYPES = {
@@ -137,14 +139,19 @@ def typed_rows(
     carries pseudonym k + 1 and nothing of the study ID's order shows.
     """
     paths = _lookups() | (extra or {})
-    order = "study_id"
-    if deidentified:
-        key = Value(secrets.token_hex(16))
-        order = MD5(Concat(key, Cast("pk", output_field=CharField()), output_field=CharField()))
-    records = patients.order_by(order).values_list(*paths.values())
+    records = patients.order_by(_order(deidentified)).values_list(*paths.values())
     names = list(paths)
     for record in records.iterator(chunk_size=chunk_size or CHUNK_ROWS):
         yield dict(zip(names, record, strict=True))
+
+
+def _order(deidentified: bool):
+    """The file's order: by study ID, or by a keyed hash of the id with a key drawn for
+    this export (``typed_rows``)."""
+    if not deidentified:
+        return F("study_id")
+    key = Value(secrets.token_hex(16))
+    return MD5(Concat(key, Cast("pk", output_field=CharField()), output_field=CharField()))
 
 
 def deidentified_rows(rows: Iterator[dict], n: int, keep: tuple[str, ...] = ()) -> Iterator[dict]:
@@ -180,6 +187,69 @@ def _offset(column: interchange.Column, value, door) -> int | None:
     return (value - timezone.localtime(door).date()).days
 
 
+# -- the CSV written by PostgreSQL (csvcopy): to_csv's text, formatted by the server ------
+
+
+def _copy_query(patients: QuerySet, *, deidentified: bool, n: int) -> tuple[str, tuple]:
+    """The ``SELECT`` of the CSV export on PostgreSQL and its parameters: the rows of
+    ``typed_rows`` (one query, the same order), each cell written by the SQL twin of
+    what ``to_csv`` and ``deidentified_rows`` write in Python."""
+    paths = _lookups()
+    source = patients.order_by().values(
+        **{f"v_{name}": F(path) for name, path in paths.items()},
+        export_order=_order(deidentified),
+    )
+    sql, params = source.query.sql_with_params()
+    quote = connections[patients.db].ops.quote_name
+    values = {name: f"source.{quote('v_' + name)}" for name in paths}
+    cells = _copy_cells(values, deidentified=deidentified, n=n)
+    return csvcopy.csv_select(cells, sql, order_by="source.export_order"), params
+
+
+def _copy_cells(values: dict[str, str], *, deidentified: bool, n: int) -> list[tuple[str, str]]:
+    """Each exported column (``out_columns``) as (name, SQL of its text) over the SQL
+    ``values`` of the interchange columns."""
+    cells = []
+    for column in interchange.columns():
+        treatment = deidentified_treatment(column) if deidentified else KEPT
+        value = values[column.name]
+        if treatment == PSEUDONYM:
+            cells.append((PSEUDO_ID, _sql_pseudonym(n)))
+        elif treatment == OFFSET:
+            cells.append((offset_name(column), _sql_offset(column, value, values[ANCHOR])))
+        elif treatment == TOP_CODE:
+            ceiling = int(interchange.TOP_CODED[column.name])
+            cells.append(
+                (column.name, interchange.sql_formatter(column)(f"least({value}, {ceiling})"))
+            )
+        elif treatment == KEPT:
+            cells.append((column.name, interchange.sql_formatter(column)(value)))
+    return cells
+
+
+def _sql_pseudonym(n: int) -> str:
+    """``deidentified_rows``' pseudonym: X and the row's number in the file's order, zero-padded
+    to the width of ``n`` (at least 4 digits; a longer number is not cut)."""
+    number = "(row_number() OVER (ORDER BY source.export_order))::text"
+    width = max(4, len(str(n)))
+    return f"'X' || lpad({number}, greatest({width}, length({number})), '0')"
+
+
+def _sql_offset(column: interchange.Column, value: str, door: str) -> str:
+    """``_offset`` in SQL: minutes, or whole days from the door time's date in the
+    registry's time zone.
+
+    Minutes are computed as Python does: the seconds as the nearest double, divided by
+    60 in double precision, rounded half to even (``round`` of a double is C's ``rint``
+    on PostgreSQL, as Python's ``round`` of a float).
+    """
+    if column.kind == interchange.DATETIME:
+        seconds = f"extract(epoch FROM ({value}) - ({door}))::double precision"
+        return f"round({seconds} / 60)::bigint::text"
+    zone = interchange.sql_literal(timezone.get_current_timezone_name())
+    return f"(({value}) - (({door}) AT TIME ZONE {zone})::date)::text"
+
+
 def formatter(column: OutColumn):
     """The CSV text of an exported column's values (offsets and pseudonyms as numbers
     and text; every other column as the interchange writes it)."""
@@ -193,11 +263,17 @@ def _text(column: OutColumn, value) -> str:
 
 
 class Lines(list):
-    """The csv module's output, kept as a list of lines until a piece is sent."""
+    """The csv module's output, kept as a list of lines until a piece is sent.
+
+    The writer ends its lines with CRLF, so that it quotes a cell holding a lone
+    carriage return as it quotes one holding a line feed (a reader would otherwise
+    end the row there); the file's lines end with LF alone.
+    """
 
     size = 0
 
     def write(self, line: str) -> None:
+        line = line[:-2] + "\n"
         self.append(line)
         self.size += len(line)
 
@@ -211,7 +287,7 @@ class Lines(list):
 def to_csv(columns: list[OutColumn], rows: Iterable[dict], n: int) -> Iterator[bytes]:
     """The CSV in pieces of about ``PIECE_BYTES``, written as the rows arrive."""
     lines = Lines()
-    writer = csv.writer(lines, lineterminator="\n")
+    writer = csv.writer(lines, lineterminator="\r\n")
     writer.writerow([c.name for c in columns])
     formats = [(c.name, formatter(c)) for c in columns]
     for row in rows:
@@ -381,10 +457,21 @@ class ExportFile:
     # (patients, number of patients, identifiable) -> the file's pieces.
     writer: Callable[[QuerySet, int, bool], Iterator[bytes]] | None = None
 
-    def chunks(self) -> Iterator[bytes]:
-        """The file in pieces, written as the patients are read ``CHUNK_ROWS`` at a time."""
+    def chunks(self, *, by_server: bool | None = None) -> Iterator[bytes]:
+        """The file in pieces, written as the patients are read ``CHUNK_ROWS`` at a time.
+
+        A CSV on PostgreSQL is written by the server (``csvcopy``), in the same bytes;
+        ``by_server=False`` asks for the Python writer (None: the server where it can).
+        """
         if self.writer is not None:
             return self.writer(self.patients, self.n_patients, self.identifiable)
+        if by_server is None:
+            by_server = self.fmt == "csv" and connections[self.patients.db].vendor == "postgresql"
+        if by_server:
+            sql, params = _copy_query(
+                self.patients, deidentified=not self.identifiable, n=self.n_patients
+            )
+            return csvcopy.copy_csv(sql, params, using=self.patients.db, piece_bytes=PIECE_BYTES)
         columns = out_columns(not self.identifiable)
         rows = typed_rows(self.patients, deidentified=not self.identifiable)
         if not self.identifiable:
