@@ -272,6 +272,10 @@ class Lines(list):
 
     size = 0
 
+    def writer(self):
+        """A csv writer into these lines (the only one whose line ends ``write`` expects)."""
+        return csv.writer(self, lineterminator="\r\n")
+
     def write(self, line: str) -> None:
         line = line[:-2] + "\n"
         self.append(line)
@@ -287,7 +291,7 @@ class Lines(list):
 def to_csv(columns: list[OutColumn], rows: Iterable[dict], n: int) -> Iterator[bytes]:
     """The CSV in pieces of about ``PIECE_BYTES``, written as the rows arrive."""
     lines = Lines()
-    writer = csv.writer(lines, lineterminator="\r\n")
+    writer = lines.writer()
     writer.writerow([c.name for c in columns])
     formats = [(c.name, formatter(c)) for c in columns]
     for row in rows:

@@ -223,7 +223,7 @@ def records_chunks(patients, n: int, identifiable: bool) -> Iterator[bytes]:
         rows = exporter.deidentified_rows(rows, n, keep=tuple(statuses))
     writers = _cell_writers(columns)
     lines = exporter.Lines()
-    writer = csv.writer(lines, lineterminator="\n")
+    writer = lines.writer()
     writer.writerow(records_header(columns))
     for row in rows:
         writer.writerow([text(row) for text in writers])
