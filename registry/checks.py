@@ -107,7 +107,7 @@ class CheckReport:
 
     @property
     def section_titles(self) -> list[str]:
-        return [capfirst(m._meta.verbose_name) for m in SECTION_MODELS]
+        return section_titles()
 
     @property
     def n_violations(self) -> int:
@@ -144,6 +144,10 @@ class CheckReport:
             ],
             "completeness": completeness_dict(self.completeness),
         }
+
+
+def section_titles() -> list[str]:
+    return [capfirst(m._meta.verbose_name) for m in SECTION_MODELS]
 
 
 def group_by_site(findings: Iterable[Finding]) -> dict[str, dict[str, list[Finding]]]:
@@ -258,7 +262,8 @@ def check_rows(rows: list[tuple]) -> list[Finding]:
     findings: list[Finding] = []
     warned: list[tuple[int, Finding, str]] = []  # (position, finding, fingerprint)
     for row in rows:
-        pk, statuses, values = row[0], row[1:_N_HEAD], dict(zip(VALUE_NAMES, row[_N_HEAD:]))
+        pk, statuses = row[0], row[1:_N_HEAD]
+        values = dict(zip(VALUE_NAMES, row[_N_HEAD:], strict=True))
         head = (pk, values["study_id"], values["site"])
         for rule in rules.violations(values):
             findings.append(Finding(*head, VIOLATION, rule.code, rule.fields, rule.message))
@@ -266,7 +271,7 @@ def check_rows(rows: list[tuple]) -> list[Finding]:
             finding = Finding(*head, WARNING, rule.code, rule.fields, rule.message)
             warned.append((len(findings), finding, rule.fingerprint(values)))
             findings.append(finding)
-        for model, status in zip(SECTION_MODELS, statuses):
+        for model, status in zip(SECTION_MODELS, statuses, strict=True):
             if status != SectionStatus.COMPLETE:
                 continue
             for name in _blank(model).missing_for_completion(values):
@@ -356,6 +361,8 @@ class CheckPage:
     findings: list[Finding]
     site: str | None
     n_patients: int  # patients read for this page
+    after: str = ""  # the page starts after this study ID of ``site``
+    first_site: str | None = None  # the first page's site
     next_site: str | None = None  # where the next page starts (None: this is the last)
     next_after: str = ""
 
@@ -387,7 +394,7 @@ def check_page(
     wanted = patients.filter(site__code=site, study_id__gt=after)
     rows = list(_rows(wanted)[:max_patients])
     findings, read = _page_findings(rows, kind=kind, code=code, per_page=per_page)
-    page = CheckPage(findings, site, read)
+    page = CheckPage(findings, site, read, after, sites[0])
     if read < len(rows) or len(rows) == max_patients:
         page.next_site, page.next_after = site, rows[read - 1][_N_HEAD]
     elif sites.index(site) + 1 < len(sites):
@@ -398,9 +405,7 @@ def check_page(
 def _page_findings(rows, *, kind: str, code: str, per_page: int) -> tuple[list[Finding], int]:
     """The wanted findings of whole patients until ``per_page``, and the rows read."""
     findings = [
-        f
-        for f in check_rows(rows)
-        if (not kind or f.kind == kind) and (not code or f.code == code)
+        f for f in check_rows(rows) if (not kind or f.kind == kind) and (not code or f.code == code)
     ]
     if len(findings) <= per_page:
         return findings, len(rows)

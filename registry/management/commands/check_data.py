@@ -10,6 +10,7 @@ from textwrap import indent
 from django.core.management.base import BaseCommand, CommandError
 
 from registry.checks import (
+    CHUNK_SIZE,
     MISSING,
     VIOLATION,
     WARNING,
@@ -35,10 +36,18 @@ class Command(BaseCommand):
         parser.add_argument("--site", help="only this site code")
         parser.add_argument("--format", choices=("text", "json"), default="text")
         parser.add_argument(
+            "--chunk-size",
+            type=int,
+            default=CHUNK_SIZE,
+            help=f"patients checked at a time (memory against queries; default {CHUNK_SIZE})",
+        )
+        parser.add_argument(
             "--strict", action="store_true", help="exit with status 1 when a rule is violated"
         )
 
-    def handle(self, *args, site=None, format="text", strict=False, **options):
+    def handle(self, *args, site=None, format="text", strict=False, chunk_size=CHUNK_SIZE, **_):
+        if chunk_size < 1:
+            raise CommandError("--chunk-size must be at least 1")
         patients = Patient.objects.all()
         if site:
             if not Site.objects.filter(code=site).exists():
@@ -47,7 +56,7 @@ class Command(BaseCommand):
         # The findings go to a temporary file as they are found (memory holds one chunk
         # of patients), then follow the counts, which are known only at the end.
         with tempfile.SpooledTemporaryFile(SPOOL_BYTES, mode="w+", encoding="utf-8") as body:
-            counts = self._findings(patients, body, format)
+            counts = self._findings(patients, body, format, chunk_size)
             completeness = run_completeness(patients)
             body.seek(0)
             if format == "json":
@@ -57,11 +66,11 @@ class Command(BaseCommand):
         if strict and counts[VIOLATION]:
             raise CommandError(f"{counts[VIOLATION]} rule violation(s)", returncode=1)
 
-    def _findings(self, patients, body, format: str) -> Counter:
+    def _findings(self, patients, body, format: str, chunk_size: int) -> Counter:
         counts: Counter = Counter()
         write = self._json_finding if format == "json" else self._text_finding
         last = (None, None)
-        for n, findings in scan(patients):
+        for n, findings in scan(patients, chunk_size=chunk_size):
             counts["patients"] += n
             for f in findings:
                 counts[f.kind] += 1
