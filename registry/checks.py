@@ -20,12 +20,17 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from django.db import models
+from django.db import connection, models
 from django.db.models import Count, Q, QuerySet
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from . import rules
+
+try:  # PostgreSQL's driver, absent from a SQLite-only installation
+    from psycopg.types.datetime import TimestamptzLoader
+except ImportError:  # pragma: no cover
+    TimestamptzLoader = None
 from .choices import SectionStatus
 from .models import SECTION_MODELS, Patient, Site, WarningConfirmation
 
@@ -62,8 +67,9 @@ class Finding:
     section: str | None = None
     confirmation: Confirmation | None = None  # a warning confirmed for these values
 
-    def as_dict(self) -> dict[str, object]:
-        """The finding as ``check_data --format json`` writes it."""
+    def as_dict(self, message: str | None = None) -> dict[str, object]:
+        """The finding as ``check_data --format json`` writes it (``message``: the
+        message already translated, as a caller writing many findings keeps it)."""
         confirmed = self.confirmation
         return {
             "site": self.site,
@@ -72,7 +78,7 @@ class Finding:
             "code": self.code,
             "fields": list(self.fields),
             "section": self.section,
-            "message": str(self.message),
+            "message": str(self.message) if message is None else message,
             "confirmed": None
             if confirmed is None
             else {
@@ -238,9 +244,25 @@ def scan(
 ) -> Iterator[tuple[int, list[Finding]]]:
     """``(patients checked, their findings)`` per chunk, in site code and study ID order."""
     for site_pk, _code in _sites(patients):
-        rows = _rows(patients.filter(site_id=site_pk)).iterator(chunk_size=chunk_size)
+        rows = _stream(_rows(patients.filter(site_id=site_pk)), chunk_size)
         while chunk := list(itertools.islice(rows, chunk_size)):
             yield len(chunk), check_rows(chunk)
+
+
+def _stream(rows: QuerySet, chunk_size: int) -> Iterator[tuple]:
+    """The rows of ``rows``, read ``chunk_size`` at a time from a server-side cursor."""
+    if connection.vendor != "postgresql":
+        yield from rows.iterator(chunk_size=chunk_size)
+        return
+    sql, params = rows.query.sql_with_params()
+    with connection.chunked_cursor() as cursor:
+        # psycopg's own (compiled) loader of time stamps, in the session's zone (UTC):
+        # Django's per-zone loader is interpreted Python, and a million patients carry
+        # some six million time stamps. None of the columns needs another conversion.
+        cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
+        cursor.execute(sql, params)
+        while chunk := cursor.fetchmany(chunk_size):
+            yield from chunk
 
 
 # --- the rules over a chunk of rows -------------------------------------------------

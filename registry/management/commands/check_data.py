@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import tempfile
 from collections import Counter
-from textwrap import indent
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -67,6 +66,7 @@ class Command(BaseCommand):
             raise CommandError(f"{counts[VIOLATION]} rule violation(s)", returncode=1)
 
     def _findings(self, patients, body, format: str, chunk_size: int) -> Counter:
+        self._messages: dict[int, str] = {}
         counts: Counter = Counter()
         write = self._json_finding if format == "json" else self._text_finding
         last = (None, None)
@@ -85,7 +85,11 @@ class Command(BaseCommand):
             self.stdout.write(block, ending="")
 
     def _json_finding(self, body, f, *, first: bool, last) -> None:
-        body.write(("" if first else ",\n") + indent(json.dumps(f.as_dict(), indent=2), "    "))
+        # A rule's message is translated once, not once per finding.
+        message = self._messages.get(id(f.message))
+        if message is None:
+            message = self._messages[id(f.message)] = str(f.message)
+        body.write(("" if first else ",\n") + "    " + _pretty(f.as_dict(message), 2))
 
     def _json(self, counts, body, completeness) -> None:
         out = self.stdout
@@ -104,8 +108,8 @@ class Command(BaseCommand):
             out.write("\n  ],", ending="\n")
         else:
             out.write('  "findings": [],', ending="\n")
-        text = json.dumps(completeness_dict(completeness), indent=2)
-        out.write('  "completeness": ' + indent(text, "  ").lstrip(), ending="\n")
+        text = _pretty(completeness_dict(completeness), 1)
+        out.write(f'  "completeness": {text}', ending="\n")
         out.write("}")
 
     def _text_finding(self, body, f, *, first: bool, last) -> None:
@@ -135,3 +139,18 @@ class Command(BaseCommand):
             cells = [*row["sections"], row["all"]]
             text = "".join("{:>15}".format("-" if c is None else f"{c:.1f}") for c in cells)
             out(f"  {row['site']:>15}{text}")
+
+
+def _pretty(value, level: int) -> str:
+    """``value`` as ``json.dumps(value, indent=2)`` writes it at nesting ``level``.
+
+    The scalars go through the C encoder: with ``indent`` json encodes in Python,
+    which for a million patients' findings costs more than the checks."""
+    pad = "  " * (level + 1)
+    if isinstance(value, dict) and value:
+        items = (f"{pad}{json.dumps(k)}: {_pretty(v, level + 1)}" for k, v in value.items())
+        return "{\n" + ",\n".join(items) + "\n" + "  " * level + "}"
+    if isinstance(value, list) and value:
+        items = (pad + _pretty(v, level + 1) for v in value)
+        return "[\n" + ",\n".join(items) + "\n" + "  " * level + "]"
+    return json.dumps(value)
