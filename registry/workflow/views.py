@@ -421,8 +421,6 @@ def data_checks(request):
             "form": form,
             "page": page,
             "grouped": page.by_site(),
-            "completeness": checks.completeness_rows(checks.completeness(patients)),
-            "section_titles": checks.section_titles(),
             "page_findings": checks.PAGE_FINDINGS,
         },
     )
