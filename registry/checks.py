@@ -26,11 +26,6 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from . import rules
-
-try:  # PostgreSQL's driver, absent from a SQLite-only installation
-    from psycopg.types.datetime import TimestamptzLoader
-except ImportError:  # pragma: no cover
-    TimestamptzLoader = None
 from .choices import SectionStatus
 from .models import SECTION_MODELS, Patient, Site, WarningConfirmation
 
@@ -254,6 +249,8 @@ def _stream(rows: QuerySet, chunk_size: int) -> Iterator[tuple]:
     if connection.vendor != "postgresql":
         yield from rows.iterator(chunk_size=chunk_size)
         return
+    from psycopg.types.datetime import TimestamptzLoader  # only on PostgreSQL
+
     sql, params = rows.query.sql_with_params()
     with connection.chunked_cursor() as cursor:
         # psycopg's own (compiled) loader of time stamps, in the session's zone (UTC):
