@@ -204,7 +204,6 @@ def _section_path(model) -> str:
     return model._meta.get_field("patient").remote_field.related_name
 
 
-PATIENT_FIELDS = ("study_id", "site", "sex", "age_years")
 # Where each flat value lives, as an ORM path from the patient.
 PATHS: dict[str, str] = {
     "study_id": "study_id",
