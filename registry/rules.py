@@ -176,10 +176,17 @@ class Rule:
     def is_warning(self) -> bool:
         return self.severity == WARNING
 
+    @functools.cached_property
+    def needed(self) -> tuple[str, ...]:
+        """The fields that must have a value for the rule to be checked."""
+        return self.requires or self.fields
+
     def violated(self, values: Mapping[str, object]) -> bool:
-        needed = self.requires or self.fields
-        if any(values.get(name) is None for name in needed):
-            return False
+        # A plain loop: the checks run every rule over every patient of the registry.
+        get = values.get
+        for name in self.needed:
+            if get(name) is None:
+                return False
         return not self.check(values)
 
     def fingerprint(self, values: Mapping[str, object]) -> str:

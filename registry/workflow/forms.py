@@ -16,6 +16,7 @@ from registry.models import (
     PatientExclusionReason,
     Respondent,
     ScreeningExclusion,
+    Site,
     query_field_choices,
 )
 
@@ -183,3 +184,35 @@ class LockForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
         strip=False,
     )
+
+
+class ChecksFilterForm(forms.Form):
+    """The checks page's filters and its position (a GET form; every field optional)."""
+
+    site = forms.ModelChoiceField(
+        label=_("Site"),
+        queryset=Site.objects.none(),
+        required=False,
+        empty_label=_("All sites"),
+        to_field_name="code",
+    )
+    kind = forms.ChoiceField(
+        label=_("Kind"),
+        required=False,
+        choices=[
+            ("", _("All kinds")),
+            ("violation", _("Rule violations")),
+            ("warning", _("Warnings")),
+            ("missing", _("Missing values in completed sections")),
+        ],
+    )
+    code = forms.ChoiceField(label=_("Rule"), required=False)
+    # Where the page starts: a site code and the study ID after which to read.
+    at = forms.CharField(required=False, max_length=32)
+    after = forms.CharField(required=False, max_length=32)
+
+    def __init__(self, *args, sites, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["site"].queryset = sites
+        codes = sorted({rule.code for rule in rules.RULES})
+        self.fields["code"].choices = [("", _("All rules")), *((c, c) for c in codes)]

@@ -21,6 +21,7 @@ from registry.models import DataQuery, QueryStatus, ScreeningExclusion
 
 from . import services as workflow
 from .forms import (
+    ChecksFilterForm,
     ContactAttemptForm,
     EnrolForm,
     ExclusionForm,
@@ -401,5 +402,25 @@ def patient_lock(request, pk):
 
 
 def data_checks(request):
-    report = checks.run_checks(access.patients_for(request.user))
-    return render(request, T + "checks.html", {"report": report, "grouped": report.by_site()})
+    form = ChecksFilterForm(request.GET or None, sites=access.sites_for(request.user))
+    data = form.cleaned_data if form.is_valid() else {}
+    patients = access.patients_for(request.user)
+    if data.get("site"):
+        patients = patients.filter(site=data["site"])
+    page = checks.check_page(
+        patients,
+        site=data.get("at") or None,
+        after=data.get("after", ""),
+        kind=data.get("kind", ""),
+        code=data.get("code", ""),
+    )
+    return render(
+        request,
+        T + "checks.html",
+        {
+            "form": form,
+            "page": page,
+            "grouped": page.by_site(),
+            "page_findings": checks.PAGE_FINDINGS,
+        },
+    )
