@@ -284,14 +284,30 @@ def indicator_rows(cols: Columns, sites: list[str], period: str) -> list[dict]:
 
 
 def quality_indicators(
-    user=None, filters: datasets.Filters | None = None, *, period: str = "all"
+    user=None, filters: datasets.Filters | None = None, *, period: str = "all", freeze=None
 ) -> dict:
-    """The JSON contract (``../shared/spec/quality-indicators.md``)."""
+    """The JSON contract (``../shared/spec/quality-indicators.md``).
+
+    ``freeze``: computed from this data freeze (``datasets.source``), as of its date
+    (whether a follow-up window has closed), with a top-level ``freeze`` object.
+    """
     if period not in PERIODS:
         raise ValueError(f"period: one of {', '.join(PERIODS)}, not {period!r}")
     filters = filters or datasets.Filters()
-    cols = columns(read(user, filters))
-    sites = readable_sites(user, filters.site)
+    with datasets.source(freeze):
+        today = timezone.localdate(freeze.created_at) if freeze is not None else None
+        cols = columns(read(user, filters), today=today)
+        # A freeze's sites are those of its rows: a site added since adds no row.
+        sites = [filters.site] if filters.site else sorted(freeze.site_codes)
+        if freeze is None:
+            sites = readable_sites(user, filters.site)
+    result = _contract(filters, period, cols, sites)
+    if freeze is not None:
+        result["freeze"] = datasets.freeze_contract(freeze)
+    return result
+
+
+def _contract(filters: datasets.Filters, period: str, cols: Columns, sites) -> dict:
     return {
         "filters": {
             "site": filters.site,

@@ -25,7 +25,7 @@ from django.dispatch import receiver
 from django.shortcuts import get_object_or_404
 
 from .choices import Role
-from .models import DataQuery, ExportLog, Patient, ScreeningEntry, Site, User
+from .models import DataFreeze, DataQuery, ExportLog, Patient, ScreeningEntry, Site, User
 
 # --- the named permissions -------------------------------------------------------
 
@@ -44,6 +44,8 @@ CLOSE_ANY_QUERY = "close_any_query"  # close or re-open anyone's data query
 ADMINISTER = "administer"  # the Django admin site (sites, all users, 2FA); it also needs is_staff
 MANAGE_USERS = "manage_users"  # the accounts of one's sites: create, role and sites, deactivate
 AUDIT = "audit"  # the export log and the account changes of one's sites
+FREEZE = "freeze"  # freeze the data of one's sites, read and compare one's sites' freezes
+DELETE_FREEZE = "delete_freeze"  # delete a data freeze (audited): the registry administrator
 
 ALL_PERMISSIONS = frozenset(
     {
@@ -62,6 +64,8 @@ ALL_PERMISSIONS = frozenset(
         ADMINISTER,
         MANAGE_USERS,
         AUDIT,
+        FREEZE,
+        DELETE_FREEZE,
     }
 )
 
@@ -72,12 +76,16 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.DATA_ENTRY: frozenset({EDIT_CLINICAL, ANSWER_QUERY, EXCLUDE}),
     # The investigator answers for their sites' data: reads, exports, queries, excludes
     # and locks, but does not enter the clinical data.
-    Role.INVESTIGATOR: frozenset({VIEW_REPORTS, VIEW_QUALITY, EXPORT, LOCK, EXCLUDE, RAISE_QUERY}),
+    Role.INVESTIGATOR: frozenset(
+        {VIEW_REPORTS, VIEW_QUALITY, EXPORT, LOCK, EXCLUDE, RAISE_QUERY, FREEZE}
+    ),
     # The monitor checks the data against the source documents: reads, queries, locks.
     Role.MONITOR: frozenset({VIEW_REPORTS, VIEW_QUALITY, LOCK, RAISE_QUERY}),
     # The site administrator manages the users and the data of their own sites; the
     # Django admin (sites, every account) is the registry administrator's.
-    Role.SITE_ADMIN: ALL_PERMISSIONS - {ALL_SITES, ADMINISTER},
+    # A freeze may hold other sites' rows and reproduces published figures: deleting one
+    # is the registry administrator's.
+    Role.SITE_ADMIN: ALL_PERMISSIONS - {ALL_SITES, ADMINISTER, DELETE_FREEZE},
     # The registry administrator runs the registry across all sites.
     Role.ADMIN: ALL_PERMISSIONS,
 }
@@ -240,3 +248,28 @@ def export_logs_for(user) -> QuerySet[ExportLog]:
         return ExportLog.objects.all()
     covered = ExportLog.sites.through.objects.filter(site_id__in=site_ids_for(user))
     return ExportLog.objects.filter(pk__in=covered.values("exportlog_id"))
+
+
+# --- data freezes -------------------------------------------------------------------------
+
+
+def freezes_for(user) -> QuerySet[DataFreeze]:
+    """Freezes ``user`` may read: with ``FREEZE``, every one with ``ALL_SITES``, else
+    those whose rows all come from the user's sites (a freeze of no patient: of its
+    site filter's site, else anyone's with ``FREEZE``)."""
+    if not has(user, FREEZE):
+        return DataFreeze.objects.none()
+    if has(user, ALL_SITES):
+        return DataFreeze.objects.all()
+    mine = set(sites_for(user).values_list("code", flat=True))
+    readable = []
+    for pk, codes, filters in DataFreeze.objects.values_list("pk", "site_codes", "filters"):
+        sites = set(codes) or ({filters["site"]} if filters.get("site") else set())
+        if sites <= mine:
+            readable.append(pk)
+    return DataFreeze.objects.filter(pk__in=readable)
+
+
+def get_freeze(user, name: str) -> DataFreeze:
+    """The freeze named ``name`` if ``user`` may read it, else 404."""
+    return get_object_or_404(freezes_for(user), name=name)
