@@ -542,7 +542,11 @@ def add_provenance(result: dict, user=None, filters: Filters | None = None) -> d
     filters = filters or Filters()
     frozen = result.get("freeze")
     if frozen:  # the data read are the freeze's: as of its time, whatever changed since
-        return {**result, "data_as_of": frozen["created_at"], "followup_window": filters.followup_window}
+        return {
+            **result,
+            "data_as_of": frozen["created_at"],
+            "followup_window": filters.followup_window,
+        }
     changed = datasets.data_as_of(user, filters)
     as_of = timezone.localtime(changed).isoformat(timespec="seconds") if changed else None
     return {**result, "data_as_of": as_of, "followup_window": filters.followup_window}

@@ -6,6 +6,7 @@ Thin views: access check (``registry.access``) -> filters form -> ``tables`` /
 
 from __future__ import annotations
 
+import functools
 import json
 
 from django.core.paginator import Paginator
@@ -16,6 +17,8 @@ from django.utils.translation import gettext as _
 
 from registry import access
 from registry.choices import Language
+from registry.freeze_views import freeze_for_request
+from registry.freezes import FreezeTampered
 from registry.i18n import in_file_language
 from registry.workflow.services import screening_for
 
@@ -35,11 +38,30 @@ PAGE_SIZE = 100
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
+def from_freeze(view):
+    """Compute ``view`` from the data freeze of ``?freeze=NAME`` when given
+    (``request.freeze``; 404 for a freeze the user may not read, 409 for a tampered
+    one), else from the live registry (``request.freeze`` None)."""
+
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        request.freeze = freeze_for_request(request)
+        try:
+            with datasets.source(request.freeze):
+                return view(request, *args, **kwargs)
+        except FreezeTampered as exc:
+            return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")
+
+    return wrapped
+
+
 def _options(request):
     access.require(access.has(request.user, access.VIEW_REPORTS))
     form = form_for(request)
     filters, p_method, covariates = form.options()
     params = {**filters.as_query(), "p_method": p_method, "covariates": covariates}
+    if getattr(request, "freeze", None) is not None:  # the links read the same freeze
+        params["freeze"] = request.freeze.name
     return form, filters, p_method, covariates, params
 
 
@@ -67,12 +89,15 @@ def _context(form, filters, p_method, covariates, params, **extra):
     }
 
 
+@from_freeze
 def report(request):
     """Every table of the study laid out like the paper, and the figures."""
     form, filters, p_method, covariates, params = _options(request)
     result = None
     if not form.refused():
-        result = study_tables(request.user, filters, p_method=p_method, covariates=covariates)
+        result = study_tables(
+            request.user, filters, p_method=p_method, covariates=covariates, freeze=request.freeze
+        )
     context = _context(
         form,
         filters,
@@ -167,6 +192,7 @@ def patients(request):
     return render(request, "analytics/patients.html", context)
 
 
+@from_freeze
 def download(request, table: str, fmt: str):
     """One table (or ``all``) as CSV or xlsx; the whole contract as JSON."""
     form, filters, p_method, covariates, params = _options(request)
@@ -182,7 +208,9 @@ def download(request, table: str, fmt: str):
 
 def _download_response(request, table, fmt, filters, p_method, covariates) -> HttpResponse:
     result = strip_internal(
-        study_tables(request.user, filters, p_method=p_method, covariates=covariates)
+        study_tables(
+            request.user, filters, p_method=p_method, covariates=covariates, freeze=request.freeze
+        )
     )
     result = add_provenance(result, request.user, filters)
     if fmt == "docx":
@@ -207,6 +235,7 @@ def _download_response(request, table, fmt, filters, p_method, covariates) -> Ht
     return response
 
 
+@from_freeze
 def figure(request, name: str, fmt: str):
     """Figure 3 (Grotta chart of the mRS) or Figure 4 (occlusion sites) as SVG or PNG."""
     form, filters, p_method, covariates, params = _options(request)
@@ -223,6 +252,7 @@ def figure(request, name: str, fmt: str):
     return response
 
 
+@from_freeze
 def shift_figure(request, key: str, fmt: str):
     """The Grotta chart of one Table I exposure's two groups at 3 months (SVG or PNG)."""
     form, filters, p_method, covariates, params = _options(request)
@@ -243,6 +273,7 @@ def shift_figure(request, key: str, fmt: str):
     return response
 
 
+@from_freeze
 def published_vs_registry(request):
     """Each number printed in the paper beside the registry's value."""
     form, filters, p_method, covariates, params = _options(request)
@@ -279,6 +310,7 @@ def flow_chart(request):
     return render(request, "analytics/flow_chart.html", {"counts": _flow_counts(request.user)})
 
 
+@from_freeze
 def flow_chart_figure(request, fmt: str):
     """Figure 1 as SVG or PNG, with the report's filters; ``?download=1`` as a file."""
     form, filters, p_method, covariates, params = _options(request)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from django.apps import apps
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db import connections, transaction
 from django.db.utils import load_backend
 from django.utils import timezone
@@ -165,9 +165,7 @@ def freeze_typed_rows(*, freeze: DataFreeze) -> Iterator[dict]:
     header = next(rows)
     parsers = [interchange.parser(interchange.by_name()[name]) for name in header]
     for row in rows:
-        yield {
-            name: parse(text) for name, parse, text in zip(header, parsers, row, strict=True)
-        }
+        yield {name: parse(text) for name, parse, text in zip(header, parsers, row, strict=True)}
 
 
 def freezes_for(user):
@@ -235,8 +233,9 @@ def _live_pieces(patients) -> Iterator[bytes]:
 
 def _digests(rows: Iterator[list[str]]) -> tuple[list[str], dict[str, bytes]]:
     header = next(rows)
-    return header, {row[0]: hashlib.blake2b("\x1f".join(row).encode(), digest_size=12).digest()
-                    for row in rows}
+    return header, {
+        row[0]: hashlib.blake2b("\x1f".join(row).encode(), digest_size=12).digest() for row in rows
+    }
 
 
 def _compare(first, second, result: FreezeComparison) -> FreezeComparison:

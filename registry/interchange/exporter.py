@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import secrets
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
@@ -363,11 +363,16 @@ class ExportFile:
     identifiable: bool
     fmt: str
     patients: QuerySet
+    # The typed rows of a data freeze instead of the patients' (``registry.freezes``).
+    frozen_rows: Callable[[], Iterable[dict]] | None = None
 
     def chunks(self) -> Iterator[bytes]:
         """The file in pieces, written as the patients are read ``CHUNK_ROWS`` at a time."""
         columns = out_columns(not self.identifiable)
-        rows = typed_rows(self.patients, deidentified=not self.identifiable)
+        if self.frozen_rows is not None:
+            rows = iter(self.frozen_rows())
+        else:
+            rows = typed_rows(self.patients, deidentified=not self.identifiable)
         if not self.identifiable:
             rows = _deidentified(rows, self.n_patients)
         return WRITERS[self.fmt](columns, rows, self.n_patients)
@@ -389,6 +394,7 @@ def registry_export(
     site: Site | None = None,
     deidentified: bool | None = None,
     via: str = "web",
+    freeze=None,
 ) -> ExportFile:
     """The export file for ``user``; de-identified unless an admin asks otherwise.
 
@@ -396,12 +402,21 @@ def registry_export(
     account: everything is readable from the shell anyway); it is logged. The export
     is logged here, when it is taken; its rows are read while the file is written.
     Raises ``ExportRefused`` when the format cannot hold the rows (xlsx).
+
+    ``freeze``: the rows of this ``DataFreeze`` (verified, ``FreezeTampered``) instead
+    of the live registry's, those of ``site`` only when given; the file name and the
+    log name the freeze and its hash.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     deidentified, patients = _scope(user, site, deidentified)
     out_columns(deidentified)  # an undeclared privacy category stops the export here
-    n = patients.count()
+    frozen_rows = None
+    if freeze is not None:
+        frozen_rows = _frozen_rows(freeze, site, deidentified)
+        n = sum(1 for _row in frozen_rows())
+    else:
+        n = patients.count()
     if fmt == "xlsx" and n > XLSX_MAX_ROWS:
         raise ExportRefused(
             _(
@@ -410,10 +425,12 @@ def registry_export(
             )
             % {"max": f"{XLSX_MAX_ROWS:,}", "n": f"{n:,}"}
         )
-    _log(user, fmt, site, deidentified, n, via)
+    _log(user, fmt, site, deidentified, n, via, freeze)
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     kind = "deidentified" if deidentified else "identifiable"
     scope = f"-{site.code}" if site is not None else ""
+    if freeze is not None:
+        scope = f"-freeze-{freeze.name}{scope}"
     return ExportFile(
         filename=f"registry{scope}-{kind}-{stamp}.{fmt}",
         content_type=CONTENT_TYPES[fmt],
@@ -421,7 +438,27 @@ def registry_export(
         identifiable=not deidentified,
         fmt=fmt,
         patients=patients,
+        frozen_rows=frozen_rows,
     )
+
+
+def _frozen_rows(freeze, site: Site | None, deidentified: bool):
+    """The typed rows of ``freeze`` (of ``site`` only), a function that reads them anew
+    each call. De-identified, in a random order: the pseudonyms must not follow the
+    study IDs, so those rows are held in memory to be shuffled."""
+    from registry.freezes import freeze_typed_rows
+
+    def rows():
+        found = (
+            r for r in freeze_typed_rows(freeze=freeze) if site is None or r["site"] == site.code
+        )
+        if not deidentified:
+            return found
+        shuffled = list(found)
+        secrets.SystemRandom().shuffle(shuffled)
+        return shuffled
+
+    return rows
 
 
 def _scope(user, site: Site | None, deidentified: bool | None):
@@ -443,13 +480,18 @@ def _scope(user, site: Site | None, deidentified: bool | None):
     return deidentified, patients
 
 
-def _log(user, fmt: str, site: Site | None, deidentified: bool, n: int, via: str) -> None:
+def _log(
+    user, fmt: str, site: Site | None, deidentified: bool, n: int, via: str, freeze=None
+) -> None:
+    filters = {"site": site.code if site is not None else None}
+    if freeze is not None:
+        filters["freeze"] = {"name": freeze.name, "sha256": freeze.sha256}
     log = ExportLog.objects.create(
         user=user,
         format=fmt,
         identifiable=not deidentified,
         site=site,
-        filters={"site": site.code if site is not None else None},
+        filters=filters,
         n_patients=n,
         via=via,
     )
