@@ -259,6 +259,13 @@ def freezes_for(user) -> QuerySet[DataFreeze]:
     site filter's site, else anyone's with ``FREEZE``)."""
     if not has(user, FREEZE):
         return DataFreeze.objects.none()
+    return _freezes_of_sites(user)
+
+
+def _freezes_of_sites(user) -> QuerySet[DataFreeze]:
+    """Freezes whose rows all come from the user's sites, whatever the user may do."""
+    if not user.is_authenticated:
+        return DataFreeze.objects.none()
     if has(user, ALL_SITES):
         return DataFreeze.objects.all()
     mine = set(sites_for(user).values_list("code", flat=True))
@@ -271,5 +278,8 @@ def freezes_for(user) -> QuerySet[DataFreeze]:
 
 
 def get_freeze(user, name: str) -> DataFreeze:
-    """The freeze named ``name`` if ``user`` may read it, else 404."""
-    return get_object_or_404(freezes_for(user), name=name)
+    """The freeze named ``name`` if ``user`` may read it: 403 without ``FREEZE``, 404 for
+    a freeze that does not exist or holds rows of another's site."""
+    freeze = get_object_or_404(_freezes_of_sites(user), name=name)
+    require(has(user, FREEZE))
+    return freeze
