@@ -298,9 +298,10 @@ def quality_indicators(
         today = timezone.localdate(freeze.created_at) if freeze is not None else None
         cols = columns(read(user, filters), today=today)
         # A freeze's sites are those of its rows: a site added since adds no row.
-        sites = [filters.site] if filters.site else sorted(freeze.site_codes)
         if freeze is None:
             sites = readable_sites(user, filters.site)
+        else:
+            sites = [filters.site] if filters.site else sorted(freeze.site_codes)
     result = _contract(filters, period, cols, sites)
     if freeze is not None:
         result["freeze"] = datasets.freeze_contract(freeze)
