@@ -241,6 +241,12 @@ def _readable(model, user, scoped):
 # -- queries ---------------------------------------------------------------------------------
 
 
+def compiled(queryset: QuerySet) -> tuple[str, tuple]:
+    """The SQL of ``queryset`` for the database it reads (``Query.sql_with_params``
+    compiles for the default database, whose dialect a freeze's may not share)."""
+    return queryset.query.get_compiler(queryset.db).as_sql()
+
+
 def matches_nothing(queryset: QuerySet) -> bool:
     """True when ``queryset`` can match no row whatever the data: ``none()``, or a
     restriction such as ``site_id__in=[]`` (a user without a site), which Django refuses
@@ -274,7 +280,7 @@ def _all_patients_sql(using: str) -> tuple[str, tuple]:
         raw = {f"r_{name}": F(path) for name, path in RAW_COLUMNS.items()}
         inner = Patient.objects.using(using).order_by().annotate(r_pk=F("pk"), **variables, **raw)
         inner = inner.values("r_pk", *variables, *raw)
-        sql, params = inner.query.sql_with_params()
+        sql, params = compiled(inner)
         _PER_PATIENT_SQL[key] = (sql, tuple(params))
     return _PER_PATIENT_SQL[key]
 
@@ -282,7 +288,7 @@ def _all_patients_sql(using: str) -> tuple[str, tuple]:
 def per_patient_sql(queryset: QuerySet) -> tuple[str, tuple]:
     """The per-patient rows (SQL) restricted to ``queryset``: what ``Cond.sql`` reads."""
     sql, params = _all_patients_sql(queryset.db)
-    selected, selected_params = queryset.order_by().values("pk").query.sql_with_params()
+    selected, selected_params = compiled(queryset.order_by().values("pk"))
     restricted = f"SELECT * FROM ({sql}) all_patients WHERE r_pk IN ({selected})"
     return restricted, (*params, *selected_params)
 
@@ -648,7 +654,7 @@ def _fetch_sql(queryset: QuerySet, layout: Layout, *, ranged: bool = False) -> t
     for one range of patient ids of a read on several connections
     (``pgread.range_template``).
     """
-    restriction = queryset.order_by().values("pk").query.sql_with_params()
+    restriction = compiled(queryset.order_by().values("pk"))
     key = (queryset.db, layout, ranged, *restriction)
     if key not in _FETCH_SQL:
         if len(_FETCH_SQL) >= _FETCH_SQL_KEPT:
@@ -657,9 +663,7 @@ def _fetch_sql(queryset: QuerySet, layout: Layout, *, ranged: bool = False) -> t
         rows = queryset.order_by().annotate(**layout.annotations())
         if ranged:
             rows = rows.annotate(r_range_pk=F("pk"))
-        sql, params = rows.values_list(
-            *names, *(["r_range_pk"] if ranged else [])
-        ).query.sql_with_params()
+        sql, params = compiled(rows.values_list(*names, *(["r_range_pk"] if ranged else [])))
         if ranged:
             sql = pgread.range_template(sql, names)
         _FETCH_SQL[key] = (sql, tuple(params))

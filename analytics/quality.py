@@ -94,7 +94,7 @@ def read(user=None, filters: datasets.Filters | None = None):
     if queryset.query.is_empty():
         return pd.DataFrame({name: pd.Series(dtype=t) for name, t in dtypes.items()})
     rows = queryset.order_by().annotate(**annotations).values_list(*annotations)
-    sql, params = rows.query.sql_with_params()
+    sql, params = datasets.compiled(rows)
     connection_ = connections[queryset.db]
     if connection_.vendor == "postgresql":
         return pgread.read(queryset.db, (sql, tuple(params)), dtypes)

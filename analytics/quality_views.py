@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from registry import access
 
 from . import datasets, exports, quality, quality_figures
-from .views import from_freeze
+from .freezing import from_freeze
 
 PAGE_SIZE = 100
 QUARTER_RE = re.compile(r"^(\d{4})-Q([1-4])$")

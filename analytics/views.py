@@ -6,7 +6,6 @@ Thin views: access check (``registry.access``) -> filters form -> ``tables`` /
 
 from __future__ import annotations
 
-import functools
 import json
 
 from django.core.paginator import Paginator
@@ -17,14 +16,13 @@ from django.utils.translation import gettext as _
 
 from registry import access
 from registry.choices import Language
-from registry.freeze_views import freeze_for_request
-from registry.freezes import FreezeTampered
 from registry.i18n import in_file_language
 from registry.workflow.services import screening_for
 
 from . import datasets, exports, figures, flow, methods, published, report_docx
 from . import exposures as ex
 from .forms import form_for
+from .freezing import from_freeze
 from .tables import (
     P_METHODS,
     add_provenance,
@@ -36,23 +34,6 @@ from .tables import (
 
 PAGE_SIZE = 100
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-
-
-def from_freeze(view):
-    """Compute ``view`` from the data freeze of ``?freeze=NAME`` when given
-    (``request.freeze``; 404 for a freeze the user may not read, 409 for a tampered
-    one), else from the live registry (``request.freeze`` None)."""
-
-    @functools.wraps(view)
-    def wrapped(request, *args, **kwargs):
-        request.freeze = freeze_for_request(request)
-        try:
-            with datasets.source(request.freeze):
-                return view(request, *args, **kwargs)
-        except FreezeTampered as exc:
-            return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")
-
-    return wrapped
 
 
 def _options(request):

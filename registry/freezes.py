@@ -12,7 +12,6 @@ None is the server operator running a command).
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import io
@@ -30,8 +29,16 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import access
-from .interchange import columns as interchange
 from .interchange import exporter
+from .interchange.frozen import (  # noqa: F401 - the freezes' services, in one place
+    PIECE_BYTES,
+    FreezeTampered,
+    freeze_csv,
+    freeze_text_rows,
+    freeze_typed_rows,
+    freeze_verify,
+    text_rows,
+)
 from .models import (
     SECTION_MODELS,
     DataFreeze,
@@ -44,10 +51,6 @@ from .models import (
 
 # Patients written per INSERT when a freeze is loaded into its database.
 LOAD_BATCH = 2_000
-
-
-class FreezeTampered(ValueError):
-    """A freeze whose rows no longer match its SHA-256: nothing is computed from it."""
 
 
 # -- create ------------------------------------------------------------------------------
@@ -118,54 +121,7 @@ def _compressed(rows) -> tuple[bytes, str]:
     return buffer.getvalue(), digest.hexdigest()
 
 
-# -- read ----------------------------------------------------------------------------------
-
-
-def _pieces(freeze: DataFreeze) -> Iterator[bytes]:
-    with gzip.GzipFile(fileobj=io.BytesIO(freeze.rows_gz), mode="rb") as stream:
-        yield from iter(lambda: stream.read(exporter.PIECE_BYTES), b"")
-
-
-def freeze_verify(*, freeze: DataFreeze) -> None:
-    """Raise ``FreezeTampered`` unless the stored rows' SHA-256 is the freeze's."""
-    digest = hashlib.sha256()
-    try:
-        for piece in _pieces(freeze):
-            digest.update(piece)
-    except (OSError, EOFError) as exc:  # not gzip any more
-        raise FreezeTampered(_tampered(freeze)) from exc
-    if digest.hexdigest() != freeze.sha256:
-        raise FreezeTampered(_tampered(freeze))
-
-
-def _tampered(freeze: DataFreeze) -> str:
-    return _(
-        "The data freeze “%(name)s” does not match its SHA-256 (%(sha)s): its rows were "
-        "changed after it was frozen, so nothing is computed from it."
-    ) % {"name": freeze.name, "sha": freeze.sha256}
-
-
-def freeze_csv(*, freeze: DataFreeze) -> Iterator[bytes]:
-    """The frozen CSV, exactly the stored rows, in pieces; verified first
-    (``FreezeTampered``)."""
-    freeze_verify(freeze=freeze)
-    return _pieces(freeze)
-
-
-def _text_rows(pieces: Iterator[bytes]) -> Iterator[list[str]]:
-    """The CSV rows (header first) of CSV pieces that each end at a row's end."""
-    for piece in pieces:
-        yield from csv.reader(io.StringIO(piece.decode("utf-8"), newline=""))
-
-
-def freeze_typed_rows(*, freeze: DataFreeze) -> Iterator[dict]:
-    """The frozen rows as typed values (what ``exporter.typed_rows`` gives), verified
-    first; parsed with the interchange columns' parsers."""
-    rows = _text_rows(freeze_csv(freeze=freeze))
-    header = next(rows)
-    parsers = [interchange.parser(interchange.by_name()[name]) for name in header]
-    for row in rows:
-        yield {name: parse(text) for name, parse, text in zip(header, parsers, row, strict=True)}
+# -- read ---------------------------------------------------------------------------------
 
 
 def freezes_for(user):
@@ -209,14 +165,14 @@ def freeze_compare(*, freeze: DataFreeze, other: DataFreeze | None = None, user=
     Memory holds one short digest per patient and the rows that changed, never both
     tables: the first side is read twice.
     """
-    first = lambda: _text_rows(freeze_csv(freeze=freeze))  # noqa: E731
+    first = lambda: freeze_text_rows(freeze=freeze)  # noqa: E731
     if other is not None:
-        second = lambda: _text_rows(freeze_csv(freeze=other))  # noqa: E731
+        second = lambda: freeze_text_rows(freeze=other)  # noqa: E731
         label = other.name
     else:
         site = freeze.filters.get("site")
         patients = _scope_for_compare(user, site)
-        second = lambda: _text_rows(_live_pieces(patients))  # noqa: E731
+        second = lambda: text_rows(_live_pieces(patients))  # noqa: E731
         label = _("live data")
     return _compare(first, second, FreezeComparison(before=freeze.name, after=label))
 

@@ -1,8 +1,8 @@
 from django.urls import path, register_converter
 
-from . import freeze_views as fz
 from . import views
 from .accounts import views as accounts
+from .freezing import views as fz
 from .interchange import views as ix
 from .models import SECTIONS_BY_KEY
 from .workflow import views as wf

@@ -255,3 +255,13 @@ def test_the_pages_list_create_compare_download_and_delete_freezes(
     )
     assert deleted.status_code == 302
     assert FreezeDeletion.objects.get().name == frozen.name
+
+
+def test_a_freeze_larger_than_one_read_is_read_back_whole_and_equal_to_the_live_data(site_a):
+    from .analytics_cohort import bulk_cohort
+
+    bulk_cohort(site_a, 1500)
+    freeze = freezes.freeze_create(name="large", reason="size", user=None)
+    assert len(gzip.decompress(bytes(freeze.rows_gz))) > freezes.PIECE_BYTES
+    assert sum(1 for _row in freezes.freeze_typed_rows(freeze=freeze)) == 1500
+    assert freezes.freeze_compare(freeze=freeze).n_differences == 0

@@ -29,6 +29,7 @@ from registry import access
 from registry.models import ExportLog, Patient, Site
 
 from . import columns as interchange
+from .frozen import freeze_typed_rows
 
 FORMATS = ("csv", "xlsx", "dta")
 CONTENT_TYPES = {
@@ -446,7 +447,6 @@ def _frozen_rows(freeze, site: Site | None, deidentified: bool):
     """The typed rows of ``freeze`` (of ``site`` only), a function that reads them anew
     each call. De-identified, in a random order: the pseudonyms must not follow the
     study IDs, so those rows are held in memory to be shuffled."""
-    from registry.freezes import freeze_typed_rows
 
     def rows():
         found = (

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
-from . import access, freezes
-from .forms import FreezeDeleteForm, FreezeForm
+from registry import access, freezes
+from registry.forms import FreezeDeleteForm, FreezeForm
 
 # Changed values shown on the comparison page (the command lists them all).
 CHANGES_SHOWN = 1_000
@@ -87,13 +87,3 @@ def freeze_delete(request, name: str):
         messages.success(request, _("The data freeze “%(name)s” was deleted.") % {"name": name})
         return redirect("registry:freeze_list")
     return render(request, "registry/freezes/delete.html", {"freeze": freeze, "form": form})
-
-
-def freeze_for_request(request):
-    """The freeze named by ``?freeze=NAME`` that the user may read (404), or None."""
-    name = request.GET.get("freeze")
-    if not name:
-        return None
-    if not access.has(request.user, access.FREEZE):
-        raise Http404
-    return access.get_freeze(request.user, name)
