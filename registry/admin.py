@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy
 from simple_history.admin import SimpleHistoryAdmin
 
 from .accounts import services as accounts
-from .models import ExportLog, Site, User
+from .models import ExportLog, FreezeDeletion, Site, User
 
 
 @admin.register(Site)
@@ -136,6 +136,24 @@ class ExportLogAdmin(admin.ModelAdmin):
     list_display = ("created_at", "user", "format", "identifiable", "site", "n_patients", "via")
     list_filter = ("identifiable", "format", "via", "sites")
     date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(FreezeDeletion)
+class FreezeDeletionAdmin(admin.ModelAdmin):
+    """Deleted data freezes, read-only: who deleted which freeze (name, hash), when, why."""
+
+    list_display = ("deleted_at", "name", "sha256", "n_patients", "frozen_at", "deleted_by")
+    list_filter = ("deleted_by",)
+    readonly_fields = ("name", "sha256", "n_patients", "frozen_at", "deleted_by", "reason")
 
     def has_add_permission(self, request):
         return False
