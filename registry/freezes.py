@@ -187,11 +187,14 @@ def _live_pieces(patients) -> Iterator[bytes]:
     return exporter.to_csv(exporter.out_columns(False), rows, 0)
 
 
+def _digest(row: list[str]) -> bytes:
+    """A short digest of one row's texts: what memory keeps of the first side."""
+    return hashlib.blake2b("\x1f".join(row).encode(), digest_size=12).digest()
+
+
 def _digests(rows: Iterator[list[str]]) -> tuple[list[str], dict[str, bytes]]:
     header = next(rows)
-    return header, {
-        row[0]: hashlib.blake2b("\x1f".join(row).encode(), digest_size=12).digest() for row in rows
-    }
+    return header, {row[0]: _digest(row) for row in rows}
 
 
 def _compare(first, second, result: FreezeComparison) -> FreezeComparison:
@@ -203,10 +206,9 @@ def _compare(first, second, result: FreezeComparison) -> FreezeComparison:
     for row in rows:
         study_id = row[0]
         seen.add(study_id)
-        digest = hashlib.blake2b("\x1f".join(row).encode(), digest_size=12).digest()
         if study_id not in before:
             result.added.append(study_id)
-        elif before[study_id] != digest:
+        elif before[study_id] != _digest(row):
             changed[study_id] = dict(zip(header_after, row, strict=True))
     result.removed = sorted(set(before) - seen)
     result.added.sort()
