@@ -16,7 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -50,6 +52,7 @@ except ImportError:  # pragma: no cover - a registry without the replica router
         return DEFAULT_DB_ALIAS
 
 
+from registry import freezes
 from registry.derived import MRS_3M_FLAGS, intervals
 from registry.models import (
     MrsInterview,
@@ -156,9 +159,8 @@ def patients(
         given) and circulation.
     """
     filters = filters or Filters()
-    queryset = Patient.objects.all() if user is None else access.patients_for(user)
     # The study tables scan every patient: on a busy registry they read a replica.
-    queryset = queryset.using(analytics_db_alias())
+    queryset = _readable(Patient, user, access.patients_for)
     # EXISTS rather than a join on the exclusion: the planner then estimates the
     # patients left correctly and sizes the study tables' hash joins for them.
     excluded_now = Exists(
@@ -182,7 +184,67 @@ def patients(
     return queryset
 
 
+# -- where the rows come from -----------------------------------------------------------------
+
+# The data freeze being read in this context (``source``), or None: the live registry.
+_FREEZE: ContextVar[tuple[object, str] | None] = ContextVar("analytics_freeze", default=None)
+
+
+@contextmanager
+def source(freeze=None) -> Iterator[None]:
+    """Read the rows of ``freeze`` (a ``DataFreeze``, verified: ``FreezeTampered``)
+    instead of the live registry inside this block; None reads the registry.
+
+    The one place that decides where the analytics' rows come from: the study tables,
+    quality indicators, flow chart, figures and Word report all read through
+    ``patients`` / ``screening`` here. The user's access is decided for the freeze as a
+    whole (``registry.access.freezes_for``): inside it every frozen patient is read.
+    """
+    if freeze is None:
+        yield
+        return
+    token = _FREEZE.set((freeze, freezes.freeze_database(freeze=freeze)))
+    try:
+        yield
+    finally:
+        _FREEZE.reset(token)
+
+
+def current_freeze():
+    """The ``DataFreeze`` read in this context (``source``), or None for the registry."""
+    frozen = _FREEZE.get()
+    return frozen[0] if frozen else None
+
+
+def freeze_contract(freeze) -> dict[str, object]:
+    """The ``freeze`` object a result computed from ``freeze`` carries: name, time, hash."""
+    return {
+        "name": freeze.name,
+        "created_at": timezone.localtime(freeze.created_at).isoformat(timespec="seconds"),
+        "sha256": freeze.sha256,
+        "n_patients": freeze.n_patients,
+    }
+
+
+def _read_alias() -> str:
+    frozen = _FREEZE.get()
+    return frozen[1] if frozen else analytics_db_alias()
+
+
+def _readable(model, user, scoped):
+    """``model``'s rows the user may read, on the database read (``source``)."""
+    if _FREEZE.get() is not None or user is None:
+        return model.objects.using(_read_alias()).all()
+    return scoped(user).using(_read_alias())
+
+
 # -- queries ---------------------------------------------------------------------------------
+
+
+def compiled(queryset: QuerySet) -> tuple[str, tuple]:
+    """The SQL of ``queryset`` for the database it reads (``Query.sql_with_params``
+    compiles for the default database, whose dialect a freeze's may not share)."""
+    return queryset.query.get_compiler(queryset.db).as_sql()
 
 
 def matches_nothing(queryset: QuerySet) -> bool:
@@ -218,7 +280,7 @@ def _all_patients_sql(using: str) -> tuple[str, tuple]:
         raw = {f"r_{name}": F(path) for name, path in RAW_COLUMNS.items()}
         inner = Patient.objects.using(using).order_by().annotate(r_pk=F("pk"), **variables, **raw)
         inner = inner.values("r_pk", *variables, *raw)
-        sql, params = inner.query.sql_with_params()
+        sql, params = compiled(inner)
         _PER_PATIENT_SQL[key] = (sql, tuple(params))
     return _PER_PATIENT_SQL[key]
 
@@ -226,7 +288,7 @@ def _all_patients_sql(using: str) -> tuple[str, tuple]:
 def per_patient_sql(queryset: QuerySet) -> tuple[str, tuple]:
     """The per-patient rows (SQL) restricted to ``queryset``: what ``Cond.sql`` reads."""
     sql, params = _all_patients_sql(queryset.db)
-    selected, selected_params = queryset.order_by().values("pk").query.sql_with_params()
+    selected, selected_params = compiled(queryset.order_by().values("pk"))
     restricted = f"SELECT * FROM ({sql}) all_patients WHERE r_pk IN ({selected})"
     return restricted, (*params, *selected_params)
 
@@ -288,9 +350,7 @@ def screening(user=None, filters: Filters | None = None) -> QuerySet[ScreeningEn
     """The screening entries of the flow chart: the site filter and the date range
     applied to the screening date (the other filters describe enrolled patients)."""
     filters = filters or Filters()
-    entries = (ScreeningEntry.objects.all() if user is None else access.screening_for(user)).using(
-        analytics_db_alias()
-    )
+    entries = _readable(ScreeningEntry, user, access.screening_for)
     if filters.site:
         entries = entries.filter(site__code=filters.site)
     if filters.date_from:
@@ -311,7 +371,7 @@ def mrs_interviews_by_language(user=None, filters: Filters | None = None) -> dic
     filters : Filters
         The filters of the study tables.
     """
-    interviews = MrsInterview.objects.using(analytics_db_alias()).filter(
+    interviews = MrsInterview.objects.using(_read_alias()).filter(
         patient__in=patients(user, filters)
     )
     rows = interviews.values_list("language").annotate(n=Count("pk")).order_by("language")
@@ -600,7 +660,7 @@ def _fetch_sql(queryset: QuerySet, layout: Layout, *, ranged: bool = False) -> t
     for one range of patient ids of a read on several connections
     (``pgread.range_template``).
     """
-    restriction = queryset.order_by().values("pk").query.sql_with_params()
+    restriction = compiled(queryset.order_by().values("pk"))
     key = (queryset.db, layout, ranged, *restriction)
     if key not in _FETCH_SQL:
         if len(_FETCH_SQL) >= _FETCH_SQL_KEPT:
@@ -609,9 +669,7 @@ def _fetch_sql(queryset: QuerySet, layout: Layout, *, ranged: bool = False) -> t
         rows = queryset.order_by().annotate(**layout.annotations())
         if ranged:
             rows = rows.annotate(r_range_pk=F("pk"))
-        sql, params = rows.values_list(
-            *names, *(["r_range_pk"] if ranged else [])
-        ).query.sql_with_params()
+        sql, params = compiled(rows.values_list(*names, *(["r_range_pk"] if ranged else [])))
         if ranged:
             sql = pgread.range_template(sql, names)
         _FETCH_SQL[key] = (sql, tuple(params))

@@ -94,7 +94,7 @@ def read(user=None, filters: datasets.Filters | None = None):
     if queryset.query.is_empty():
         return pd.DataFrame({name: pd.Series(dtype=t) for name, t in dtypes.items()})
     rows = queryset.order_by().annotate(**annotations).values_list(*annotations)
-    sql, params = rows.query.sql_with_params()
+    sql, params = datasets.compiled(rows)
     connection_ = connections[queryset.db]
     if connection_.vendor == "postgresql":
         return pgread.read(queryset.db, (sql, tuple(params)), dtypes)
@@ -284,14 +284,31 @@ def indicator_rows(cols: Columns, sites: list[str], period: str) -> list[dict]:
 
 
 def quality_indicators(
-    user=None, filters: datasets.Filters | None = None, *, period: str = "all"
+    user=None, filters: datasets.Filters | None = None, *, period: str = "all", freeze=None
 ) -> dict:
-    """The JSON contract (``../shared/spec/quality-indicators.md``)."""
+    """The JSON contract (``../shared/spec/quality-indicators.md``).
+
+    ``freeze``: computed from this data freeze (``datasets.source``), as of its date
+    (whether a follow-up window has closed), with a top-level ``freeze`` object.
+    """
     if period not in PERIODS:
         raise ValueError(f"period: one of {', '.join(PERIODS)}, not {period!r}")
     filters = filters or datasets.Filters()
-    cols = columns(read(user, filters))
-    sites = readable_sites(user, filters.site)
+    with datasets.source(freeze):
+        today = timezone.localdate(freeze.created_at) if freeze is not None else None
+        cols = columns(read(user, filters), today=today)
+        # A freeze's sites are those of its rows: a site added since adds no row.
+        if freeze is None:
+            sites = readable_sites(user, filters.site)
+        else:
+            sites = [filters.site] if filters.site else sorted(freeze.site_codes)
+    result = _contract(filters, period, cols, sites)
+    if freeze is not None:
+        result["freeze"] = datasets.freeze_contract(freeze)
+    return result
+
+
+def _contract(filters: datasets.Filters, period: str, cols: Columns, sites) -> dict:
     return {
         "filters": {
             "site": filters.site,

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from registry import access
 
 from . import datasets, exports, quality, quality_figures
+from .freezing import from_freeze
 
 PAGE_SIZE = 100
 QUARTER_RE = re.compile(r"^(\d{4})-Q([1-4])$")
@@ -69,6 +70,7 @@ def _display(rows: list[dict]) -> list[dict]:
     return [{"site": site, "rows": site_rows} for site, site_rows in by_site.items()]
 
 
+@from_freeze
 def page(request):
     """The indicators per site for the chosen quarter (or every quarter), run charts and
     funnel plots."""
@@ -83,6 +85,7 @@ def page(request):
         "run_charts": quality_figures.RUN_CHARTS,
         "funnels": quality_figures.FUNNELS,
         "query": request.GET.urlencode(),
+        "freeze": request.freeze,
     }
     return render(request, "analytics/quality.html", context)
 
@@ -112,6 +115,7 @@ def patients(request):
     return render(request, "analytics/quality_patients.html", context)
 
 
+@from_freeze
 def download(request, fmt: str):
     """The page's numbers as CSV, xlsx or the contract's JSON."""
     filters, quarter = _options(request)
@@ -120,7 +124,7 @@ def download(request, fmt: str):
     if quarter:
         first, last = _quarter_bounds(quarter)
         filters = dataclasses.replace(filters, date_from=first, date_to=last)
-    result = quality.quality_indicators(request.user, filters, period="all")
+    result = quality.quality_indicators(request.user, filters, period="all", freeze=request.freeze)
     if fmt == "json":
         body, kind = json.dumps(result, indent=2, ensure_ascii=False), "application/json"
     elif fmt == "csv":
@@ -133,6 +137,7 @@ def download(request, fmt: str):
     return response
 
 
+@from_freeze
 def figure(request, name: str, fmt: str):
     """A run chart or a funnel plot as SVG or PNG."""
     filters, quarter = _options(request)

@@ -454,8 +454,14 @@ def _filters_text(result: dict) -> str:
 
 def _title_page(document, result: dict) -> None:
     document.add_heading(REGISTRY_NAME, level=0)
-    document.add_paragraph(_("Study tables, regenerated from the registry"))
+    frozen = result.get("freeze")
+    if frozen:
+        document.add_paragraph(_("Study tables, computed from a data freeze of the registry"))
+    else:
+        document.add_paragraph(_("Study tables, regenerated from the registry"))
+    lines = [(_("Data freeze"), _freeze_text(frozen))] if frozen else []
     for label, value in (
+        *lines,
         (_("Filters"), _filters_text(result)),
         (_("Patients"), str(result["n_patients"])),
         (_("Data as of"), result.get("data_as_of") or NOT_ESTIMABLE),
@@ -465,6 +471,15 @@ def _title_page(document, result: dict) -> None:
         paragraph.add_run(f"{label}: ").bold = True
         paragraph.add_run(value)
     document.add_page_break()
+
+
+def _freeze_text(frozen: dict) -> str:
+    """The freeze a report was computed from: name, time and hash."""
+    return _("%(name)s, frozen at %(when)s, SHA-256 %(sha)s") % {
+        "name": frozen["name"],
+        "when": frozen["created_at"],
+        "sha": frozen["sha256"],
+    }
 
 
 def _borders(element, **edges) -> None:

@@ -410,6 +410,7 @@ def study_tables(
     covariates: list[str] | None = None,
     percentile_method: str = "linear",
     include_regression: bool = True,
+    freeze=None,
 ) -> dict[str, object]:
     """Every table of the study as the JSON contract (a plain ``dict``).
 
@@ -425,6 +426,11 @@ def study_tables(
         Regression covariates; default ``settings.REGRESSION_DEFAULT_COVARIATES``.
     percentile_method : str
         ``numpy.percentile`` method of medians and quartiles.
+    freeze : DataFreeze or None
+        Compute from this data freeze instead of the live registry
+        (``datasets.source``); the result then carries a top-level ``freeze`` object
+        (name, ``created_at``, ``sha256``, ``n_patients``) and is the same, apart from
+        ``generated_at``, however the registry changes.
 
     Notes
     -----
@@ -442,6 +448,18 @@ def study_tables(
         raise ValueError(f"p_method must be one of {P_METHODS}")
     filters = filters or Filters()
     covariates = validate_covariates(covariates or default_covariates())
+    with datasets.source(freeze):
+        result = _study_tables(
+            user, filters, p_method, covariates, percentile_method, include_regression
+        )
+    if freeze is not None:
+        result["freeze"] = datasets.freeze_contract(freeze)
+    return result
+
+
+def _study_tables(
+    user, filters: Filters, p_method, covariates, percentile_method, include_regression
+) -> dict[str, object]:
     # Every count, the continuous values, the regression's design and the flow chart's
     # enrolled patients: one query; the screening log: a second.
     columns, enrolment = datasets.fetch_analysis(user, filters)
@@ -524,6 +542,13 @@ def add_provenance(result: dict, user=None, filters: Filters | None = None) -> d
     the data read last changed, ISO 8601, ``datasets.data_as_of``) and
     ``followup_window`` (how a 3-month mRS outside the window counted). One query."""
     filters = filters or Filters()
+    frozen = result.get("freeze")
+    if frozen:  # the data read are the freeze's: as of its time, whatever changed since
+        return {
+            **result,
+            "data_as_of": frozen["created_at"],
+            "followup_window": filters.followup_window,
+        }
     changed = datasets.data_as_of(user, filters)
     as_of = timezone.localtime(changed).isoformat(timespec="seconds") if changed else None
     return {**result, "data_as_of": as_of, "followup_window": filters.followup_window}

@@ -22,6 +22,7 @@ from registry.workflow.services import screening_for
 from . import datasets, exports, figures, flow, methods, published, report_docx
 from . import exposures as ex
 from .forms import form_for
+from .freezing import from_freeze
 from .tables import (
     P_METHODS,
     add_provenance,
@@ -40,6 +41,8 @@ def _options(request):
     form = form_for(request)
     filters, p_method, covariates = form.options()
     params = {**filters.as_query(), "p_method": p_method, "covariates": covariates}
+    if getattr(request, "freeze", None) is not None:  # the links read the same freeze
+        params["freeze"] = request.freeze.name
     return form, filters, p_method, covariates, params
 
 
@@ -67,12 +70,15 @@ def _context(form, filters, p_method, covariates, params, **extra):
     }
 
 
+@from_freeze
 def report(request):
     """Every table of the study laid out like the paper, and the figures."""
     form, filters, p_method, covariates, params = _options(request)
     result = None
     if not form.refused():
-        result = study_tables(request.user, filters, p_method=p_method, covariates=covariates)
+        result = study_tables(
+            request.user, filters, p_method=p_method, covariates=covariates, freeze=request.freeze
+        )
     context = _context(
         form,
         filters,
@@ -167,6 +173,7 @@ def patients(request):
     return render(request, "analytics/patients.html", context)
 
 
+@from_freeze
 def download(request, table: str, fmt: str):
     """One table (or ``all``) as CSV or xlsx; the whole contract as JSON."""
     form, filters, p_method, covariates, params = _options(request)
@@ -182,7 +189,9 @@ def download(request, table: str, fmt: str):
 
 def _download_response(request, table, fmt, filters, p_method, covariates) -> HttpResponse:
     result = strip_internal(
-        study_tables(request.user, filters, p_method=p_method, covariates=covariates)
+        study_tables(
+            request.user, filters, p_method=p_method, covariates=covariates, freeze=request.freeze
+        )
     )
     result = add_provenance(result, request.user, filters)
     if fmt == "docx":
@@ -207,6 +216,7 @@ def _download_response(request, table, fmt, filters, p_method, covariates) -> Ht
     return response
 
 
+@from_freeze
 def figure(request, name: str, fmt: str):
     """Figure 3 (Grotta chart of the mRS) or Figure 4 (occlusion sites) as SVG or PNG."""
     form, filters, p_method, covariates, params = _options(request)
@@ -223,6 +233,7 @@ def figure(request, name: str, fmt: str):
     return response
 
 
+@from_freeze
 def shift_figure(request, key: str, fmt: str):
     """The Grotta chart of one Table I exposure's two groups at 3 months (SVG or PNG)."""
     form, filters, p_method, covariates, params = _options(request)
@@ -243,6 +254,7 @@ def shift_figure(request, key: str, fmt: str):
     return response
 
 
+@from_freeze
 def published_vs_registry(request):
     """Each number printed in the paper beside the registry's value."""
     form, filters, p_method, covariates, params = _options(request)
@@ -279,6 +291,7 @@ def flow_chart(request):
     return render(request, "analytics/flow_chart.html", {"counts": _flow_counts(request.user)})
 
 
+@from_freeze
 def flow_chart_figure(request, fmt: str):
     """Figure 1 as SVG or PNG, with the report's filters; ``?download=1`` as a file."""
     form, filters, p_method, covariates, params = _options(request)

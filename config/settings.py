@@ -272,6 +272,9 @@ CSRF_FAILURE_VIEW = "registry.sessions.csrf_failure"
 # REGISTRY_VAR_DIR/import-uploads, mode 0700), which nothing serves.
 IMPORT_MAX_UPLOAD_MB = env_int("IMPORT_MAX_UPLOAD_MB", 10)
 IMPORT_UPLOAD_DIR = env_str("IMPORT_UPLOAD_DIR") or str(VAR_DIR / "import-uploads")
+# Data freezes loaded as databases of their own for the analytics (registry.freezes): a
+# cache, one SQLite file per freeze named by its SHA-256, that may be deleted at any time.
+FREEZE_CACHE_DIR = env_str("FREEZE_CACHE_DIR") or str(VAR_DIR / "freeze-cache")
 IMPORT_UPLOAD_MAX_AGE_HOURS = env_int_at_least("IMPORT_UPLOAD_MAX_AGE_HOURS", 24, minimum=1)
 # What an import reads at most: rows after the header, and columns (the interchange's
 # count plus IMPORT_EXTRA_COLUMNS, so that a few stray columns are named, not refused

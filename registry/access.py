@@ -25,7 +25,7 @@ from django.dispatch import receiver
 from django.shortcuts import get_object_or_404
 
 from .choices import Role
-from .models import DataQuery, ExportLog, Patient, ScreeningEntry, Site, User
+from .models import DataFreeze, DataQuery, ExportLog, Patient, ScreeningEntry, Site, User
 
 # --- the named permissions -------------------------------------------------------
 
@@ -45,6 +45,8 @@ ADMINISTER = "administer"  # the Django admin site (sites, all users, 2FA); it a
 MANAGE_USERS = "manage_users"  # the accounts of one's sites: create, role and sites, deactivate
 AUDIT = "audit"  # the export log and the account changes of one's sites
 USE_API = "use_api"  # the REST API (/api/v1/) with one's own tokens, within one's other rights
+FREEZE = "freeze"  # freeze the data of one's sites, read and compare one's sites' freezes
+DELETE_FREEZE = "delete_freeze"  # delete a data freeze (audited): the registry administrator
 
 ALL_PERMISSIONS = frozenset(
     {
@@ -64,6 +66,8 @@ ALL_PERMISSIONS = frozenset(
         MANAGE_USERS,
         AUDIT,
         USE_API,
+        FREEZE,
+        DELETE_FREEZE,
     }
 )
 
@@ -75,13 +79,15 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
     # The investigator answers for their sites' data: reads, exports, queries, excludes
     # and locks, but does not enter the clinical data.
     Role.INVESTIGATOR: frozenset(
-        {VIEW_REPORTS, VIEW_QUALITY, EXPORT, LOCK, EXCLUDE, RAISE_QUERY, USE_API}
+        {VIEW_REPORTS, VIEW_QUALITY, EXPORT, LOCK, EXCLUDE, RAISE_QUERY, USE_API, FREEZE}
     ),
     # The monitor checks the data against the source documents: reads, queries, locks.
     Role.MONITOR: frozenset({VIEW_REPORTS, VIEW_QUALITY, LOCK, RAISE_QUERY, USE_API}),
     # The site administrator manages the users and the data of their own sites; the
     # Django admin (sites, every account) is the registry administrator's.
-    Role.SITE_ADMIN: ALL_PERMISSIONS - {ALL_SITES, ADMINISTER},
+    # A freeze may hold other sites' rows and reproduces published figures: deleting one
+    # is the registry administrator's.
+    Role.SITE_ADMIN: ALL_PERMISSIONS - {ALL_SITES, ADMINISTER, DELETE_FREEZE},
     # The registry administrator runs the registry across all sites.
     Role.ADMIN: ALL_PERMISSIONS,
 }
@@ -244,3 +250,38 @@ def export_logs_for(user) -> QuerySet[ExportLog]:
         return ExportLog.objects.all()
     covered = ExportLog.sites.through.objects.filter(site_id__in=site_ids_for(user))
     return ExportLog.objects.filter(pk__in=covered.values("exportlog_id"))
+
+
+# --- data freezes -------------------------------------------------------------------------
+
+
+def freezes_for(user) -> QuerySet[DataFreeze]:
+    """Freezes ``user`` may read: with ``FREEZE``, every one with ``ALL_SITES``, else
+    those whose rows all come from the user's sites (a freeze of no patient: of its
+    site filter's site, else anyone's with ``FREEZE``)."""
+    if not has(user, FREEZE):
+        return DataFreeze.objects.none()
+    return _freezes_of_sites(user)
+
+
+def _freezes_of_sites(user) -> QuerySet[DataFreeze]:
+    """Freezes whose rows all come from the user's sites, whatever the user may do."""
+    if not user.is_authenticated:
+        return DataFreeze.objects.none()
+    if has(user, ALL_SITES):
+        return DataFreeze.objects.all()
+    mine = set(sites_for(user).values_list("code", flat=True))
+    readable = []
+    for pk, codes, filters in DataFreeze.objects.values_list("pk", "site_codes", "filters"):
+        sites = set(codes) or ({filters["site"]} if filters.get("site") else set())
+        if sites <= mine:
+            readable.append(pk)
+    return DataFreeze.objects.filter(pk__in=readable)
+
+
+def get_freeze(user, name: str) -> DataFreeze:
+    """The freeze named ``name`` if ``user`` may read it: 403 without ``FREEZE``, 404 for
+    a freeze that does not exist or holds rows of another's site."""
+    freeze = get_object_or_404(_freezes_of_sites(user), name=name)
+    require(has(user, FREEZE))
+    return freeze

@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy
 from simple_history.admin import SimpleHistoryAdmin
 
 from .accounts import services as accounts
-from .models import ApiRequestLog, ApiToken, ExportLog, Site, User
+from .models import ApiRequestLog, ApiToken, ExportLog, FreezeDeletion, Site, User
 
 
 @admin.register(Site)
@@ -177,3 +177,21 @@ class ApiTokenAdmin(ExportLogAdmin):
     search_fields = ("user__username", "name", "prefix")
     date_hierarchy = "created_at"
     exclude = ("key_hash",)
+
+
+@admin.register(FreezeDeletion)
+class FreezeDeletionAdmin(admin.ModelAdmin):
+    """Deleted data freezes, read-only: who deleted which freeze (name, hash), when, why."""
+
+    list_display = ("deleted_at", "name", "sha256", "n_patients", "frozen_at", "deleted_by")
+    list_filter = ("deleted_by",)
+    readonly_fields = ("name", "sha256", "n_patients", "frozen_at", "deleted_by", "reason")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

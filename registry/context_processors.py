@@ -13,6 +13,7 @@ def registry(request):
         "can_administer": access.has(user, access.ADMINISTER),
         "can_manage_users": access.has(user, access.MANAGE_USERS),
         "can_audit": access.has(user, access.AUDIT),
+        "can_freeze": access.has(user, access.FREEZE),
         # For the idle warning (static/registry/session.js).
         "session_seconds": sessions.session_seconds(),
         "session_warning_seconds": sessions.warning_seconds(),

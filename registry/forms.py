@@ -371,3 +371,28 @@ class PatientFilterForm(forms.Form):
             )
             patients = patients_incomplete(patients, keys)
         return patients
+
+
+class FreezeForm(forms.Form):
+    """Freeze the data: a name, a reason and, optionally, one of the user's sites."""
+
+    name = forms.SlugField(
+        label=_("Name"),
+        max_length=80,
+        help_text=_("Letters, digits, hyphens and underscores, e.g. manuscript-2026-12."),
+    )
+    reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 2}))
+    site = forms.ModelChoiceField(
+        label=_("Site"), queryset=Site.objects.none(), required=False, empty_label=_("All my sites")
+    )
+
+    def __init__(self, *args, sites=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if sites is not None:
+            self.fields["site"].queryset = sites
+
+
+class FreezeDeleteForm(forms.Form):
+    """Why a freeze is deleted (kept in the audit row)."""
+
+    reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 2}))

@@ -2,6 +2,7 @@ from django.urls import path, register_converter
 
 from . import views
 from .accounts import views as accounts
+from .freezing import views as fz
 from .interchange import views as ix
 from .models import SECTIONS_BY_KEY
 from .workflow import views as wf
@@ -52,6 +53,11 @@ urlpatterns = [
     path("interchange/export/", ix.export, name="export"),
     path("interchange/dictionary/", ix.data_dictionary, name="data_dictionary"),
     path("interchange/export-log/", ix.export_log, name="export_log"),
+    # Data freezes: the rows of a manuscript's figures, kept unchanged.
+    path("freezes/", fz.freeze_list, name="freeze_list"),
+    path("freezes/<slug:name>/", fz.freeze_detail, name="freeze_detail"),
+    path("freezes/<slug:name>/rows.csv", fz.freeze_download, name="freeze_download"),
+    path("freezes/<slug:name>/delete/", fz.freeze_delete, name="freeze_delete"),
     # Accounts of one's sites (site and registry administrators).
     path("users/", accounts.account_list, name="account_list"),
     path("users/new/", accounts.account_create, name="account_create"),

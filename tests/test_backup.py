@@ -31,6 +31,8 @@ for n in range(3):
     full_patient(study_id=f"A-{n}", site=a)
 full_patient(study_id="B-0", site=b, age_years=81, sex="female")
 AdmissionFactory(patient=PatientFactory(study_id="B-partial", site=b), nihss_admission=None)
+from registry.freezes import freeze_create
+freeze_create(name="before-backup", reason="kept by the backup", user=None)
 print("created")
 """
 
@@ -47,7 +49,11 @@ for label in ("registry", "analytics", "auth"):
     except LookupError:
         continue
     for model in config.get_models():
-        out[model._meta.label] = list(model.objects.order_by("pk").values())
+        rows = list(model.objects.order_by("pk").values())
+        for row in rows:  # binary columns (a freeze's rows) as hex
+            binary = {k: v for k, v in row.items() if isinstance(v, (bytes, memoryview))}
+            row.update({k: bytes(v).hex() for k, v in binary.items()})
+        out[model._meta.label] = rows
 from django.db import transaction
 from registry.interchange.exporter import registry_export
 with transaction.atomic():  # the export's audit-log row is not part of the comparison
@@ -74,6 +80,7 @@ def manage(env, *args, check=True):
 def dump(env) -> dict:
     data = json.loads(manage(env, "shell", "-c", DUMP).stdout.strip().splitlines()[-1])
     assert len(data["registry.Patient"]) == 5
+    assert [f["name"] for f in data["registry.DataFreeze"]] == ["before-backup"]
     assert data["export.csv"].count("\n") >= 6  # header + 5 patients
     return data
 

@@ -91,7 +91,8 @@ class Entry:
 
     get: Needs | str
     post: Needs | str | None = None  # None: the page takes no POST (not requested)
-    # "patient", "screening", "query", "account" (a nurse's): kwargs name a site's object
+    # "patient", "screening", "query", "account" (a nurse's), "freeze" (by name): kwargs
+    # name a site's object
     obj: str | None = None
     kwargs: dict = field(default_factory=dict)
     query: str = ""
@@ -212,6 +213,14 @@ URLS: dict[str, Entry] = {
         get=access.MANAGE_USERS, post=access.MANAGE_USERS, obj="account"
     ),
     "analytics:report": Entry(get=access.VIEW_REPORTS),
+    # Data freezes: a freeze of site A's rows and one of site B's ("freeze" objects).
+    "registry:freeze_list": Entry(get=access.FREEZE, post=access.FREEZE),
+    "registry:freeze_detail": Entry(get=access.FREEZE, obj="freeze"),
+    "registry:freeze_download": Entry(get=access.FREEZE, obj="freeze"),
+    # Without a reason nothing is deleted: the form comes back.
+    "registry:freeze_delete": Entry(
+        get=access.DELETE_FREEZE, post=access.DELETE_FREEZE, obj="freeze", data={"reason": ""}
+    ),
     "analytics:patients": Entry(get=access.VIEW_REPORTS, query="?cell={cell}"),
     "quality:page": Entry(get=access.VIEW_QUALITY),
     "quality:patients": Entry(get=access.VIEW_QUALITY, query="?code=sich&part=denominator"),
@@ -312,6 +321,12 @@ def world(db) -> World:
         objects[("query", code)] = query.pk
     for code, site, name in (("A", site_a, "target_a"), ("B", site_b, "bsecret_user")):
         objects[("account", code)] = UserFactory(username=name, sites=[site]).pk
+    from registry.freezes import freeze_create
+
+    for code, site, name in (("A", site_a, "afreeze-1"), ("B", site_b, "bfreeze-77")):
+        objects[("freeze", code)] = freeze_create(
+            name=name, reason="test", user=None, site=site
+        ).name
     from analytics import cells
 
     cell = next(iter(cells.cells("table1")))
@@ -320,7 +335,9 @@ def world(db) -> World:
 
 def url_for(name: str, entry: Entry, world: World, site: str) -> str:
     kwargs = dict(entry.kwargs)
-    if entry.obj:
+    if entry.obj == "freeze":
+        kwargs["name"] = world.objects[(entry.obj, site)]
+    elif entry.obj:
         kwargs["pk"] = world.objects[(entry.obj, site)]
     return reverse(name, kwargs=kwargs or None) + entry.query.format(cell=world.cell)
 

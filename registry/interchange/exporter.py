@@ -31,6 +31,7 @@ from registry.models import ExportLog, Patient, Site
 
 from . import columns as interchange
 from . import csvcopy
+from .frozen import freeze_typed_rows
 
 FORMATS = ("csv", "xlsx", "dta", "redcap")
 CONTENT_TYPES = {
@@ -460,6 +461,8 @@ class ExportFile:
     # Writes a format this module does not (REDCap's records, ``redcap.redcap_export``):
     # (patients, number of patients, identifiable) -> the file's pieces.
     writer: Callable[[QuerySet, int, bool], Iterator[bytes]] | None = None
+    # The typed rows of a data freeze instead of the patients' (``registry.freezes``).
+    frozen_rows: Callable[[], Iterable[dict]] | None = None
 
     def chunks(self, *, by_server: bool | None = None) -> Iterator[bytes]:
         """The file in pieces, written as the patients are read ``CHUNK_ROWS`` at a time.
@@ -470,14 +473,21 @@ class ExportFile:
         if self.writer is not None:
             return self.writer(self.patients, self.n_patients, self.identifiable)
         if by_server is None:
-            by_server = self.fmt == "csv" and connections[self.patients.db].vendor == "postgresql"
+            by_server = (
+                self.fmt == "csv"
+                and self.frozen_rows is None
+                and connections[self.patients.db].vendor == "postgresql"
+            )
         if by_server:
             sql, params = _copy_query(
                 self.patients, deidentified=not self.identifiable, n=self.n_patients
             )
             return csvcopy.copy_csv(sql, params, using=self.patients.db, piece_bytes=PIECE_BYTES)
         columns = out_columns(not self.identifiable)
-        rows = typed_rows(self.patients, deidentified=not self.identifiable)
+        if self.frozen_rows is not None:
+            rows = iter(self.frozen_rows())
+        else:
+            rows = typed_rows(self.patients, deidentified=not self.identifiable)
         if not self.identifiable:
             rows = deidentified_rows(rows, self.n_patients)
         return WRITERS[self.fmt](columns, rows, self.n_patients)
@@ -500,6 +510,7 @@ def registry_export(
     deidentified: bool | None = None,
     via: str = "web",
     writer: Callable[[QuerySet, int, bool], Iterator[bytes]] | None = None,
+    freeze=None,
 ) -> ExportFile:
     """The export file for ``user``; de-identified unless an admin asks otherwise.
 
@@ -508,12 +519,25 @@ def registry_export(
     is logged here, when it is taken; its rows are read while the file is written.
     Raises ``ExportRefused`` when the format cannot hold the rows (xlsx). ``writer``
     writes a format of another module (``redcap.redcap_export``).
+
+    ``freeze``: the rows of this ``DataFreeze`` (verified, ``FreezeTampered``) instead
+    of the live registry's, those of ``site`` only when given; the file name and the
+    log name the freeze and its hash.
     """
     if fmt not in FORMATS or (writer is None and fmt not in WRITERS):
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(WRITERS)}")
     deidentified, patients = _scope(user, site, deidentified)
     out_columns(deidentified)  # an undeclared privacy category stops the export here
-    n = patients.count()
+    frozen_rows = None
+    if freeze is not None and writer is not None:
+        raise ExportRefused(
+            _("A data freeze is exported as CSV, Stata (dta) or xlsx, not in this format.")
+        )
+    if freeze is not None:
+        frozen_rows = _frozen_rows(freeze, site, deidentified)
+        n = sum(1 for _row in frozen_rows())
+    else:
+        n = patients.count()
     if fmt == "xlsx" and n > XLSX_MAX_ROWS:
         raise ExportRefused(
             _(
@@ -522,10 +546,12 @@ def registry_export(
             )
             % {"max": f"{XLSX_MAX_ROWS:,}", "n": f"{n:,}"}
         )
-    _log(user, fmt, site, deidentified, n, via)
+    _log(user, fmt, site, deidentified, n, via, freeze)
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     kind = "deidentified" if deidentified else "identifiable"
     scope = f"-{site.code}" if site is not None else ""
+    if freeze is not None:
+        scope = f"-freeze-{freeze.name}{scope}"
     return ExportFile(
         filename=f"registry{scope}-{kind}-{stamp}{SUFFIXES.get(fmt, '.' + fmt)}",
         content_type=CONTENT_TYPES[fmt],
@@ -534,7 +560,26 @@ def registry_export(
         fmt=fmt,
         patients=patients,
         writer=writer,
+        frozen_rows=frozen_rows,
     )
+
+
+def _frozen_rows(freeze, site: Site | None, deidentified: bool):
+    """The typed rows of ``freeze`` (of ``site`` only), a function that reads them anew
+    each call. De-identified, in a random order: the pseudonyms must not follow the
+    study IDs, so those rows are held in memory to be shuffled."""
+
+    def rows():
+        found = (
+            r for r in freeze_typed_rows(freeze=freeze) if site is None or r["site"] == site.code
+        )
+        if not deidentified:
+            return found
+        shuffled = list(found)
+        secrets.SystemRandom().shuffle(shuffled)
+        return shuffled
+
+    return rows
 
 
 def _scope(user, site: Site | None, deidentified: bool | None):
@@ -556,13 +601,18 @@ def _scope(user, site: Site | None, deidentified: bool | None):
     return deidentified, patients
 
 
-def _log(user, fmt: str, site: Site | None, deidentified: bool, n: int, via: str) -> None:
+def _log(
+    user, fmt: str, site: Site | None, deidentified: bool, n: int, via: str, freeze=None
+) -> None:
+    filters = {"site": site.code if site is not None else None}
+    if freeze is not None:
+        filters["freeze"] = {"name": freeze.name, "sha256": freeze.sha256}
     log = ExportLog.objects.create(
         user=user,
         format=fmt,
         identifiable=not deidentified,
         site=site,
-        filters={"site": site.code if site is not None else None},
+        filters=filters,
         n_patients=n,
         via=via,
     )

@@ -14,6 +14,8 @@ from django.core.management.base import BaseCommand, CommandError
 from analytics import exports
 from analytics.datasets import Filters
 from analytics.quality import PERIODS, quality_indicators
+from registry.freezes import FreezeTampered
+from registry.management.commands.freeze_registry import freeze_named
 from registry.models import Site
 
 from .study_tables import _date
@@ -25,6 +27,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--format", choices=("json", "csv", "xlsx"), default="json")
         parser.add_argument("--output", help="file to write (default: standard output)")
+        parser.add_argument(
+            "--freeze", help="compute from this data freeze instead of the live registry"
+        )
         parser.add_argument("--site", help="site code")
         parser.add_argument("--from", dest="date_from", help="first door date, YYYY-MM-DD")
         parser.add_argument("--to", dest="date_to", help="last door date, YYYY-MM-DD")
@@ -39,7 +44,11 @@ class Command(BaseCommand):
             date_from=_date(options["date_from"]) if options["date_from"] else None,
             date_to=_date(options["date_to"]) if options["date_to"] else None,
         )
-        result = quality_indicators(None, filters, period=options["period"])
+        freeze = freeze_named(options["freeze"]) if options["freeze"] else None
+        try:
+            result = quality_indicators(None, filters, period=options["period"], freeze=freeze)
+        except FreezeTampered as exc:
+            raise CommandError(str(exc)) from exc
         fmt = options["format"]
         if fmt == "xlsx":
             if not options["output"]:

@@ -21,6 +21,8 @@ from analytics.tables import (
     validate_covariates,
 )
 from registry.choices import Circulation
+from registry.freezes import FreezeTampered
+from registry.management.commands.freeze_registry import freeze_named
 from registry.models import Site
 
 
@@ -34,6 +36,9 @@ def _date(value: str) -> dt.date:
 def add_filter_arguments(parser) -> None:
     """The filters and methods of the study tables (also ``study_report``'s)."""
     parser.add_argument("--output", help="file to write (default: standard output)")
+    parser.add_argument(
+        "--freeze", help="compute from this data freeze instead of the live registry"
+    )
     parser.add_argument("--site", help="site code")
     parser.add_argument("--from", dest="date_from", help="first door date, YYYY-MM-DD")
     parser.add_argument("--to", dest="date_to", help="last door date, YYYY-MM-DD")
@@ -84,10 +89,14 @@ def tables_from_options(options) -> dict:
             covariates = validate_covariates(options["covariates"].split(","))
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-    result = strip_internal(
-        study_tables(None, filters, p_method=options["p_method"], covariates=covariates)
-    )
-    return add_provenance(result, None, filters)
+    freeze = freeze_named(options["freeze"]) if options.get("freeze") else None
+    try:
+        result = study_tables(
+            None, filters, p_method=options["p_method"], covariates=covariates, freeze=freeze
+        )
+    except FreezeTampered as exc:
+        raise CommandError(str(exc)) from exc
+    return add_provenance(strip_internal(result), None, filters)
 
 
 class Command(BaseCommand):

@@ -1,0 +1,355 @@
+"""Data freezes: create, read (verified), compare and delete (``DataFreeze``).
+
+A freeze is the interchange CSV of some patients exactly as the identifiable export
+writes it (``registry.interchange.exporter``), kept gzip-compressed with the SHA-256 of
+the CSV. Everything computed from a freeze reads it through :func:`freeze_database`:
+the frozen rows loaded once into a database file of their own, keyed by the hash, on
+which the analytics run the same queries as on the registry.
+
+The services are keyword-only and decide access with ``registry.access`` (a user of
+None is the server operator running a command).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.apps import apps
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import connections, transaction
+from django.db.utils import load_backend
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import access
+from .interchange import exporter
+from .interchange.frozen import (  # noqa: F401 - the freezes' services, in one place
+    PIECE_BYTES,
+    FreezeTampered,
+    freeze_csv,
+    freeze_text_rows,
+    freeze_typed_rows,
+    freeze_verify,
+    text_rows,
+)
+from .models import (
+    SECTION_MODELS,
+    DataFreeze,
+    FreezeDeletion,
+    Patient,
+    PatientExclusion,
+    Site,
+    stored_values_of,
+)
+
+# Patients written per INSERT when a freeze is loaded into its database.
+LOAD_BATCH = 2_000
+
+
+# -- create ------------------------------------------------------------------------------
+
+
+def freeze_create(*, name: str, reason: str, user, site: Site | None = None) -> DataFreeze:
+    """Freeze the interchange rows of the patients ``user`` may read (of ``site`` only
+    when given), with the exclusions after enrolment in force.
+
+    Raises ``ValidationError`` naming the field (a name already used or not a slug, no
+    reason), ``PermissionDenied`` without ``access.FREEZE`` or for another's site.
+    """
+    patients = _scope(user, site)
+    freeze = DataFreeze(
+        name=name,
+        reason=(reason or "").strip(),
+        created_by=user,
+        created_at=timezone.now(),
+        filters={"site": site.code if site is not None else None},
+        n_patients=0,
+        sha256="0" * 64,
+        rows_gz=b"",
+    )
+    freeze.full_clean()
+    with transaction.atomic():
+        counted = _Counted(exporter.typed_rows(patients, deidentified=False))
+        freeze.rows_gz, freeze.sha256 = _compressed(counted)
+        freeze.n_patients, freeze.site_codes = counted.n, sorted(counted.sites)
+        excluded = PatientExclusion.objects.filter(patient__in=patients, active=True)
+        freeze.exclusions = dict(excluded.values_list("patient__study_id", "reason"))
+        freeze.save()
+    return freeze
+
+
+def _scope(user, site: Site | None):
+    if user is None:
+        patients = Patient.objects.all()
+    else:
+        access.require(access.has(user, access.FREEZE))
+        patients = access.patients_for(user)
+        if site is not None and not access.sites_for(user).filter(pk=site.pk).exists():
+            raise PermissionDenied
+    return patients if site is None else patients.filter(site=site)
+
+
+class _Counted:
+    """The typed rows, counting the patients and their sites as they pass."""
+
+    def __init__(self, rows: Iterator[dict]):
+        self.rows, self.n, self.sites = rows, 0, set()
+
+    def __iter__(self) -> Iterator[dict]:
+        for row in self.rows:
+            self.n += 1
+            self.sites.add(row["site"])
+            yield row
+
+
+def _compressed(rows) -> tuple[bytes, str]:
+    """The CSV of ``rows`` gzip-compressed and its SHA-256, written piece by piece: the
+    uncompressed text is never held whole."""
+    digest, buffer = hashlib.sha256(), io.BytesIO()
+    # mtime=0: the same rows give the same bytes.
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as stream:
+        for piece in exporter.to_csv(exporter.out_columns(False), rows, 0):
+            digest.update(piece)
+            stream.write(piece)
+    return buffer.getvalue(), digest.hexdigest()
+
+
+# -- read ---------------------------------------------------------------------------------
+
+
+def freezes_for(user):
+    """The freezes ``user`` may read (``access.freezes_for``), without their rows."""
+    return access.freezes_for(user).defer("rows_gz")
+
+
+# -- compare -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ValueChange:
+    """One value that differs: the CSV texts before and after ('' = not recorded)."""
+
+    study_id: str
+    column: str
+    before: str
+    after: str
+
+
+@dataclass
+class FreezeComparison:
+    """What differs from ``before`` to ``after``: patients added and removed (study IDs)
+    and every changed value, each sorted by study ID."""
+
+    before: str
+    after: str
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changes: list[ValueChange] = field(default_factory=list)
+
+    @property
+    def n_differences(self) -> int:
+        return len(self.added) + len(self.removed) + len(self.changes)
+
+
+def freeze_compare(*, freeze: DataFreeze, other: DataFreeze | None = None, user=None):
+    """Compare ``freeze`` with ``other`` or, without it, with the live data of the same
+    scope (its site, the patients ``user`` may read).
+
+    Memory holds one short digest per patient and the rows that changed, never both
+    tables: the first side is read twice.
+    """
+    first = lambda: freeze_text_rows(freeze=freeze)  # noqa: E731
+    if other is not None:
+        second = lambda: freeze_text_rows(freeze=other)  # noqa: E731
+        label = other.name
+    else:
+        site = freeze.filters.get("site")
+        patients = _scope_for_compare(user, site)
+        second = lambda: text_rows(_live_pieces(patients))  # noqa: E731
+        label = _("live data")
+    return _compare(first, second, FreezeComparison(before=freeze.name, after=label))
+
+
+def _scope_for_compare(user, site_code: str | None):
+    patients = Patient.objects.all() if user is None else access.patients_for(user)
+    return patients if site_code is None else patients.filter(site__code=site_code)
+
+
+def _live_pieces(patients) -> Iterator[bytes]:
+    rows = exporter.typed_rows(patients, deidentified=False)
+    return exporter.to_csv(exporter.out_columns(False), rows, 0)
+
+
+def _digest(row: list[str]) -> bytes:
+    """A short digest of one row's texts: what memory keeps of the first side."""
+    return hashlib.blake2b("\x1f".join(row).encode(), digest_size=12).digest()
+
+
+def _digests(rows: Iterator[list[str]]) -> tuple[list[str], dict[str, bytes]]:
+    header = next(rows)
+    return header, {row[0]: _digest(row) for row in rows}
+
+
+def _compare(first, second, result: FreezeComparison) -> FreezeComparison:
+    header, before = _digests(first())
+    rows = second()
+    header_after = next(rows)
+    changed: dict[str, dict[str, str]] = {}
+    seen = set()
+    for row in rows:
+        study_id = row[0]
+        seen.add(study_id)
+        if study_id not in before:
+            result.added.append(study_id)
+        elif before[study_id] != _digest(row):
+            changed[study_id] = dict(zip(header_after, row, strict=True))
+    result.removed = sorted(set(before) - seen)
+    result.added.sort()
+    rows = first()
+    next(rows)
+    for row in rows:
+        if row[0] in changed:
+            after = changed[row[0]]
+            for name, text in zip(header, row, strict=True):
+                if after.get(name, "") != text:
+                    result.changes.append(ValueChange(row[0], name, text, after.get(name, "")))
+    result.changes.sort(key=lambda change: change.study_id)
+    return result
+
+
+# -- delete --------------------------------------------------------------------------------
+
+
+def freeze_delete(*, freeze: DataFreeze, user, reason: str) -> FreezeDeletion:
+    """Delete ``freeze`` (``access.DELETE_FREEZE``), keeping who, when, why, its name and
+    hash in a ``FreezeDeletion`` row."""
+    if user is not None:
+        access.require(access.has(user, access.DELETE_FREEZE))
+    audit = FreezeDeletion(
+        name=freeze.name,
+        sha256=freeze.sha256,
+        n_patients=freeze.n_patients,
+        frozen_at=freeze.created_at,
+        deleted_by=user,
+        reason=(reason or "").strip(),
+    )
+    audit.full_clean(exclude=["deleted_at"])
+    with transaction.atomic():
+        audit.save()
+        freeze.delete()
+    return audit
+
+
+# -- the frozen rows as a database -----------------------------------------------------------
+
+
+def freeze_database(*, freeze: DataFreeze) -> str:
+    """The database alias of ``freeze``'s rows, verified, loaded into a SQLite file of
+    its own (``settings.FREEZE_CACHE_DIR``): the study tables, quality indicators and
+    Word report run on it the queries they run on the registry, so the registry's
+    definitions (derived values, variables) apply to the frozen rows unchanged.
+
+    The file is named by the hash: built once, then reused; it is a cache that can be
+    deleted at any time.
+    """
+    freeze_verify(freeze=freeze)
+    directory = Path(settings.FREEZE_CACHE_DIR)
+    path = directory / f"{freeze.sha256}.sqlite3"
+    alias = f"freeze_{freeze.sha256[:24]}"
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        building = path.with_name(f"{path.name}.{os.getpid()}.building")
+        building.unlink(missing_ok=True)
+        _register(f"{alias}_building", building)
+        try:
+            _load(freeze, f"{alias}_building")
+        finally:
+            _unregister(f"{alias}_building")
+        os.replace(building, path)
+    _register(alias, path)
+    return alias
+
+
+def _register(alias: str, path: Path) -> None:
+    """Open ``path`` as ``alias`` in this thread. The connection is not added to the
+    settings' databases: it is this thread's, opened where the freeze is read."""
+    if not hasattr(connections._connections, alias):
+        known = {"default": dict(connections.settings["default"]), alias: {"NAME": str(path)}}
+        config = connections.configure_settings(known)[alias]
+        config["ENGINE"] = "django.db.backends.sqlite3"
+        connections[alias] = load_backend(config["ENGINE"]).DatabaseWrapper(config, alias)
+
+
+def _unregister(alias: str) -> None:
+    if hasattr(connections._connections, alias):
+        connections[alias].close()
+        del connections[alias]
+
+
+def _load(freeze: DataFreeze, alias: str) -> None:
+    with connections[alias].schema_editor() as editor:
+        for model in apps.get_models():
+            if model._meta.managed and not model._meta.proxy:
+                editor.create_model(model)
+    sites = list(Site.objects.all())
+    with transaction.atomic(using=alias):
+        Site.objects.using(alias).bulk_create(sites)
+        site_ids = {site.code: site.pk for site in sites}
+        batch = []
+        for number, row in enumerate(freeze_typed_rows(freeze=freeze), start=1):
+            batch.append((number, row))
+            if len(batch) == LOAD_BATCH:
+                _insert(alias, batch, site_ids)
+                batch = []
+        _insert(alias, batch, site_ids)
+        _insert_exclusions(alias, freeze)
+
+
+def _insert(alias: str, batch: list[tuple[int, dict]], site_ids: dict[str, int]) -> None:
+    patients, sections = [], {model: [] for model in SECTION_MODELS}
+    for pk, row in batch:
+        values = {}
+        for model in SECTION_MODELS:
+            record = {name: row.get(name) for name in model.clinical_fields()}
+            # A section is written when it holds a value: the export shows an absent
+            # section and an empty one alike.
+            if any(value is not None for value in record.values()):
+                section = model(patient_id=pk, **record)
+                values[model.key] = {
+                    f.attname: getattr(section, f.attname) for f in model._meta.concrete_fields
+                }
+                sections[model].append(section)
+        patients.append(
+            Patient(
+                pk=pk,
+                study_id=row["study_id"],
+                site_id=site_ids[row["site"]],
+                sex=row["sex"],
+                age_years=row["age_years"],
+                **stored_values_of(values),
+            )
+        )
+    Patient.objects.using(alias).bulk_create(patients)
+    for model, records in sections.items():
+        model.objects.using(alias).bulk_create(records)
+
+
+def _insert_exclusions(alias: str, freeze: DataFreeze) -> None:
+    ids = dict(Patient.objects.using(alias).values_list("study_id", "pk"))
+    PatientExclusion.objects.using(alias).bulk_create(
+        PatientExclusion(
+            patient_id=ids[study_id],
+            reason=reason,
+            note="frozen",
+            excluded_on=timezone.localdate(freeze.created_at),
+        )
+        for study_id, reason in freeze.exclusions.items()
+        if study_id in ids
+    )

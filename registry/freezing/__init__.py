@@ -1,0 +1,1 @@
+"""The data freezes' pages (services: ``registry.freezes``)."""
