@@ -10,13 +10,24 @@ counted with numpy, so the number of queries does not grow with patients or site
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, IntegerField, Value
-from django.db.models.functions import Cast
+from django.db.models import (
+    Case,
+    DateTimeField,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Coalesce, ExtractQuarter, ExtractYear, TruncDate
+from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 
 from registry import access, rules
@@ -50,6 +61,9 @@ CODES = {
     "mtici_after_mt": "procedure__mtici_after_mt",
 }
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# The page's numbers are remembered at most this long: a write that leaves no history
+# row (a data migration, SQL by hand) shows within this time.
+REMEMBERED_SECONDS = 600
 
 
 def targets() -> dict[str, float | None]:
@@ -62,7 +76,7 @@ def award_thresholds() -> dict:
     return {**qi.DEFAULT_AWARD_THRESHOLDS, **getattr(settings, "QUALITY_AWARD_THRESHOLDS", {})}
 
 
-def _annotations() -> dict[str, object]:
+def _annotations(today: dt.date) -> dict[str, object]:
     since_epoch = {
         f"t_{name}": datasets.Seconds(
             ExpressionWrapper(
@@ -74,67 +88,122 @@ def _annotations() -> dict[str, object]:
     flags = {f"f_{name}": Cast(F(path), IntegerField()) for name, path in FLAGS.items()}
     numbers = {f"n_{name}": F(path) for name, path in NUMBERS.items()}
     codes = {f"c_{name}": F(path) for name, path in CODES.items()}
-    return {"q_pk": F("pk"), **since_epoch, **flags, **numbers, **codes}
+    return {"q_pk": F("pk"), **since_epoch, **flags, **numbers, **codes, **_periods(today)}
+
+
+def _periods(today: dt.date) -> dict[str, object]:
+    """The door date's year and quarter, and whether the 3-month window has closed by
+    ``today``, computed by the database: local dates in the registry's time zone
+    (``rules.local_date``), whoever is looking."""
+    zone = timezone.get_default_timezone()
+    door = TIMES["door_time"]
+    # The window closes FOLLOWUP_DAYS + the window's days after the onset date (the door
+    # date when the onset is unknown): closed when that start is before ``cutoff``.
+    cutoff = today - dt.timedelta(days=rules.FOLLOWUP_DAYS + rules.window_days())
+    start = TruncDate(Coalesce(F(TIMES["onset_time"]), F(door)), tzinfo=zone)
+    closed = Case(When(GreaterThan(Value(cutoff), start), then=Value(1)), default=Value(0))
+    return {
+        "p_year": ExtractYear(door, tzinfo=zone),
+        "p_quarter": ExtractQuarter(door, tzinfo=zone),
+        "f_window_closed": closed,
+    }
 
 
 def _dtypes(names) -> dict[str, str]:
     return {
-        name: "int64" if name == "q_pk" else "category" if name.startswith("c_") else "float64"
+        name: "int64"
+        if name in ("q_pk", "f_window_closed")
+        else "category"
+        if name.startswith("c_")
+        else "float64"
         for name in names
     }
 
 
-def read(user=None, filters: datasets.Filters | None = None):
-    """The per-patient frame of the population: ONE query (COPY on PostgreSQL)."""
+def read(user=None, filters: datasets.Filters | None = None, *, today: dt.date | None = None):
+    """The per-patient frame of the population: ONE query (COPY on PostgreSQL, on
+    several connections for a large registry as the study tables are read)."""
     import pandas as pd
 
     queryset = datasets.patients(user, filters)
-    annotations = _annotations()
+    annotations = _annotations(today or timezone.localdate())
     dtypes = _dtypes(annotations)
     if queryset.query.is_empty():
         return pd.DataFrame({name: pd.Series(dtype=t) for name, t in dtypes.items()})
-    rows = queryset.order_by().annotate(**annotations).values_list(*annotations)
-    sql, params = rows.query.sql_with_params()
+    rows = queryset.order_by().annotate(**annotations)
+    sql, params = rows.values_list(*annotations).query.sql_with_params()
     connection_ = connections[queryset.db]
     if connection_.vendor == "postgresql":
-        return pgread.read(queryset.db, (sql, tuple(params)), dtypes)
+        return pgread.read(
+            queryset.db,
+            (sql, tuple(params)),
+            dtypes,
+            ranged=lambda: _ranged_sql(rows, list(annotations)),
+        )
     with connection_.cursor() as cursor:
         cursor.execute(sql, params)
         frame = pd.DataFrame.from_records(cursor.fetchall(), columns=list(dtypes))
     return frame.astype(dtypes)
 
 
+def _ranged_sql(rows, names: list[str]) -> tuple[str, tuple]:
+    """The read as a template for one range of patient ids (``pgread.range_template``)."""
+    sql, params = (
+        rows.annotate(r_range_pk=F("pk")).values_list(*names, "r_range_pk").query.sql_with_params()
+    )
+    return pgread.range_template(sql, names), tuple(params)
+
+
+NO_PERIOD = -1
+
+
 @dataclass
 class Columns:
-    """The per-patient columns the indicators count (numpy arrays, one row a patient)."""
+    """The per-patient columns the indicators count (numpy arrays, one row a patient).
+
+    ``site`` indexes ``site_codes`` and ``quarter`` numbers the door date's quarter
+    (``year * 4 + quarter - 1``; ``NO_PERIOD`` without a door time): whole numbers group
+    a million patients far faster than their labels would."""
 
     pk: object
     site: object
-    year: object
+    site_codes: tuple
     quarter: object
     seconds: dict
     masks: dict
 
+    def at_site(self, code: str):
+        """Whether each patient is of site ``code``."""
+        import numpy as np
 
-def columns(frame, *, today: dt.date | None = None) -> Columns:
+        if code not in self.site_codes:
+            return np.zeros(len(self.pk), dtype=bool)
+        return self.site == self.site_codes.index(code)
+
+    def in_period(self, label: str):
+        """Whether each patient's door date is in ``label`` (``2024`` or ``2024-Q1``)."""
+        if len(label) == 4:
+            return (self.quarter // 4 == int(label)) & (self.quarter != NO_PERIOD)
+        return self.quarter == quarter_number(label)
+
+
+def quarter_label(number: int) -> str:
+    return f"{number // 4}-Q{number % 4 + 1}"
+
+
+def quarter_number(label: str) -> int:
+    year, _sep, quarter = label.partition("-Q")
+    return int(year) * 4 + int(quarter) - 1
+
+
+def columns(frame) -> Columns:
     """The indicators' columns from :func:`read`'s frame."""
     import numpy as np
-    import pandas as pd
 
-    today = today or timezone.localdate()
-    zone = timezone.get_default_timezone()
     seconds = {name: frame[f"t_{name}"].to_numpy(dtype=float) for name in TIMES}
-    door = pd.to_datetime(frame["t_door_time"], unit="s", utc=True).dt.tz_convert(zone)
-    onset = pd.to_datetime(frame["t_onset_time"], unit="s", utc=True).dt.tz_convert(zone)
-    year = door.dt.year.astype("Int64").astype(str).to_numpy(dtype=object)
-    quarter = (
-        door.dt.year.astype("Int64").astype(str)
-        + "-Q"
-        + door.dt.quarter.astype("Int64").astype(str)
-    ).to_numpy(dtype=object)
-    start = onset.dt.date.where(onset.notna(), door.dt.date)
-    closing = pd.to_datetime(start) + pd.Timedelta(days=rules.FOLLOWUP_DAYS + rules.window_days())
-    window_closed = (closing.dt.date < today).fillna(False).to_numpy(dtype=bool)
+    year, number = frame["p_year"].to_numpy(dtype=float), frame["p_quarter"].to_numpy(dtype=float)
+    quarter = np.where(np.isnan(year), NO_PERIOD, np.nan_to_num(year) * 4 + number - 1)
+    sites = frame["c_site"].cat
 
     def flag(name):
         return frame[f"f_{name}"].to_numpy(dtype=float) == 1
@@ -163,7 +232,7 @@ def columns(frame, *, today: dt.date | None = None) -> Columns:
         "mrs_0_2": mrs_recorded & (mrs <= 2),
         "dead_3m": mrs == 6,
         "mrs_3m_recorded": mrs_recorded,
-        "window_closed": window_closed,
+        "window_closed": frame["f_window_closed"].to_numpy() == 1,
         "dataset_complete": recorded("t_onset_time")
         & recorded("t_door_time")
         & recorded("t_groin_puncture_time")
@@ -175,31 +244,44 @@ def columns(frame, *, today: dt.date | None = None) -> Columns:
     masks["followup_3m_complete"] = masks["mrs_3m_recorded"]
     return Columns(
         pk=frame["q_pk"].to_numpy(dtype=np.int64),
-        site=frame["c_site"].astype(object).to_numpy(dtype=object),
-        year=year,
-        quarter=quarter,
+        site=sites.codes.to_numpy(dtype=np.int64),
+        site_codes=tuple(str(code) for code in sites.categories),
+        quarter=quarter.astype(np.int64),
         seconds=seconds,
         masks=masks,
     )
 
 
+def _split(keys, rows):
+    """``rows`` grouped by ``keys`` (whole numbers, one per row): key -> row indices,
+    in the rows' order within each group."""
+    import numpy as np
+
+    if not len(keys):
+        return {}
+    order = np.argsort(keys, kind="stable")
+    values, starts = np.unique(keys[order], return_index=True)
+    return dict(zip(values.tolist(), np.split(rows[order], starts[1:]), strict=True))
+
+
 def _groups(cols: Columns, sites: list[str], period: str):
     """``(site, period, row indices)`` of every row of the contract, in its order."""
     import numpy as np
-    import pandas as pd
 
     everyone = np.arange(len(cols.pk))
-    by_site = pd.Series(everyone).groupby(cols.site).indices if len(everyone) else {}
-    keys = [(None, everyone)] + [(s, by_site.get(s, everyone[:0])) for s in sites]
+    by_site = _split(cols.site, everyone) if len(everyone) else {}
+    index = {code: i for i, code in enumerate(cols.site_codes)}
+    keys = [(None, everyone)] + [(s, by_site.get(index.get(s), everyone[:0])) for s in sites]
     found = [(site, None, rows) for site, rows in keys]
     if period == "all":
         return found
-    labels = cols.year if period == "year" else cols.quarter
-    periods = sorted(p for p in set(labels.tolist()) if p != "<NA>")
+    numbers = cols.quarter if period == "quarter" else cols.quarter // 4
+    label = quarter_label if period == "quarter" else str
+    periods = sorted(set(numbers[cols.quarter != NO_PERIOD].tolist()))
     for site, rows in keys:
-        by_period = pd.Series(rows).groupby(labels[rows]).indices if len(rows) else {}
-        for label in periods:
-            found.append((site, label, rows[by_period.get(label, [])]))
+        by_period = _split(numbers[rows], rows) if len(rows) else {}
+        for number in periods:
+            found.append((site, label(number), by_period.get(number, everyone[:0])))
     return found
 
 
@@ -315,9 +397,9 @@ def patients_of(
 
     keep = np.ones(len(cols.pk), dtype=bool)
     if site:
-        keep &= cols.site == site
+        keep &= cols.at_site(site)
     if period:
-        keep &= (cols.year if len(period) == 4 else cols.quarter) == period
+        keep &= cols.in_period(period)
     times = {i.code: i for i in qi.TIME_INDICATORS}
     rates = {i.code: i for i in qi.rate_indicators()}
     if code in times:
@@ -350,7 +432,7 @@ def subset(cols: Columns, keep) -> Columns:
     return Columns(
         pk=cols.pk[keep],
         site=cols.site[keep],
-        year=cols.year[keep],
+        site_codes=cols.site_codes,
         quarter=cols.quarter[keep],
         seconds={name: values[keep] for name, values in cols.seconds.items()},
         masks={name: values[keep] for name, values in cols.masks.items()},
@@ -358,29 +440,30 @@ def subset(cols: Columns, keep) -> Columns:
 
 
 def quarters_of(cols: Columns) -> list[str]:
-    return sorted(q for q in set(cols.quarter.tolist()) if q != "<NA>")
+    import numpy as np
+
+    return [quarter_label(q) for q in np.unique(cols.quarter).tolist() if q != NO_PERIOD]
 
 
 def run_chart_data(cols: Columns) -> dict[str, dict[str, dict[str, float]]]:
-    """Each time indicator's median by quarter, per site: code -> site -> quarter -> min."""
+    """Each time indicator's median by quarter, per site: code -> site -> quarter -> min
+    (type 7, as the rows' medians)."""
     import numpy as np
-    import pandas as pd
 
     found = {}
     for indicator in qi.TIME_INDICATORS:
         minutes = (cols.seconds[indicator.end] - cols.seconds[indicator.start]) / 60.0
-        keep = ~np.isnan(minutes) & (minutes >= 0)
+        keep = ~np.isnan(minutes) & (minutes >= 0) & (cols.quarter != NO_PERIOD)
         if indicator.only:
             keep &= cols.masks[indicator.only]
-        frame = pd.DataFrame(
-            {"site": cols.site[keep], "quarter": cols.quarter[keep], "minutes": minutes[keep]}
-        )
-        medians = frame.groupby(["site", "quarter"])["minutes"].quantile(
-            0.5, interpolation="linear"
-        )
+        rows = np.flatnonzero(keep)
+        # One whole number per (site, quarter): grouped by one sort.
+        span = int(cols.quarter.max(initial=0)) + 1
         per_site: dict[str, dict[str, float]] = {}
-        for (site, label), value in medians.items():
-            per_site.setdefault(site, {})[label] = float(value)
+        for key, group in _split(cols.site[rows] * span + cols.quarter[rows], rows).items():
+            site, number = divmod(key, span)
+            median = np.percentile(minutes[group], 50, method="linear")
+            per_site.setdefault(cols.site_codes[site], {})[quarter_label(number)] = float(median)
         found[indicator.code] = per_site
     return found
 
@@ -409,16 +492,70 @@ def funnel_data(rows: list[dict]) -> dict[str, dict]:
 
 def page(user, filters: datasets.Filters, *, quarter: str | None = None) -> dict:
     """What the /quality/ page shows: the rows of the chosen quarter (or the whole
-    window), the quarters to choose from, the run charts' and funnels' data."""
-    cols = columns(read(user, filters))
-    sites = readable_sites(user, filters.site)
-    chosen = subset(cols, cols.quarter == quarter) if quarter else cols
+    window), the quarters to choose from, the run charts' and funnels' data.
+
+    Remembered until the data change (``data_version``) for ``REMEMBERED_SECONDS`` at
+    most, per user's sites, filters, quarter and day: the page and each of its figures
+    ask for the same numbers, which would otherwise each read the registry again.
+    """
+    from django.core.cache import cache
+
+    readable = readable_sites(user, None)
+    sites = [filters.site] if filters.site else readable
+    today = timezone.localdate()
+    version = data_version(datasets.patients(user, filters).db)
+    key = _page_key(readable, dataclasses.astuple(filters), quarter, today, version)
+    data = cache.get(key)
+    if data is None:
+        data = _page(user, filters, sites, quarter, today)
+        cache.set(key, data, REMEMBERED_SECONDS)
+    return data
+
+
+def _page(user, filters, sites: list[str], quarter: str | None, today: dt.date) -> dict:
+    """:func:`page`'s numbers, computed."""
+    cols = columns(read(user, filters, today=today))
+    chosen = subset(cols, cols.in_period(quarter)) if quarter else cols
     rows = indicator_rows(chosen, sites, "all")
     return {
-        "columns": cols,
         "rows": rows,
         "sites": sites,
         "quarters": quarters_of(cols),
         "run_charts": run_chart_data(cols),
         "funnels": funnel_data(rows),
     }
+
+
+def _page_key(*parts) -> str:
+    """The cache key of a page's numbers: what they depend on, hashed (a cache key is
+    short and plain)."""
+    import hashlib
+
+    text = repr((*parts, targets(), award_thresholds()))
+    return "quality-page:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def data_version(alias: str) -> tuple:
+    """The newest history row of each table the indicators read: ONE query, on the
+    primary keys' indexes. A write through the registry (a form, the import, the
+    workflow) adds a history row, so a different answer means the data may have
+    changed."""
+    from registry.models import (
+        Admission,
+        Complications,
+        FollowUp,
+        Patient,
+        PatientExclusion,
+        Procedure,
+    )
+
+    connection_ = connections[alias]
+    quote = connection_.ops.quote_name
+    tables = [
+        model.history.model._meta.db_table
+        for model in (Patient, Admission, Procedure, Complications, FollowUp, PatientExclusion)
+    ]
+    newest = ", ".join(f"(SELECT MAX(history_id) FROM {quote(table)})" for table in tables)
+    with connection_.cursor() as cursor:
+        cursor.execute(f"SELECT {newest}")
+        return tuple(cursor.fetchone())
