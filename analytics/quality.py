@@ -12,21 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import operator
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import (
-    Case,
-    DateTimeField,
-    DurationField,
-    ExpressionWrapper,
-    F,
-    IntegerField,
-    Value,
-    When,
-)
-from django.db.models.functions import Cast, Coalesce, ExtractQuarter, ExtractYear, TruncDate
+from django.db.models import Case, DurationField, ExpressionWrapper, F, Q, Value, When
+from django.db.models.functions import Coalesce, ExtractQuarter, ExtractYear, TruncDate
 from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 
@@ -44,23 +37,42 @@ TIMES = {
     "groin_puncture_time": "procedure__groin_puncture_time",
     "reperfusion_time": "procedure__reperfusion_time",
 }
-FLAGS = {
-    "iv_thrombolysis": "admission__iv_thrombolysis",
-    "mt_performed": "procedure__mt_performed",
-    "ich": "complications__ich",
-    "sich_flag": "complications__sich",
+
+
+def _recorded(*paths: str) -> Q:
+    found = Q()
+    for path in paths:
+        found &= Q(**{f"{path}__isnull": False})
+        if path.endswith("mtici"):  # a category: blank is not recorded either
+            found &= ~Q(**{path: ""})
+    return found
+
+
+_SICH_RECORDED = _recorded("complications__sich") | Q(complications__ich=False)
+# The per-patient conditions the rate indicators count (spec: "Rate indicators"), each
+# one bit of one whole number the database computes.
+MASKS = {
+    "thrombolysed": Q(admission__iv_thrombolysis=True),
+    "recanalized": Q(procedure__final_mtici__in=qi.RECANALIZED),
+    "mtici_recorded": _recorded("procedure__final_mtici"),
+    "first_pass": Q(procedure__mt_passes=1, procedure__mtici_after_mt__in=qi.RECANALIZED),
+    "first_pass_eligible": Q(procedure__mt_performed=True)
+    & _recorded("procedure__mt_passes", "procedure__mtici_after_mt"),
+    "sich": Q(complications__sich=True),
+    "sich_recorded": _SICH_RECORDED,
+    "mrs_0_2": Q(followup__mrs_3m__lte=2),
+    "dead_3m": Q(followup__mrs_3m=6),
+    "mrs_3m_recorded": _recorded("followup__mrs_3m"),
+    "dataset_complete": _recorded(
+        TIMES["onset_time"],
+        TIMES["door_time"],
+        TIMES["groin_puncture_time"],
+        "procedure__final_mtici",
+        "complications__discharge_mrs",
+        "followup__mrs_3m",
+    )
+    & _SICH_RECORDED,
 }
-NUMBERS = {
-    "mt_passes": "procedure__mt_passes",
-    "discharge_mrs": "complications__discharge_mrs",
-    "mrs_3m": "followup__mrs_3m",
-}
-CODES = {
-    "site": "site__code",
-    "final_mtici": "procedure__final_mtici",
-    "mtici_after_mt": "procedure__mtici_after_mt",
-}
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # The page's numbers are remembered at most this long: a write that leaves no history
 # row (a data migration, SQL by hand) shows within this time.
 REMEMBERED_SECONDS = 600
@@ -77,47 +89,48 @@ def award_thresholds() -> dict:
 
 
 def _annotations(today: dt.date) -> dict[str, object]:
-    since_epoch = {
-        f"t_{name}": datasets.Seconds(
-            ExpressionWrapper(
-                F(path) - Value(EPOCH, output_field=DateTimeField()), output_field=DurationField()
-            )
+    """What is read of each patient: its id, site and door quarter, each time
+    indicator's interval in seconds and the conditions' bits: few short numbers, since
+    formatting, sending and parsing a million rows is most of the read."""
+    intervals = {
+        f"s_{i.code}": datasets.Seconds(
+            ExpressionWrapper(F(TIMES[i.end]) - F(TIMES[i.start]), output_field=DurationField())
         )
-        for name, path in TIMES.items()
+        for i in qi.TIME_INDICATORS
     }
-    flags = {f"f_{name}": Cast(F(path), IntegerField()) for name, path in FLAGS.items()}
-    numbers = {f"n_{name}": F(path) for name, path in NUMBERS.items()}
-    codes = {f"c_{name}": F(path) for name, path in CODES.items()}
-    return {"q_pk": F("pk"), **since_epoch, **flags, **numbers, **codes, **_periods(today)}
+    bits = [
+        Case(When(condition, then=Value(1 << bit)), default=Value(0))
+        for bit, condition in enumerate([*MASKS.values(), _window_closed(today)])
+    ]
+    return {
+        "q_pk": F("pk"),
+        "c_site": F("site__code"),
+        "p_quarter": _door_quarter(),
+        **intervals,
+        "b_masks": functools.reduce(operator.add, bits),
+    }
 
 
-def _periods(today: dt.date) -> dict[str, object]:
-    """The door date's year and quarter, and whether the 3-month window has closed by
-    ``today``, computed by the database: local dates in the registry's time zone
-    (``rules.local_date``), whoever is looking."""
+def _door_quarter():
+    """The door date's quarter as ``year * 4 + quarter - 1``, of the local date in the
+    registry's time zone (``rules.local_date``), whoever is looking."""
     zone = timezone.get_default_timezone()
     door = TIMES["door_time"]
-    # The window closes FOLLOWUP_DAYS + the window's days after the onset date (the door
-    # date when the onset is unknown): closed when that start is before ``cutoff``.
+    return ExtractYear(door, tzinfo=zone) * 4 + ExtractQuarter(door, tzinfo=zone) - 1
+
+
+def _window_closed(today: dt.date) -> GreaterThan:
+    """Whether the 3-month window has closed by ``today``: FOLLOWUP_DAYS + the window's
+    days after the local onset date (the door date when the onset is unknown)."""
+    zone = timezone.get_default_timezone()
     cutoff = today - dt.timedelta(days=rules.FOLLOWUP_DAYS + rules.window_days())
-    start = TruncDate(Coalesce(F(TIMES["onset_time"]), F(door)), tzinfo=zone)
-    closed = Case(When(GreaterThan(Value(cutoff), start), then=Value(1)), default=Value(0))
-    return {
-        "p_year": ExtractYear(door, tzinfo=zone),
-        "p_quarter": ExtractQuarter(door, tzinfo=zone),
-        "f_window_closed": closed,
-    }
+    start = TruncDate(Coalesce(F(TIMES["onset_time"]), F(TIMES["door_time"])), tzinfo=zone)
+    return GreaterThan(Value(cutoff), start)
 
 
 def _dtypes(names) -> dict[str, str]:
-    return {
-        name: "int64"
-        if name in ("q_pk", "f_window_closed")
-        else "category"
-        if name.startswith("c_")
-        else "float64"
-        for name in names
-    }
+    kinds = {"q": "int64", "c": "category", "p": "float64", "s": "float64", "b": "int64"}
+    return {name: kinds[name[0]] for name in names}
 
 
 def read(user=None, filters: datasets.Filters | None = None, *, today: dt.date | None = None):
@@ -161,9 +174,11 @@ NO_PERIOD = -1
 class Columns:
     """The per-patient columns the indicators count (numpy arrays, one row a patient).
 
-    ``site`` indexes ``site_codes`` and ``quarter`` numbers the door date's quarter
+    ``site`` indexes ``site_codes``; ``quarter`` numbers the door date's quarter
     (``year * 4 + quarter - 1``; ``NO_PERIOD`` without a door time): whole numbers group
-    a million patients far faster than their labels would."""
+    a million patients far faster than their labels would. ``seconds``: each time
+    indicator's interval (NaN when a time is not recorded); ``masks``: ``MASKS`` and
+    ``window_closed``."""
 
     pk: object
     site: object
@@ -186,6 +201,18 @@ class Columns:
             return (self.quarter // 4 == int(label)) & (self.quarter != NO_PERIOD)
         return self.quarter == quarter_number(label)
 
+    def minutes(self, indicator: qi.TimeIndicator, rows=None):
+        """The minutes of ``indicator`` of the patients ``rows`` (all by default) who
+        count: both times recorded, the interval >= 0, and in its subgroup."""
+        import numpy as np
+
+        rows = slice(None) if rows is None else rows
+        minutes = self.seconds[indicator.code][rows] / 60.0
+        keep = ~np.isnan(minutes) & (minutes >= 0)
+        if indicator.only:
+            keep &= self.masks[indicator.only][rows]
+        return minutes, keep
+
 
 def quarter_label(number: int) -> str:
     return f"{number // 4}-Q{number % 4 + 1}"
@@ -200,54 +227,18 @@ def columns(frame) -> Columns:
     """The indicators' columns from :func:`read`'s frame."""
     import numpy as np
 
-    seconds = {name: frame[f"t_{name}"].to_numpy(dtype=float) for name in TIMES}
-    year, number = frame["p_year"].to_numpy(dtype=float), frame["p_quarter"].to_numpy(dtype=float)
-    quarter = np.where(np.isnan(year), NO_PERIOD, np.nan_to_num(year) * 4 + number - 1)
-    sites = frame["c_site"].cat
-
-    def flag(name):
-        return frame[f"f_{name}"].to_numpy(dtype=float) == 1
-
-    def recorded(column):
-        return frame[column].notna().to_numpy(dtype=bool)
-
-    # As text: a COPY read on PostgreSQL parses a code such as "3" as a number.
-    final = frame["c_final_mtici"].astype("string")
-    after_mt = frame["c_mtici_after_mt"].astype("string")
-    recanalized = final.isin(qi.RECANALIZED).to_numpy(dtype=bool)
-    mrs = frame["n_mrs_3m"].to_numpy(dtype=float)
-    mrs_recorded = ~np.isnan(mrs)
-    sich_recorded = recorded("f_sich_flag") | (frame["f_ich"].to_numpy(dtype=float) == 0)
-    masks = {
-        "thrombolysed": flag("iv_thrombolysis"),
-        "recanalized": recanalized,
-        "mtici_recorded": recorded("c_final_mtici"),
-        "first_pass": (frame["n_mt_passes"].to_numpy(dtype=float) == 1)
-        & after_mt.isin(qi.RECANALIZED).to_numpy(dtype=bool),
-        "first_pass_eligible": flag("mt_performed")
-        & recorded("n_mt_passes")
-        & recorded("c_mtici_after_mt"),
-        "sich": flag("sich_flag"),
-        "sich_recorded": sich_recorded,
-        "mrs_0_2": mrs_recorded & (mrs <= 2),
-        "dead_3m": mrs == 6,
-        "mrs_3m_recorded": mrs_recorded,
-        "window_closed": frame["f_window_closed"].to_numpy() == 1,
-        "dataset_complete": recorded("t_onset_time")
-        & recorded("t_door_time")
-        & recorded("t_groin_puncture_time")
-        & recorded("c_final_mtici")
-        & sich_recorded
-        & recorded("n_discharge_mrs")
-        & mrs_recorded,
-    }
+    quarter = frame["p_quarter"].to_numpy(dtype=float)
+    bits = frame["b_masks"].to_numpy(dtype=np.int64)
+    names = [*MASKS, "window_closed"]
+    masks = {name: (bits & (1 << bit)) != 0 for bit, name in enumerate(names)}
     masks["followup_3m_complete"] = masks["mrs_3m_recorded"]
+    sites = frame["c_site"].cat
     return Columns(
         pk=frame["q_pk"].to_numpy(dtype=np.int64),
         site=sites.codes.to_numpy(dtype=np.int64),
         site_codes=tuple(str(code) for code in sites.categories),
-        quarter=quarter.astype(np.int64),
-        seconds=seconds,
+        quarter=np.where(np.isnan(quarter), NO_PERIOD, np.nan_to_num(quarter)).astype(np.int64),
+        seconds={i.code: frame[f"s_{i.code}"].to_numpy(dtype=float) for i in qi.TIME_INDICATORS},
         masks=masks,
     )
 
@@ -259,6 +250,8 @@ def _split(keys, rows):
 
     if not len(keys):
         return {}
+    if keys.max() < np.iinfo(np.int16).max and keys.min() >= 0:
+        keys = keys.astype(np.int16)  # a stable sort of 16-bit numbers is a radix sort
     order = np.argsort(keys, kind="stable")
     values, starts = np.unique(keys[order], return_index=True)
     return dict(zip(values.tolist(), np.split(rows[order], starts[1:]), strict=True))
@@ -288,11 +281,8 @@ def _groups(cols: Columns, sites: list[str], period: str):
 def time_row(cols: Columns, indicator: qi.TimeIndicator, rows, thresholds: dict) -> dict:
     """The contract's row of one time indicator over patients ``rows`` (site and period
     added by the caller)."""
-    only = cols.masks[indicator.only][rows] if indicator.only else None
-    minutes = qi.intervals(
-        cols.seconds[indicator.start][rows], cols.seconds[indicator.end][rows], only
-    )
-    summary = qi.summarize_times(minutes, indicator.thresholds)
+    minutes, keep = cols.minutes(indicator, rows)
+    summary = qi.summarize_times(minutes[keep], indicator.thresholds)
     row = {
         "code": indicator.code,
         "kind": "time",
@@ -403,11 +393,7 @@ def patients_of(
     times = {i.code: i for i in qi.TIME_INDICATORS}
     rates = {i.code: i for i in qi.rate_indicators()}
     if code in times:
-        indicator = times[code]
-        minutes = (cols.seconds[indicator.end] - cols.seconds[indicator.start]) / 60.0
-        counted = ~np.isnan(minutes) & (minutes >= 0)
-        if indicator.only:
-            counted &= cols.masks[indicator.only]
+        minutes, counted = cols.minutes(times[code])
         if part == "within":
             counted &= minutes <= float(threshold)
         elif part != "n":
@@ -450,20 +436,20 @@ def run_chart_data(cols: Columns) -> dict[str, dict[str, dict[str, float]]]:
     (type 7, as the rows' medians)."""
     import numpy as np
 
+    dated = cols.quarter != NO_PERIOD
+    first = int(cols.quarter[dated].min(initial=0))
+    span = int(cols.quarter[dated].max(initial=0)) - first + 1
     found = {}
     for indicator in qi.TIME_INDICATORS:
-        minutes = (cols.seconds[indicator.end] - cols.seconds[indicator.start]) / 60.0
-        keep = ~np.isnan(minutes) & (minutes >= 0) & (cols.quarter != NO_PERIOD)
-        if indicator.only:
-            keep &= cols.masks[indicator.only]
-        rows = np.flatnonzero(keep)
-        # One whole number per (site, quarter): grouped by one sort.
-        span = int(cols.quarter.max(initial=0)) + 1
+        minutes, keep = cols.minutes(indicator)
+        rows = np.flatnonzero(keep & dated)
+        # One small whole number per (site, quarter): all groups in one sort.
+        groups = cols.site[rows] * span + (cols.quarter[rows] - first)
+        present, medians = qi.grouped_medians(minutes[rows], groups)
         per_site: dict[str, dict[str, float]] = {}
-        for key, group in _split(cols.site[rows] * span + cols.quarter[rows], rows).items():
-            site, number = divmod(key, span)
-            median = np.percentile(minutes[group], 50, method="linear")
-            per_site.setdefault(cols.site_codes[site], {})[quarter_label(number)] = float(median)
+        for group, median in zip(present.tolist(), medians.tolist(), strict=True):
+            site, number = divmod(group, span)
+            per_site.setdefault(cols.site_codes[site], {})[quarter_label(first + number)] = median
         found[indicator.code] = per_site
     return found
 
