@@ -3,9 +3,12 @@
 ``../shared/spec/quality-indicators.md``.
 
 ONE query reads the patients the user may read whose door date is in the window (the
-study tables' population: ``datasets.patients``), one row each with the times as
-seconds and the codes the indicators count; sites, periods and indicators are then
-counted with numpy, so the number of queries does not grow with patients or sites.
+study tables' population: ``datasets.patients``), one row each: its site, the quarter
+of its door date, each time indicator's interval in seconds and the conditions the
+rates count as the bits of one number, all computed by the database; sites, periods
+and indicators are then counted with numpy, so the number of queries does not grow
+with patients or sites. The /quality/ page's numbers are remembered until the data
+change (``page``): the page and its figures ask for the same numbers.
 """
 
 from __future__ import annotations
@@ -40,12 +43,9 @@ TIMES = {
 
 
 def _recorded(*paths: str) -> Q:
-    found = Q()
-    for path in paths:
-        found &= Q(**{f"{path}__isnull": False})
-        if path.endswith("mtici"):  # a category: blank is not recorded either
-            found &= ~Q(**{path: ""})
-    return found
+    """Every one of ``paths`` recorded (a code is never blank: the database's
+    constraints allow its choices or NULL)."""
+    return Q(**{f"{path}__isnull": False for path in paths})
 
 
 _SICH_RECORDED = _recorded("complications__sich") | Q(complications__ich=False)
