@@ -517,7 +517,7 @@ def _page_key(*parts) -> str:
     short and plain)."""
     import hashlib
 
-    text = repr((*parts, targets(), award_thresholds()))
+    text = repr((*parts, targets(), award_thresholds(), rules.window_days()))
     return "quality-page:" + hashlib.sha256(text.encode()).hexdigest()
 
 
