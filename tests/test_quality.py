@@ -18,7 +18,7 @@ from registry.interchange import columns as interchange
 from registry.interchange.importer import registry_import
 
 from .analytics_cohort import make_patient
-from .factories import aware
+from .factories import SiteFactory, aware
 from .interchange_rows import row, write_csv
 
 pytestmark = pytest.mark.django_db
@@ -290,9 +290,11 @@ def test_the_report_takes_a_constant_number_of_queries(site_a, site_b, django_as
 def test_the_page_counts_in_a_constant_number_of_queries_and_its_figures_reuse_it(
     site_a, site_b, django_assert_num_queries
 ):
+    sites = [site_a, site_b]
     for size in (2, 6):
         for i in range(size):
-            make_patient(site_a if i % 2 else site_b, study_id=f"P{size}-{i}")
+            make_patient(sites[i % len(sites)], study_id=f"P{size}-{i}")
+        sites.append(SiteFactory(code=f"C{size}"))  # more sites too
         with django_assert_num_queries(3):  # the site codes, the data's version, the patients
             first = quality.page(None, Filters())
         with django_assert_num_queries(2):  # a figure: the same numbers, remembered
