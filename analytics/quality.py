@@ -3,20 +3,27 @@
 ``../shared/spec/quality-indicators.md``.
 
 ONE query reads the patients the user may read whose door date is in the window (the
-study tables' population: ``datasets.patients``), one row each with the times as
-seconds and the codes the indicators count; sites, periods and indicators are then
-counted with numpy, so the number of queries does not grow with patients or sites.
+study tables' population: ``datasets.patients``), one row each: its site, the quarter
+of its door date, each time indicator's interval in seconds and the conditions the
+rates count as the bits of one number, all computed by the database; sites, periods
+and indicators are then counted with numpy, so the number of queries does not grow
+with patients or sites. The /quality/ page's numbers are remembered until the data
+change (``page``): the page and its figures ask for the same numbers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
+import operator
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, IntegerField, Value
-from django.db.models.functions import Cast
+from django.db.models import Case, DurationField, ExpressionWrapper, F, Q, Value, When
+from django.db.models.functions import Coalesce, ExtractQuarter, ExtractYear, TruncDate
+from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 
 from registry import access, rules
@@ -33,23 +40,42 @@ TIMES = {
     "groin_puncture_time": "procedure__groin_puncture_time",
     "reperfusion_time": "procedure__reperfusion_time",
 }
-FLAGS = {
-    "iv_thrombolysis": "admission__iv_thrombolysis",
-    "mt_performed": "procedure__mt_performed",
-    "ich": "complications__ich",
-    "sich_flag": "complications__sich",
+
+
+def _recorded(*paths: str) -> Q:
+    """Every one of ``paths`` recorded (a code is never blank: the database's
+    constraints allow its choices or NULL)."""
+    return Q(**{f"{path}__isnull": False for path in paths})
+
+
+_SICH_RECORDED = _recorded("complications__sich") | Q(complications__ich=False)
+# The per-patient conditions the rate indicators count (spec: "Rate indicators"), each
+# one bit of one whole number the database computes.
+MASKS = {
+    "thrombolysed": Q(admission__iv_thrombolysis=True),
+    "recanalized": Q(procedure__final_mtici__in=qi.RECANALIZED),
+    "mtici_recorded": _recorded("procedure__final_mtici"),
+    "first_pass": Q(procedure__mt_passes=1, procedure__mtici_after_mt__in=qi.RECANALIZED),
+    "first_pass_eligible": Q(procedure__mt_performed=True)
+    & _recorded("procedure__mt_passes", "procedure__mtici_after_mt"),
+    "sich": Q(complications__sich=True),
+    "sich_recorded": _SICH_RECORDED,
+    "mrs_0_2": Q(followup__mrs_3m__lte=2),
+    "dead_3m": Q(followup__mrs_3m=6),
+    "mrs_3m_recorded": _recorded("followup__mrs_3m"),
+    "dataset_complete": _recorded(
+        TIMES["onset_time"],
+        TIMES["door_time"],
+        TIMES["groin_puncture_time"],
+        "procedure__final_mtici",
+        "complications__discharge_mrs",
+        "followup__mrs_3m",
+    )
+    & _SICH_RECORDED,
 }
-NUMBERS = {
-    "mt_passes": "procedure__mt_passes",
-    "discharge_mrs": "complications__discharge_mrs",
-    "mrs_3m": "followup__mrs_3m",
-}
-CODES = {
-    "site": "site__code",
-    "final_mtici": "procedure__final_mtici",
-    "mtici_after_mt": "procedure__mtici_after_mt",
-}
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# The page's numbers are remembered at most this long: a write that leaves no history
+# row (a data migration, SQL by hand) shows within this time.
+REMEMBERED_SECONDS = 600
 
 
 def targets() -> dict[str, float | None]:
@@ -62,155 +88,201 @@ def award_thresholds() -> dict:
     return {**qi.DEFAULT_AWARD_THRESHOLDS, **getattr(settings, "QUALITY_AWARD_THRESHOLDS", {})}
 
 
-def _annotations() -> dict[str, object]:
-    since_epoch = {
-        f"t_{name}": datasets.Seconds(
-            ExpressionWrapper(
-                F(path) - Value(EPOCH, output_field=DateTimeField()), output_field=DurationField()
-            )
+def _annotations(today: dt.date) -> dict[str, object]:
+    """What is read of each patient: its id, site and door quarter, each time
+    indicator's interval in seconds and the conditions' bits: few short numbers, since
+    formatting, sending and parsing a million rows is most of the read."""
+    intervals = {
+        f"s_{i.code}": datasets.Seconds(
+            ExpressionWrapper(F(TIMES[i.end]) - F(TIMES[i.start]), output_field=DurationField())
         )
-        for name, path in TIMES.items()
+        for i in qi.TIME_INDICATORS
     }
-    flags = {f"f_{name}": Cast(F(path), IntegerField()) for name, path in FLAGS.items()}
-    numbers = {f"n_{name}": F(path) for name, path in NUMBERS.items()}
-    codes = {f"c_{name}": F(path) for name, path in CODES.items()}
-    return {"q_pk": F("pk"), **since_epoch, **flags, **numbers, **codes}
+    bits = [
+        Case(When(condition, then=Value(1 << bit)), default=Value(0))
+        for bit, condition in enumerate([*MASKS.values(), _window_closed(today)])
+    ]
+    return {
+        "q_pk": F("pk"),
+        "c_site": F("site__code"),
+        "p_quarter": _door_quarter(),
+        **intervals,
+        "b_masks": functools.reduce(operator.add, bits),
+    }
+
+
+def _door_quarter():
+    """The door date's quarter as ``year * 4 + quarter - 1``, of the local date in the
+    registry's time zone (``rules.local_date``), whoever is looking."""
+    zone = timezone.get_default_timezone()
+    door = TIMES["door_time"]
+    return ExtractYear(door, tzinfo=zone) * 4 + ExtractQuarter(door, tzinfo=zone) - 1
+
+
+def _window_closed(today: dt.date) -> GreaterThan:
+    """Whether the 3-month window has closed by ``today``: FOLLOWUP_DAYS + the window's
+    days after the local onset date (the door date when the onset is unknown)."""
+    zone = timezone.get_default_timezone()
+    cutoff = today - dt.timedelta(days=rules.FOLLOWUP_DAYS + rules.window_days())
+    start = TruncDate(Coalesce(F(TIMES["onset_time"]), F(TIMES["door_time"])), tzinfo=zone)
+    return GreaterThan(Value(cutoff), start)
 
 
 def _dtypes(names) -> dict[str, str]:
-    return {
-        name: "int64" if name == "q_pk" else "category" if name.startswith("c_") else "float64"
-        for name in names
-    }
+    kinds = {"q": "int64", "c": "category", "p": "float64", "s": "float64", "b": "int64"}
+    return {name: kinds[name[0]] for name in names}
 
 
-def read(user=None, filters: datasets.Filters | None = None):
-    """The per-patient frame of the population: ONE query (COPY on PostgreSQL)."""
+def read(user=None, filters: datasets.Filters | None = None, *, today: dt.date | None = None):
+    """The per-patient frame of the population: ONE query (COPY on PostgreSQL, on
+    several connections for a large registry as the study tables are read)."""
     import pandas as pd
 
     queryset = datasets.patients(user, filters)
-    annotations = _annotations()
+    annotations = _annotations(today or timezone.localdate())
     dtypes = _dtypes(annotations)
     if queryset.query.is_empty():
         return pd.DataFrame({name: pd.Series(dtype=t) for name, t in dtypes.items()})
-    rows = queryset.order_by().annotate(**annotations).values_list(*annotations)
-    sql, params = datasets.compiled(rows)
+    rows = queryset.order_by().annotate(**annotations)
+    sql, params = datasets.compiled(rows.values_list(*annotations))
     connection_ = connections[queryset.db]
     if connection_.vendor == "postgresql":
-        return pgread.read(queryset.db, (sql, tuple(params)), dtypes)
+        return pgread.read(
+            queryset.db,
+            (sql, tuple(params)),
+            dtypes,
+            ranged=lambda: _ranged_sql(rows, list(annotations)),
+        )
     with connection_.cursor() as cursor:
         cursor.execute(sql, params)
         frame = pd.DataFrame.from_records(cursor.fetchall(), columns=list(dtypes))
     return frame.astype(dtypes)
 
 
+def _ranged_sql(rows, names: list[str]) -> tuple[str, tuple]:
+    """The read as a template for one range of patient ids (``pgread.range_template``)."""
+    sql, params = datasets.compiled(
+        rows.annotate(r_range_pk=F("pk")).values_list(*names, "r_range_pk")
+    )
+    return pgread.range_template(sql, names), tuple(params)
+
+
+NO_PERIOD = -1
+
+
 @dataclass
 class Columns:
-    """The per-patient columns the indicators count (numpy arrays, one row a patient)."""
+    """The per-patient columns the indicators count (numpy arrays, one row a patient).
+
+    ``site`` indexes ``site_codes``; ``quarter`` numbers the door date's quarter
+    (``year * 4 + quarter - 1``; ``NO_PERIOD`` without a door time): whole numbers group
+    a million patients far faster than their labels would. ``seconds``: each time
+    indicator's interval (NaN when a time is not recorded); ``masks``: ``MASKS`` and
+    ``window_closed``."""
 
     pk: object
     site: object
-    year: object
+    site_codes: tuple
     quarter: object
     seconds: dict
     masks: dict
 
+    def at_site(self, code: str):
+        """Whether each patient is of site ``code``."""
+        import numpy as np
 
-def columns(frame, *, today: dt.date | None = None) -> Columns:
+        if code not in self.site_codes:
+            return np.zeros(len(self.pk), dtype=bool)
+        return self.site == self.site_codes.index(code)
+
+    def in_period(self, label: str):
+        """Whether each patient's door date is in ``label`` (``2024`` or ``2024-Q1``)."""
+        if len(label) == 4:
+            return (self.quarter // 4 == int(label)) & (self.quarter != NO_PERIOD)
+        return self.quarter == quarter_number(label)
+
+    def minutes(self, indicator: qi.TimeIndicator, rows=None):
+        """The minutes of ``indicator`` of the patients ``rows`` (all by default) who
+        count: both times recorded, the interval >= 0, and in its subgroup."""
+        import numpy as np
+
+        rows = slice(None) if rows is None else rows
+        minutes = self.seconds[indicator.code][rows] / 60.0
+        keep = ~np.isnan(minutes) & (minutes >= 0)
+        if indicator.only:
+            keep &= self.masks[indicator.only][rows]
+        return minutes, keep
+
+
+def quarter_label(number: int) -> str:
+    return f"{number // 4}-Q{number % 4 + 1}"
+
+
+def quarter_number(label: str) -> int:
+    year, _sep, quarter = label.partition("-Q")
+    return int(year) * 4 + int(quarter) - 1
+
+
+def columns(frame) -> Columns:
     """The indicators' columns from :func:`read`'s frame."""
     import numpy as np
-    import pandas as pd
 
-    today = today or timezone.localdate()
-    zone = timezone.get_default_timezone()
-    seconds = {name: frame[f"t_{name}"].to_numpy(dtype=float) for name in TIMES}
-    door = pd.to_datetime(frame["t_door_time"], unit="s", utc=True).dt.tz_convert(zone)
-    onset = pd.to_datetime(frame["t_onset_time"], unit="s", utc=True).dt.tz_convert(zone)
-    year = door.dt.year.astype("Int64").astype(str).to_numpy(dtype=object)
-    quarter = (
-        door.dt.year.astype("Int64").astype(str)
-        + "-Q"
-        + door.dt.quarter.astype("Int64").astype(str)
-    ).to_numpy(dtype=object)
-    start = onset.dt.date.where(onset.notna(), door.dt.date)
-    closing = pd.to_datetime(start) + pd.Timedelta(days=rules.FOLLOWUP_DAYS + rules.window_days())
-    window_closed = (closing.dt.date < today).fillna(False).to_numpy(dtype=bool)
-
-    def flag(name):
-        return frame[f"f_{name}"].to_numpy(dtype=float) == 1
-
-    def recorded(column):
-        return frame[column].notna().to_numpy(dtype=bool)
-
-    # As text: a COPY read on PostgreSQL parses a code such as "3" as a number.
-    final = frame["c_final_mtici"].astype("string")
-    after_mt = frame["c_mtici_after_mt"].astype("string")
-    recanalized = final.isin(qi.RECANALIZED).to_numpy(dtype=bool)
-    mrs = frame["n_mrs_3m"].to_numpy(dtype=float)
-    mrs_recorded = ~np.isnan(mrs)
-    sich_recorded = recorded("f_sich_flag") | (frame["f_ich"].to_numpy(dtype=float) == 0)
-    masks = {
-        "thrombolysed": flag("iv_thrombolysis"),
-        "recanalized": recanalized,
-        "mtici_recorded": recorded("c_final_mtici"),
-        "first_pass": (frame["n_mt_passes"].to_numpy(dtype=float) == 1)
-        & after_mt.isin(qi.RECANALIZED).to_numpy(dtype=bool),
-        "first_pass_eligible": flag("mt_performed")
-        & recorded("n_mt_passes")
-        & recorded("c_mtici_after_mt"),
-        "sich": flag("sich_flag"),
-        "sich_recorded": sich_recorded,
-        "mrs_0_2": mrs_recorded & (mrs <= 2),
-        "dead_3m": mrs == 6,
-        "mrs_3m_recorded": mrs_recorded,
-        "window_closed": window_closed,
-        "dataset_complete": recorded("t_onset_time")
-        & recorded("t_door_time")
-        & recorded("t_groin_puncture_time")
-        & recorded("c_final_mtici")
-        & sich_recorded
-        & recorded("n_discharge_mrs")
-        & mrs_recorded,
-    }
+    quarter = frame["p_quarter"].to_numpy(dtype=float)
+    bits = frame["b_masks"].to_numpy(dtype=np.int64)
+    names = [*MASKS, "window_closed"]
+    masks = {name: (bits & (1 << bit)) != 0 for bit, name in enumerate(names)}
     masks["followup_3m_complete"] = masks["mrs_3m_recorded"]
+    sites = frame["c_site"].cat
     return Columns(
         pk=frame["q_pk"].to_numpy(dtype=np.int64),
-        site=frame["c_site"].astype(object).to_numpy(dtype=object),
-        year=year,
-        quarter=quarter,
-        seconds=seconds,
+        site=sites.codes.to_numpy(dtype=np.int64),
+        site_codes=tuple(str(code) for code in sites.categories),
+        quarter=np.where(np.isnan(quarter), NO_PERIOD, np.nan_to_num(quarter)).astype(np.int64),
+        seconds={i.code: frame[f"s_{i.code}"].to_numpy(dtype=float) for i in qi.TIME_INDICATORS},
         masks=masks,
     )
+
+
+def _split(keys, rows):
+    """``rows`` grouped by ``keys`` (whole numbers, one per row): key -> row indices,
+    in the rows' order within each group."""
+    import numpy as np
+
+    if not len(keys):
+        return {}
+    if keys.max() < np.iinfo(np.int16).max and keys.min() >= 0:
+        keys = keys.astype(np.int16)  # a stable sort of 16-bit numbers is a radix sort
+    order = np.argsort(keys, kind="stable")
+    values, starts = np.unique(keys[order], return_index=True)
+    return dict(zip(values.tolist(), np.split(rows[order], starts[1:]), strict=True))
 
 
 def _groups(cols: Columns, sites: list[str], period: str):
     """``(site, period, row indices)`` of every row of the contract, in its order."""
     import numpy as np
-    import pandas as pd
 
     everyone = np.arange(len(cols.pk))
-    by_site = pd.Series(everyone).groupby(cols.site).indices if len(everyone) else {}
-    keys = [(None, everyone)] + [(s, by_site.get(s, everyone[:0])) for s in sites]
+    by_site = _split(cols.site, everyone) if len(everyone) else {}
+    index = {code: i for i, code in enumerate(cols.site_codes)}
+    keys = [(None, everyone)] + [(s, by_site.get(index.get(s), everyone[:0])) for s in sites]
     found = [(site, None, rows) for site, rows in keys]
     if period == "all":
         return found
-    labels = cols.year if period == "year" else cols.quarter
-    periods = sorted(p for p in set(labels.tolist()) if p != "<NA>")
+    numbers = cols.quarter if period == "quarter" else cols.quarter // 4
+    label = quarter_label if period == "quarter" else str
+    periods = sorted(set(numbers[cols.quarter != NO_PERIOD].tolist()))
     for site, rows in keys:
-        by_period = pd.Series(rows).groupby(labels[rows]).indices if len(rows) else {}
-        for label in periods:
-            found.append((site, label, rows[by_period.get(label, [])]))
+        by_period = _split(numbers[rows], rows) if len(rows) else {}
+        for number in periods:
+            found.append((site, label(number), by_period.get(number, everyone[:0])))
     return found
 
 
 def time_row(cols: Columns, indicator: qi.TimeIndicator, rows, thresholds: dict) -> dict:
     """The contract's row of one time indicator over patients ``rows`` (site and period
     added by the caller)."""
-    only = cols.masks[indicator.only][rows] if indicator.only else None
-    minutes = qi.intervals(
-        cols.seconds[indicator.start][rows], cols.seconds[indicator.end][rows], only
-    )
-    summary = qi.summarize_times(minutes, indicator.thresholds)
+    minutes, keep = cols.minutes(indicator, rows)
+    summary = qi.summarize_times(minutes[keep], indicator.thresholds)
     row = {
         "code": indicator.code,
         "kind": "time",
@@ -332,17 +404,13 @@ def patients_of(
 
     keep = np.ones(len(cols.pk), dtype=bool)
     if site:
-        keep &= cols.site == site
+        keep &= cols.at_site(site)
     if period:
-        keep &= (cols.year if len(period) == 4 else cols.quarter) == period
+        keep &= cols.in_period(period)
     times = {i.code: i for i in qi.TIME_INDICATORS}
     rates = {i.code: i for i in qi.rate_indicators()}
     if code in times:
-        indicator = times[code]
-        minutes = (cols.seconds[indicator.end] - cols.seconds[indicator.start]) / 60.0
-        counted = ~np.isnan(minutes) & (minutes >= 0)
-        if indicator.only:
-            counted &= cols.masks[indicator.only]
+        minutes, counted = cols.minutes(times[code])
         if part == "within":
             counted &= minutes <= float(threshold)
         elif part != "n":
@@ -367,7 +435,7 @@ def subset(cols: Columns, keep) -> Columns:
     return Columns(
         pk=cols.pk[keep],
         site=cols.site[keep],
-        year=cols.year[keep],
+        site_codes=cols.site_codes,
         quarter=cols.quarter[keep],
         seconds={name: values[keep] for name, values in cols.seconds.items()},
         masks={name: values[keep] for name, values in cols.masks.items()},
@@ -375,29 +443,30 @@ def subset(cols: Columns, keep) -> Columns:
 
 
 def quarters_of(cols: Columns) -> list[str]:
-    return sorted(q for q in set(cols.quarter.tolist()) if q != "<NA>")
+    import numpy as np
+
+    return [quarter_label(q) for q in np.unique(cols.quarter).tolist() if q != NO_PERIOD]
 
 
 def run_chart_data(cols: Columns) -> dict[str, dict[str, dict[str, float]]]:
-    """Each time indicator's median by quarter, per site: code -> site -> quarter -> min."""
+    """Each time indicator's median by quarter, per site: code -> site -> quarter -> min
+    (type 7, as the rows' medians)."""
     import numpy as np
-    import pandas as pd
 
+    dated = cols.quarter != NO_PERIOD
+    first = int(cols.quarter[dated].min(initial=0))
+    span = int(cols.quarter[dated].max(initial=0)) - first + 1
     found = {}
     for indicator in qi.TIME_INDICATORS:
-        minutes = (cols.seconds[indicator.end] - cols.seconds[indicator.start]) / 60.0
-        keep = ~np.isnan(minutes) & (minutes >= 0)
-        if indicator.only:
-            keep &= cols.masks[indicator.only]
-        frame = pd.DataFrame(
-            {"site": cols.site[keep], "quarter": cols.quarter[keep], "minutes": minutes[keep]}
-        )
-        medians = frame.groupby(["site", "quarter"])["minutes"].quantile(
-            0.5, interpolation="linear"
-        )
+        minutes, keep = cols.minutes(indicator)
+        rows = np.flatnonzero(keep & dated)
+        # One small whole number per (site, quarter): all groups in one sort.
+        groups = cols.site[rows] * span + (cols.quarter[rows] - first)
+        present, medians = qi.grouped_medians(minutes[rows], groups)
         per_site: dict[str, dict[str, float]] = {}
-        for (site, label), value in medians.items():
-            per_site.setdefault(site, {})[label] = float(value)
+        for group, median in zip(present.tolist(), medians.tolist(), strict=True):
+            site, number = divmod(group, span)
+            per_site.setdefault(cols.site_codes[site], {})[quarter_label(first + number)] = median
         found[indicator.code] = per_site
     return found
 
@@ -426,16 +495,70 @@ def funnel_data(rows: list[dict]) -> dict[str, dict]:
 
 def page(user, filters: datasets.Filters, *, quarter: str | None = None) -> dict:
     """What the /quality/ page shows: the rows of the chosen quarter (or the whole
-    window), the quarters to choose from, the run charts' and funnels' data."""
-    cols = columns(read(user, filters))
-    sites = readable_sites(user, filters.site)
-    chosen = subset(cols, cols.quarter == quarter) if quarter else cols
+    window), the quarters to choose from, the run charts' and funnels' data.
+
+    Remembered until the data change (``data_version``) for ``REMEMBERED_SECONDS`` at
+    most, per user's sites, filters, quarter and day: the page and each of its figures
+    ask for the same numbers, which would otherwise each read the registry again.
+    """
+    from django.core.cache import cache
+
+    readable = readable_sites(user, None)
+    sites = [filters.site] if filters.site else readable
+    today = timezone.localdate()
+    version = data_version(datasets.patients(user, filters).db)
+    key = _page_key(readable, dataclasses.astuple(filters), quarter, today, version)
+    data = cache.get(key)
+    if data is None:
+        data = _page(user, filters, sites, quarter, today)
+        cache.set(key, data, REMEMBERED_SECONDS)
+    return data
+
+
+def _page(user, filters, sites: list[str], quarter: str | None, today: dt.date) -> dict:
+    """:func:`page`'s numbers, computed."""
+    cols = columns(read(user, filters, today=today))
+    chosen = subset(cols, cols.in_period(quarter)) if quarter else cols
     rows = indicator_rows(chosen, sites, "all")
     return {
-        "columns": cols,
         "rows": rows,
         "sites": sites,
         "quarters": quarters_of(cols),
         "run_charts": run_chart_data(cols),
         "funnels": funnel_data(rows),
     }
+
+
+def _page_key(*parts) -> str:
+    """The cache key of a page's numbers: what they depend on, hashed (a cache key is
+    short and plain)."""
+    import hashlib
+
+    text = repr((*parts, targets(), award_thresholds(), rules.window_days()))
+    return "quality-page:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def data_version(alias: str) -> tuple:
+    """The newest history row of each table the indicators read: ONE query, on the
+    primary keys' indexes. A write through the registry (a form, the import, the
+    workflow) adds a history row, so a different answer means the data may have
+    changed."""
+    from registry.models import (
+        Admission,
+        Complications,
+        FollowUp,
+        Patient,
+        PatientExclusion,
+        Procedure,
+    )
+
+    connection_ = connections[alias]
+    quote = connection_.ops.quote_name
+    tables = [
+        model.history.model._meta.db_table
+        for model in (Patient, Admission, Procedure, Complications, FollowUp, PatientExclusion)
+    ]
+    newest = ", ".join(f"(SELECT MAX(history_id) FROM {quote(table)})" for table in tables)
+    with connection_.cursor() as cursor:
+        cursor.execute(f"SELECT {newest}")
+        return tuple(cursor.fetchone())

@@ -18,7 +18,7 @@ from registry.interchange import columns as interchange
 from registry.interchange.importer import registry_import
 
 from .analytics_cohort import make_patient
-from .factories import aware
+from .factories import SiteFactory, aware
 from .interchange_rows import row, write_csv
 
 pytestmark = pytest.mark.django_db
@@ -111,6 +111,19 @@ def test_funnel_limits_are_exact_binomial_quantiles():
     wide_low, wide_high = limits[0.998]
     assert np.all(wide_low <= low) and np.all(wide_high >= high)
     assert high[1] - low[1] < high[0] - low[0]  # narrower for a larger site
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_grouped_medians_are_numpys_type_7_median_of_each_group(seed):
+    """Against ``numpy.percentile(50, method="linear")`` group by group, exactly: odd and
+    even groups, ties, fractions of a minute."""
+    rng = np.random.default_rng(seed)
+    groups = rng.integers(0, 40, 2000)
+    values = [rng.normal(60, 25, 2000), rng.integers(0, 300, 2000) / 60.0][seed % 2]
+    present, medians = qi.grouped_medians(values, groups)
+    assert present.tolist() == sorted(set(groups.tolist()))
+    for group, median in zip(present, medians, strict=True):
+        assert median == np.percentile(values[groups == group], 50, method="linear")
 
 
 # ------------------------------------------------------------------ on the registry
@@ -272,3 +285,51 @@ def test_the_report_takes_a_constant_number_of_queries(site_a, site_b, django_as
             make_patient(site_a if i % 2 else site_b, study_id=f"Q{size}-{i}")
         with django_assert_num_queries(2):  # the patients, the site codes
             quality.quality_indicators(None, period="quarter")
+
+
+def test_the_page_counts_in_a_constant_number_of_queries_and_its_figures_reuse_it(
+    site_a, site_b, django_assert_num_queries
+):
+    sites = [site_a, site_b]
+    for size in (2, 6):
+        for i in range(size):
+            make_patient(sites[i % len(sites)], study_id=f"P{size}-{i}")
+        sites.append(SiteFactory(code=f"C{size}"))  # more sites too
+        with django_assert_num_queries(3):  # the site codes, the data's version, the patients
+            first = quality.page(None, Filters())
+        with django_assert_num_queries(2):  # a figure: the same numbers, remembered
+            assert quality.page(None, Filters()) == first
+        assert find(first["rows"], "door_to_groin")["n"] == {2: 2, 6: 8}[size]
+
+
+def test_the_page_shows_a_change_saved_since_it_was_computed(site_a):
+    patient = make_patient(site_a, study_id="CHANGED")
+    before = find(quality.page(None, Filters())["rows"], "mortality_3m")
+    followup = patient.followup
+    followup.mrs_3m, followup.death_date = 6, dt.date(2020, 7, 1)
+    followup.save()
+    after = find(quality.page(None, Filters())["rows"], "mortality_3m")
+    assert (before["numerator"], after["numerator"]) == (0, 1)
+
+
+def test_the_pages_rows_and_run_charts_are_the_contracts_numbers(quarters):
+    """The page and the JSON contract count the same read: the rows of the whole window,
+    and each site's run-chart median of a quarter is the quarter's row median."""
+    page = quality.page(None, Filters())
+    assert page["rows"] == quality.quality_indicators(None)["rows"]
+    by_quarter = quality.quality_indicators(None, period="quarter")["rows"]
+    for code, per_site in page["run_charts"].items():
+        for site, medians in per_site.items():
+            for label, median in medians.items():
+                assert median == find(by_quarter, code, site, label)["median"]
+    assert page["quarters"] == ["2021-Q1", "2021-Q2"]
+
+
+def test_a_door_time_counts_in_the_quarter_of_its_local_date(site_a):
+    """00:30 on 1 April in the registry's zone (UTC+7) is still 31 March in UTC: the
+    quarter is the local date's, whatever the database's own time zone."""
+    make_patient(site_a, study_id="LATE", **treated(aware(2021, 3, 31, 23, 30), 50))
+    make_patient(site_a, study_id="EARLY", **treated(aware(2021, 4, 1, 0, 30), 50))
+    rows = quality.quality_indicators(None, period="quarter")["rows"]
+    assert find(rows, "door_to_groin", "A", "2021-Q1")["n"] == 1
+    assert find(rows, "door_to_groin", "A", "2021-Q2")["n"] == 1

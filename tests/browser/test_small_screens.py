@@ -117,6 +117,31 @@ def test_the_report_page_fits_a_phone_with_its_tables_and_charts(new_context, li
     screenshot(page, "phone-report", docs="phone-report", clip_to="#outcomes")
 
 
+DESKTOP = {"width": 1280, "height": 800}
+
+
+@pytest.mark.parametrize("language", ["en", "vi"])
+def test_the_quality_page_fits_a_desktop_a_tablet_and_a_phone_its_tables_scrolling_inside(
+    new_context, live_server, language
+):
+    call_command("seed_demo", stdout=io.StringIO())
+    User.objects.filter(username="investigator").update(language=language)
+    for screen in (DESKTOP, PORTRAIT_TABLET, PHONE):
+        page = new_context(viewport=screen).new_page()
+        login(page, live_server, "investigator", PASSWORDS["investigator"], scan=False)
+        page.goto(f"{live_server.url}/quality/")
+        expect(page.locator("html")).to_have_attribute("lang", language)
+        fits = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        assert fits, f"/quality/ is wider than {screen['width']} px"
+        # A table wider than the screen scrolls inside its own box.
+        for table in page.locator(".quality-site table").all():
+            box = table.evaluate(
+                "t => t.closest('.table-responsive').getBoundingClientRect().right"
+            )
+            assert box <= screen["width"]
+        page.close()
+
+
 def test_the_forms_shortcuts_fill_now_pick_an_mrs_grade_and_go_to_the_next_section(
     new_context, live_server
 ):
