@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -13,8 +14,9 @@ from registry.models import User
 class Command(BaseCommand):
     help = (
         "Import patients from a CSV or .xlsx file in the interchange format "
-        "(shared/spec/interchange-columns.md). Every row is validated first; on any "
-        "problem nothing is written, every problem is printed and the exit status is 1."
+        "(shared/spec/interchange-columns.md), of any number of rows (read and checked a "
+        "chunk at a time). All or nothing: on any problem nothing is written, the problems "
+        "are printed (the first 10,000) and the exit status is 1."
     )
 
     def add_arguments(self, parser):
@@ -46,10 +48,14 @@ class Command(BaseCommand):
             dry_run=options["dry_run"],
             create_sites=options["create_sites"],
             strict_warnings=options["strict_warnings"],
+            max_rows=sys.maxsize,  # streamed: no limit but the disk's
         )
         if not options["strict_warnings"]:
             for warning in result.warnings:
                 self.stderr.write(f"warning: {warning}")
+            if result.warning_total > len(result.warnings):
+                more = result.warning_total - len(result.warnings)
+                self.stderr.write(f"... and {more} more warning(s), counted below.")
         if result.problems:
             for problem in result.problems:
                 self.stderr.write(str(problem))
@@ -71,8 +77,8 @@ class Command(BaseCommand):
             f"{result.changed} {verb} changed, {result.unchanged} unchanged."
             + (" Dry run: nothing was written." if result.dry_run else "")
         )
-        if result.warnings:
+        if result.warning_total:
             counts = ", ".join(f"{code} {n}" for code, n in result.warning_counts.items())
-            self.stdout.write(f"{len(result.warnings)} warning(s), imported as they are: {counts}.")
+            self.stdout.write(f"{result.warning_total} warning(s), imported as they are: {counts}.")
         if result.nothing_to_do:
             self.stdout.write("Nothing to change: every patient is stored with these values.")
