@@ -1,11 +1,13 @@
 """Bulk import of interchange rows (CSV or .xlsx) into the registry, all or nothing.
 
 Every row is validated with the models' own validators and ``clean()`` (the
-rules the forms use) before anything is written. Problems are reported as
-``row N, column C: message`` (N = 1-based data row). When every row is valid,
-patients are created or updated by ``study_id`` in one transaction with bulk
-operations (a constant number of queries per batch, none per row) and history
-entries attributed to the importing user with the reason ``import of FILE``.
+rules the forms use). Problems are reported as ``row N, column C: message``
+(N = 1-based data row). The file is streamed: read, checked and written
+``CHUNK_ROWS`` rows at a time, in one transaction that is rolled back at the end
+if any row has a problem (every problem of the file is then reported, and nothing
+is kept). Patients are created or updated by ``study_id`` with bulk operations (a
+constant number of queries per batch, none per row) and history entries
+attributed to the importing user with the reason ``import of FILE``.
 
 Speed (benchmarks/import_speed.py): the stored state of the file's patients is
 read in one query per batch; each row is validated by ``full_clean()`` on one
