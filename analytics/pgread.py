@@ -173,11 +173,7 @@ def _read_copy(connection_, sql: str, params: tuple, dtypes: dict[str, str]) -> 
             data = copy_out(cursor.cursor, copy_sql, params, setup)
     if not data:
         return empty_frame(dtypes)
-    # io.BytesIO copies a bytearray but shares bytes: one copy to bytes, and the
-    # bytearray freed before parsing, keeps one buffer alive instead of two.
-    buffer = io.BytesIO(bytes(data))
-    del data
-    return pd.read_csv(buffer, header=None, names=list(dtypes), dtype=dtypes)
+    return pd.read_csv(io.BytesIO(data), header=None, names=list(dtypes), dtype=dtypes)
 
 
 def empty_frame(dtypes: dict[str, str]) -> pd.DataFrame:
