@@ -144,5 +144,4 @@ def test_the_import_peak_memory_does_not_grow_from_2000_to_20000_rows(
     large = _peak_traced_bytes(tmp_path, 20_000)
     # Ten times the rows, the same chunk in memory: what grows is the file's study IDs
     # (to find a repeated one), far below a kept row (several kB).
-    print(small, large, (large - small) / 18_000)
     assert (large - small) / 18_000 < 400, (small, large)
