@@ -11,8 +11,10 @@ export, the *floor*: PostgreSQL writing the same rows and columns by
 ``COPY (SELECT ...) TO STDOUT WITH CSV`` to a client that discards them (what no
 export can beat). The database is the one ``DATABASE_URL`` names (fill it with
 ``make_cohort.py``); ``restore`` and ``import`` are left out unless named with
-``--only``, since they rewrite it (``import`` reads ``--import-file`` into
-``--import-url``, an empty migrated database of its own).
+``--only``, since they write: ``restore`` brings ``backup``'s file back into
+``--restore-url`` and ``import`` reads ``--import-file`` (an ``export csv`` of the
+cohort) into ``--import-url``, each an empty migrated database of its own (without
+them, the ``DATABASE_URL`` one).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-OUT = Path("/tmp/bench")
+OUT = Path(os.environ.get("BENCH_OUT", "/tmp/bench"))  # where the files are written
 MANAGE = [sys.executable, str(ROOT / "manage.py")]
 
 
@@ -41,13 +43,39 @@ def exports() -> dict[str, list[str]]:
     return found
 
 
+def analyses() -> dict[str, list[str]]:
+    found = {}
+    for fmt in ("json", "csv", "xlsx"):
+        target = OUT / f"tables.{fmt}"
+        found[f"study_tables ({fmt})"] = [
+            *MANAGE,
+            "study_tables",
+            "--format",
+            fmt,
+            "--output",
+            str(target),
+        ]
+    for fmt in ("json", "xlsx"):
+        target = OUT / f"quality.{fmt}"
+        found[f"quality_indicators ({fmt})"] = [
+            *MANAGE,
+            "quality_indicators",
+            "--format",
+            fmt,
+            "--output",
+            str(target),
+        ]
+    found["study_report (docx)"] = [*MANAGE, "study_report", "--output", str(OUT / "report.docx")]
+    return found
+
+
 def commands(import_file: str) -> dict[str, list[str]]:
     return {
         "manage.py help": [*MANAGE, "help"],
         "manage.py check": [*MANAGE, "check"],
         "export floor (COPY)": [sys.executable, str(Path(__file__)), "--floor"],
         **exports(),
-        "study_tables (json)": [*MANAGE, "study_tables", "--output", str(OUT / "tables.json")],
+        **analyses(),
         "check_data": [*MANAGE, "check_data", "--format", "json"],
         "backup": [*MANAGE, "backup", str(OUT / "registry.backup")],
         "restore": [*MANAGE, "restore", str(OUT / "registry.backup"), "--force"],
@@ -94,6 +122,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--import-file", default=str(OUT / "export.csv"))
     parser.add_argument("--import-url", help="database the import writes into")
+    parser.add_argument("--restore-url", help="database the restore replaces")
     parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.floor:
@@ -106,7 +135,8 @@ def main() -> None:
         f"{'command':32} {'wall':>9} {'CPU':>9} {'peak RSS':>10}  (load {os.getloadavg()[0]:.1f})"
     )
     for name in names:
-        child_env = {**env, "DATABASE_URL": options.import_url} if name == "import" else env
+        scratch = {"import": options.import_url, "restore": options.restore_url}.get(name)
+        child_env = {**env, "DATABASE_URL": scratch} if scratch else env
         for _ in range(options.repeat):
             wall, cpu, rss, status = measure(chosen[name], child_env)
             error = (OUT / "last.err").read_text()[-300:]

@@ -33,7 +33,9 @@ Measured, per pair:
   transaction that is rolled back (the cohort stays at N); ``--repeat`` times:
   the median rows/s, then the first and the slowest import's.
 
-Times are medians of ``--repeat`` runs after one warm-up run.
+Times are medians of ``--repeat`` runs after one warm-up run. Beside them, the peak
+resident memory of the measuring process (all of the above in one process); each
+command's own peak memory, as a process of its own, is ``commands.py``'s.
 """
 
 from __future__ import annotations
@@ -192,6 +194,12 @@ def table(results: list[dict]) -> str:
             [_fmt_import(r["import"]) for r in results],
         ),
     ]
+    rows.append(
+        (
+            "peak RSS of the measuring process (MB)",
+            [str(r.get("peak_rss_mb", "n/a")) for r in results],
+        )
+    )
     rows.append(
         (
             "machine load (1-min avg, start-end)",
@@ -508,6 +516,9 @@ def child(args) -> None:
     out["pages"] = pages
     out["import"] = attempt("import", measure_import, args.repeat)
     out["load"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
+    import resource
+
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print(json.dumps(out, default=str))
 
 

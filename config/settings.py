@@ -276,9 +276,10 @@ IMPORT_UPLOAD_DIR = env_str("IMPORT_UPLOAD_DIR") or str(VAR_DIR / "import-upload
 # cache, one SQLite file per freeze named by its SHA-256, that may be deleted at any time.
 FREEZE_CACHE_DIR = env_str("FREEZE_CACHE_DIR") or str(VAR_DIR / "freeze-cache")
 IMPORT_UPLOAD_MAX_AGE_HOURS = env_int_at_least("IMPORT_UPLOAD_MAX_AGE_HOURS", 24, minimum=1)
-# What an import reads at most: rows after the header, and columns (the interchange's
-# count plus IMPORT_EXTRA_COLUMNS, so that a few stray columns are named, not refused
-# wholesale). Over either, the file is refused without being read further.
+# What an import reads at most: rows after the header (a web upload's; the command
+# streams any number), and columns (the interchange's count plus IMPORT_EXTRA_COLUMNS,
+# so that a few stray columns are named, not refused wholesale). Over either, the file
+# is refused without being read further.
 IMPORT_MAX_ROWS = env_int_at_least("IMPORT_MAX_ROWS", 200_000, minimum=1)
 IMPORT_EXTRA_COLUMNS = env_int_at_least("IMPORT_EXTRA_COLUMNS", 10, minimum=0)
 # The web preview's time budget (reading and checking the file), below gunicorn's

@@ -181,7 +181,7 @@ def test_the_preview_lists_the_first_200_problems_with_their_count(client, admin
 
 def test_checking_stops_after_the_problem_limit(site_a, tmp_path, monkeypatch):
     monkeypatch.setattr(importer, "PROBLEM_LIMIT", 50)
-    rows = [row(study_id=f"T-{n:04d}", circulation="left") for n in range(80)]
+    rows = [row(study_id=f"T-{n:04d}", age_years=17) for n in range(80)]  # one problem each
     result = registry_import(file=write_csv(tmp_path, rows), filename="p.csv")
     first, *others = problems_of(result)
     assert first.startswith("checking stopped at row 51 after 50 problems")
@@ -291,7 +291,7 @@ def test_a_failing_confirmation_leaves_no_file_behind(
     def fail(*args, **kwargs):
         raise RuntimeError("the disk is full")
 
-    monkeypatch.setattr(importer, "_write", fail)
+    monkeypatch.setattr(importer._Run, "write", fail)
     response = client.post(reverse("registry:import_confirm"), confirmation(preview))
     assert response.status_code == 500
     assert list(private_upload_dir.iterdir()) == []

@@ -1,11 +1,13 @@
 """Bulk import of interchange rows (CSV or .xlsx) into the registry, all or nothing.
 
 Every row is validated with the models' own validators and ``clean()`` (the
-rules the forms use) before anything is written. Problems are reported as
-``row N, column C: message`` (N = 1-based data row). When every row is valid,
-patients are created or updated by ``study_id`` in one transaction with bulk
-operations (a constant number of queries per batch, none per row) and history
-entries attributed to the importing user with the reason ``import of FILE``.
+rules the forms use). Problems are reported as ``row N, column C: message``
+(N = 1-based data row). The file is streamed: read, checked and written
+``CHUNK_ROWS`` rows at a time, in one transaction that is rolled back at the end
+if any row has a problem (every problem of the file is then reported, and nothing
+is kept). Patients are created or updated by ``study_id`` with bulk operations (a
+constant number of queries per batch, none per row) and history entries
+attributed to the importing user with the reason ``import of FILE``.
 
 Speed (benchmarks/import_speed.py): the stored state of the file's patients is
 read in one query per batch; each row is validated by ``full_clean()`` on one
@@ -28,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,8 +131,10 @@ class ImportResult:
     unchanged: int = 0
     sites_created: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    # Values a warning rule flags: reported, imported (refused with strict_warnings).
+    # Values a warning rule flags: reported, imported (refused with strict_warnings);
+    # the first PROBLEM_LIMIT are kept, every one is counted in warning_tally.
     warnings: list[Problem] = field(default_factory=list)
+    warning_tally: Counter = field(default_factory=Counter)
     # What the file changes in the stored patients, in file order.
     changes: list[PatientChange] = field(default_factory=list)
     # A digest of everything the import would write: the preview's is compared with
@@ -144,7 +148,12 @@ class ImportResult:
     @property
     def warning_counts(self) -> dict[str, int]:
         """The number of warnings per rule code, most frequent first."""
-        return dict(Counter(w.code for w in self.warnings).most_common())
+        tally = self.warning_tally or Counter(w.code for w in self.warnings)
+        return dict(tally.most_common())
+
+    @property
+    def warning_total(self) -> int:
+        return sum(self.warning_counts.values())
 
     @property
     def nothing_to_do(self) -> bool:
@@ -197,10 +206,11 @@ class Limits:
     xlsx_memory_mb: int = 1024
 
     @classmethod
-    def from_settings(cls, *, seconds: int | None = None) -> Limits:
+    def from_settings(cls, *, seconds: int | None = None, max_rows: int | None = None) -> Limits:
+        """``max_rows``: None for ``settings.IMPORT_MAX_ROWS``."""
         extra = getattr(settings, "IMPORT_EXTRA_COLUMNS", 10)
         return cls(
-            max_rows=getattr(settings, "IMPORT_MAX_ROWS", 200_000),
+            max_rows=max_rows or getattr(settings, "IMPORT_MAX_ROWS", 200_000),
             max_columns=len(interchange.columns()) + extra,
             seconds=seconds,
             deadline=None if seconds is None else time.monotonic() + seconds,
@@ -240,70 +250,91 @@ def read_table(file, filename: str, limits: Limits | None = None) -> tuple[list,
     guessed, since a wrong guess silently garbles names. A workbook is read by a
     process of its own (``registry.interchange.xlsx``).
     """
+    header, body = stream_table(file, filename, limits)
+    return header, list(body)
+
+
+def stream_table(file, filename: str, limits: Limits | None = None) -> tuple[list, Iterator]:
+    """:func:`read_table`'s header, and its data rows as an iterator read from the file
+    as they are asked for (an import of a million rows never holds them all).
+
+    The iterator raises :class:`UnreadableFile` or :class:`OverBudget` where the file
+    stops being readable or within its limits.
+    """
     limits = limits or Limits.from_settings()
     if not isinstance(file, str | Path):
-        return _read_file_object(file, filename, limits)
-    with open(file, "rb") as handle:
-        if not (str(filename).lower().endswith(".xlsx") or handle.read(2) == b"PK"):
-            handle.seek(0)
-            return _read_csv(handle, limits)
-    return _read_xlsx(Path(file), limits)
+        lines = _file_object_lines(file, filename, limits)
+    else:
+        with open(file, "rb") as handle:
+            workbook = str(filename).lower().endswith(".xlsx") or handle.read(2) == b"PK"
+        lines = _xlsx_lines(Path(file), limits) if workbook else _path_lines(Path(file), limits)
+    header = next(lines, None)
+    return header or [], lines
 
 
-def _read_file_object(file, filename: str, limits: Limits) -> tuple[list, list]:
-    data = file.read()
+def _file_object_lines(file, filename: str, limits: Limits) -> Iterator[list[str]]:
+    data = file.read()  # an upload, within IMPORT_MAX_UPLOAD_MB
     if isinstance(data, str):
         data = data.encode("utf-8")
     if not (str(filename).lower().endswith(".xlsx") or data[:2] == b"PK"):
-        return _read_csv(io.BytesIO(data), limits)
+        yield from _csv_lines(io.BytesIO(data), limits)
+        return
     handle, path = tempfile.mkstemp(suffix=".xlsx")  # mode 0600
     with os.fdopen(handle, "wb") as stream:
         stream.write(data)
+    del data
     try:
-        return _read_xlsx(Path(path), limits)
+        yield from _xlsx_lines(Path(path), limits)
     finally:
         os.unlink(path)
 
 
-def _read_csv(binary, limits: Limits) -> tuple[list, list]:
-    """Header (the first non-blank row) and body of a CSV byte stream, row by row.
+def _path_lines(path: Path, limits: Limits) -> Iterator[list[str]]:
+    with open(path, "rb") as handle:
+        yield from _csv_lines(handle, limits)
 
-    Blank rows inside the body are kept (they keep the row numbers), those after it
-    are not; a row with values beyond ``limits.max_columns`` or a body longer than
-    ``limits.max_rows`` stops the reading there.
+
+def _csv_lines(binary, limits: Limits) -> Iterator[list[str]]:
+    """The header (the first non-blank row), then the body of a CSV byte stream, row by row.
+
+    Blank rows inside the body are kept as ``BLANK`` (they keep the row numbers), those
+    after it are not; a row with values beyond ``limits.max_columns`` or a body longer
+    than ``limits.max_rows`` stops the reading there.
     """
     text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
-    header, body, blank_run = None, [], 0
+    header, rows, blank_run = None, 0, 0
     try:
         for number, cells in enumerate(csv.reader(text), start=1):
             if number % CHECK_EVERY == 0:
-                limits.check_time(len(body))
+                limits.check_time(rows)
             if not any(cell.strip() for cell in cells):
                 blank_run += header is not None
                 continue
             if len(cells) > limits.max_columns:
                 if any(cell.strip() for cell in cells[limits.max_columns :]):
-                    where = "the header" if header is None else f"row {len(body) + blank_run + 1}"
+                    where = "the header" if header is None else f"row {rows + blank_run + 1}"
                     raise UnreadableFile(limits.too_many_columns(where))
                 cells = cells[: limits.max_columns]
             if header is None:
                 header = cells
+                yield cells
                 continue
-            if len(body) + blank_run >= limits.max_rows:
+            if rows + blank_run >= limits.max_rows:
                 raise UnreadableFile(limits.too_many_rows())
-            body.extend([BLANK] * blank_run)
+            for _ in range(blank_run):
+                yield BLANK
+            rows += blank_run + 1
             blank_run = 0
-            body.append(cells)
+            yield cells
     except UnicodeDecodeError as exc:
         raise UnreadableFile(NOT_UTF8) from exc
     except csv.Error as exc:  # e.g. a cell over the csv module's field size limit
         raise UnreadableFile(f"the file cannot be read as CSV ({exc}).") from exc
     finally:
         text.detach()  # the caller closes the byte stream
-    return header or [], body
 
 
-def _read_xlsx(path: Path, limits: Limits) -> tuple[list, list]:
+def _xlsx_lines(path: Path, limits: Limits) -> Iterator[list[str]]:
     """The workbook's first sheet, converted to CSV by a process of its own."""
     handle, target = tempfile.mkstemp(suffix=".csv")  # mode 0600: it holds patient data
     os.close(handle)
@@ -313,8 +344,7 @@ def _read_xlsx(path: Path, limits: Limits) -> tuple[list, list]:
             raise UnreadableFile(NOT_XLSX)
         if "refused" in answer:
             raise UnreadableFile(_workbook_refusal(answer["refused"], limits))
-        with open(target, "rb") as stream:
-            return _read_csv(stream, limits)
+        yield from _path_lines(Path(target), limits)
     finally:
         os.unlink(target)
 
@@ -400,7 +430,7 @@ def printable(text: str) -> str:
 
 
 def parse_table(
-    header: list[str], body: list[list[str]], limits: Limits | None = None
+    header: list[str], body: Iterable[list[str]], limits: Limits | None = None
 ) -> tuple[list[dict], list[Problem], list[str]]:
     """Typed rows (all contract columns; None for a blank line) from CSV text; problems;
     the columns present.
@@ -408,43 +438,76 @@ def parse_table(
     After ``PROBLEM_LIMIT`` problems the parsing stops with a problem about the whole
     file (listed first); past the ``limits``' deadline it raises :class:`OverBudget`.
     """
-    header = list(header)
-    while header and not str(header[-1]).strip():
-        header.pop()  # spreadsheets often carry empty trailing columns
-    if not header:
-        return [], [Problem(None, (), "the file is empty (no header row).")], []
-    problems, present = _header_problems(header)
-    known = interchange.by_name()
-    # A cell's value depends only on its column and text: each distinct text of a
-    # column is parsed once (codes, flags, scores and dates repeat a lot).
-    parsers = [(index, name, interchange.parser(known[name]), {}) for index, name in present]
-    template = dict.fromkeys(interchange.column_names())
-    width = len(header)
-    rows = []
+    parser = RowParser(header)
+    if parser.problems:
+        return [], parser.problems, parser.columns
+    rows, problems = [], []
     for number, cells in enumerate(body, start=1):
         if limits is not None and number % CHECK_EVERY == 0:
             limits.check_time(number)
         if len(problems) >= PROBLEM_LIMIT:
-            stop = f"checking stopped at row {number:,} after {PROBLEM_LIMIT:,} problems; "
-            problems.insert(0, Problem(None, (), stop + "correct these and import it again."))
+            problems.insert(0, _stopped(number))
             break
+        rows.append(parser.row(number, cells, problems))
+    return rows, problems, parser.columns
+
+
+def _stopped(number: int) -> Problem:
+    stop = f"checking stopped at row {number:,} after {PROBLEM_LIMIT:,} problems; "
+    return Problem(None, (), stop + "correct these and import it again.")
+
+
+class RowParser:
+    """Typed rows from the CSV text of a file whose header is ``header``.
+
+    ``problems`` holds the header's (a wrong header makes every row meaningless);
+    ``columns`` the interchange columns present.
+    """
+
+    def __init__(self, header: list[str]):
+        header = list(header)
+        while header and not str(header[-1]).strip():
+            header.pop()  # spreadsheets often carry empty trailing columns
+        if not header:
+            self.problems = [Problem(None, (), "the file is empty (no header row).")]
+            self.columns: list[str] = []
+            return
+        self.problems, present = _header_problems(header)
+        self.columns = [name for _, name in present]
+        known = interchange.by_name()
+        # A cell's value depends only on its column and text: each distinct text of a
+        # column is parsed once (codes, flags, scores and dates repeat a lot). The
+        # remembered texts are bounded: free text (names, notes) must not pile up.
+        self.parsers = [
+            (index, name, interchange.parser(known[name]), {}) for index, name in present
+        ]
+        self.template = dict.fromkeys(interchange.column_names())
+        self.width = len(header)
+
+    def row(self, number: int, cells: list[str], problems: list[Problem]) -> dict | None:
+        """Row ``number``'s typed values (None for a blank line); its problems appended."""
         if not any(cell.strip() for cell in cells):
-            rows.append(None)  # a blank line: skipped, but it keeps the row numbers
-            continue
-        if len(cells) > width and any(cell.strip() for cell in cells[width:]):
+            return None  # a blank line: skipped, but it keeps the row numbers
+        if len(cells) > self.width and any(cell.strip() for cell in cells[self.width :]):
             problems.append(Problem(number, (), "more cells than header columns."))
-        typed = template.copy()
-        for index, name, parse, parsed in parsers:
+        typed = self.template.copy()
+        for index, name, parse, parsed in self.parsers:
             text = cells[index] if index < len(cells) else ""
             try:
                 typed[name] = parsed[text]
             except KeyError:
                 try:
-                    typed[name] = parsed[text] = _parse_cell(parse, text)
+                    value = _parse_cell(parse, text)
                 except interchange.ParseError as exc:
                     problems.append(Problem(number, (name,), str(exc), unreadable=True))
-        rows.append(typed)
-    return rows, problems, [name for _, name in present]
+                    continue
+                if len(parsed) < PARSED_TEXTS:
+                    parsed[text] = value
+                typed[name] = value
+        return typed
+
+
+PARSED_TEXTS = 1_000  # distinct texts of a column whose parsed value is remembered
 
 
 def _parse_cell(parse, text: str):
@@ -530,9 +593,13 @@ class _Validator:
             )
         except ValidationError as exc:
             return _problems_from(exc, number, self.own)
-        for key in unchecked:
-            valid[key] = values[key[0]]
+        if len(valid) < VALID_VALUES:  # distinct dates and times must not pile up
+            for key in unchecked:
+                valid[key] = values[key[0]]
         return []
+
+
+VALID_VALUES = 20_000  # (field, value) pairs a _Validator remembers as valid
 
 
 @dataclass
@@ -761,18 +828,6 @@ def _changes(planned: list[_Planned], locked_rows: set[int]) -> list[PatientChan
     ]
 
 
-def _plan_digest(result: ImportResult, planned: list[_Planned]) -> str:
-    """What the import writes, as a digest: created study IDs, each change, new sites."""
-    digest = hashlib.sha256()
-    for plan in planned:
-        if plan.new:
-            digest.update(f"+{plan.study_id}\n".encode())
-    for line in result.diff_lines():
-        digest.update(f"{line}\n".encode())
-    digest.update(",".join(result.sites_created).encode())
-    return digest.hexdigest()
-
-
 def _dedupe(problems: Iterable[Problem]) -> list[Problem]:
     """Drop repeats: a rule across two sections is reported by both sections' clean().
 
@@ -793,10 +848,16 @@ def _dedupe(problems: Iterable[Problem]) -> list[Problem]:
 
 # ---------------------------------------------------------------- the service
 
+CHUNK_ROWS = 5_000  # rows checked, then written, together
+
+
+class _Undo(Exception):
+    """Leaves the import's transaction without keeping anything (a refusal, a dry run)."""
+
 
 def registry_import(
     *,
-    rows: list[dict] | None = None,
+    rows: Iterable[dict] | None = None,
     file=None,
     table: tuple[list[str], list[list[str]]] | None = None,
     user=None,
@@ -806,27 +867,31 @@ def registry_import(
     strict_warnings: bool = False,
     expected_plan: str | None = None,
     time_budget: int | None = None,
+    max_rows: int | None = None,
 ) -> ImportResult:
-    """Validate all rows, then (unless ``dry_run`` or any problem) write them at once.
+    """Check every row and write them all, or (on any problem, or ``dry_run``) nothing.
 
     ``rows`` are typed interchange rows (as the demo generator makes them);
     ``file`` is a path or binary file of CSV or .xlsx text, read within
-    ``Limits.from_settings()`` (rows, columns); ``table`` is a header and rows of
-    interchange CSV text already read (a REDCap file translated by
-    ``registry.interchange.redcap``). With ``time_budget`` (seconds),
-    refused when reading and checking it takes longer. Values a warning rule
-    flags are reported (``result.warnings``) and imported, or refused as problems with
-    ``strict_warnings``. ``expected_plan``: the ``plan_digest`` of the preview the user
-    confirmed; anything else to write (the registry changed since) is refused. A
-    ``user`` without ``access.ALL_SITES`` imports into their own sites only.
+    ``Limits.from_settings()`` (rows, columns; ``max_rows`` overrides
+    ``settings.IMPORT_MAX_ROWS``); ``table`` is a header and rows of interchange CSV
+    text already read (a REDCap file translated by ``registry.interchange.redcap``).
+    With ``time_budget`` (seconds), refused when reading and checking it takes
+    longer. The file is read and checked ``CHUNK_ROWS`` rows at a time, and each chunk
+    is written while no problem has been found, in one transaction that is rolled back at the end if any row of the file has a problem:
+    every problem of the file is reported (up to ``PROBLEM_LIMIT``) and nothing is
+    kept. Values a warning rule flags are reported (``result.warnings``) and
+    imported, or refused as problems with ``strict_warnings``. ``expected_plan``: the
+    ``plan_digest`` of the preview the user confirmed; anything else to write (the
+    registry changed since) is refused. A ``user`` without ``access.ALL_SITES``
+    imports into their own sites only.
     """
     filename = str(filename or getattr(file, "name", "") or "rows")
     result = ImportResult(filename=Path(filename).name, dry_run=dry_run)
-    limits = Limits.from_settings(seconds=time_budget)
-    options = {"create_sites": create_sites, "strict_warnings": strict_warnings}
-    source = table if table is not None else file
+    limits = Limits.from_settings(seconds=time_budget, max_rows=max_rows)
+    run = _Run(result, user, limits, create_sites=create_sites, strict_warnings=strict_warnings)
     try:
-        return _import(result, limits, rows, source, user, expected_plan, **options)
+        return _import(run, rows, table if table is not None else file, expected_plan)
     except OverBudget as exc:
         where = "" if exc.row is None else f" (stopped at row {exc.row:,})"
         message = (
@@ -836,135 +901,221 @@ def registry_import(
         )
         result.problems.insert(0, Problem(None, (), message))
         return result
+    except UnreadableFile as exc:  # found part-way through the file: only this is said
+        refused = ImportResult(filename=result.filename, dry_run=dry_run)
+        refused.problems.append(Problem(None, (), str(exc)))
+        return refused
 
 
-def _import(
-    result, limits, rows, file, user, expected_plan, *, create_sites, strict_warnings
-) -> ImportResult:
-    """:func:`registry_import` within ``limits``."""
-    dry_run = result.dry_run
-    if rows is None:
-        try:
-            if isinstance(file, tuple):  # already read: (header, body)
-                header, body = file
-            else:
-                header, body = read_table(file, result.filename, limits)
-        except UnreadableFile as exc:
-            result.problems.append(Problem(None, (), str(exc)))
-            return result
-        rows, problems, _ = parse_table(header, body, limits)
-        result.problems.extend(problems)
-    else:
-        template = dict.fromkeys(interchange.column_names())
-        rows = [{**template, **row} for row in rows]
-    numbered = [(n, values) for n, values in enumerate(rows, start=1) if values is not None]
-    result.rows = len(numbered)
-    if any(p.row is None for p in result.problems):
-        return result  # a wrong header makes every row meaningless
-
-    # The file's own consistency: study_id unique, sites known.
-    first_row: dict[str, int] = {}
-    for number, values in numbered:
-        study_id = values["study_id"]
-        if study_id is None:
-            continue
-        if study_id in first_row:
-            result.problems.append(
-                Problem(
-                    number,
-                    ("study_id",),
-                    f"{study_id} is duplicated in the file (first in row {first_row[study_id]}).",
-                )
-            )
-        else:
-            first_row[study_id] = number
-    scoped = user is not None and not access.has(user, access.ALL_SITES)
-    sites = {site.code: site for site in (access.sites_for(user) if scoped else Site.objects.all())}
-    new_sites: dict[str, Site] = {}
-    for number, values in numbered:
-        code = values["site"]
-        if code is None:
-            result.problems.append(Problem(number, ("site",), "required."))
-        elif code not in sites and code not in new_sites:
-            if create_sites and not scoped:
-                site = Site(code=code, name=code)
-                try:
-                    site.full_clean(validate_unique=False)
-                except ValidationError as exc:
-                    message = "; ".join(exc.message_dict.get("code", ["invalid site code."]))
-                    result.problems.append(Problem(number, ("site",), message))
-                    continue
-                new_sites[code] = site
-            else:
-                message = _unknown_site(code, sites, scoped)
-                result.problems.append(Problem(number, ("site",), message))
-
-    planner = _Planner(user, timezone.now(), {site.pk: code for code, site in sites.items()})
-    stored = planner.stored(sorted(first_row))
-    planned: list[_Planned] = []
-    yours = {site.pk for site in sites.values()}
-    for count, (number, values) in enumerate(numbered, start=1):
-        if count % CHECK_EVERY == 0:
-            limits.check_time(number)
-        if len(result.problems) >= PROBLEM_LIMIT:
-            stop = f"checking stopped at row {number:,} after {PROBLEM_LIMIT:,} problems; "
-            result.problems.append(Problem(None, (), stop + "correct these and import it again."))
-            break
-        study_id = values["study_id"]
-        if study_id is not None and first_row.get(study_id) != number:
-            continue
-        site = sites.get(values["site"]) or new_sites.get(values["site"])
-        old = stored.get(study_id) if study_id else None
-        if old is not None and old[1] not in yours:  # PATIENT_STORED: the stored site
-            message = f"{study_id} is the study ID of a patient of a site that is not yours."
-            result.problems.append(Problem(number, ("study_id",), message))
-            continue
-        plan, problems = planner.plan(number, values, old, site)
-        result.problems.extend(problems)
-        planned.append(plan)
-    locked = _locked_problems(planned)
-    result.problems.extend(locked)
-    result.warnings = planner.warnings
-    if strict_warnings:
-        result.problems.extend(planner.warnings)
-    result.problems = _dedupe(result.problems)
-    result.problems.sort(key=lambda p: p.row or 0)
-
-    result.created = sum(1 for p in planned if p.new)
-    result.changed = sum(1 for p in planned if not p.new and p.changes)
-    result.unchanged = len(planned) - result.created - result.changed
-    result.sites_created = sorted(new_sites)
-    result.changes = _changes(planned, {p.row for p in locked})
-    result.plan_digest = _plan_digest(result, planned)
-    if expected_plan is not None and expected_plan != result.plan_digest:
-        result.problems.append(Problem(None, (), PLAN_CHANGED))
-    if result.problems or dry_run:
-        return result
-    _write(planned, new_sites, user, f"import of {result.filename}")
+def _import(run: _Run, rows, file, expected_plan) -> ImportResult:
+    """:func:`registry_import`'s reading, checking and writing, chunk by chunk."""
+    result = run.result
+    numbered = _typed_rows(run, rows, file)
+    if numbered is None:
+        return result  # the file or its header cannot be read: nothing else is
+    attribution = bulk.Attribution(user=run.user, reason=f"import of {result.filename}")
+    try:
+        with bulk.writing(attribution=attribution) as writer:
+            for chunk in _chunks(numbered, CHUNK_ROWS):
+                planned = run.check(chunk)
+                if not result.problems and not result.dry_run:
+                    run.write(planned, writer)
+                if run.stopped:
+                    break
+            run.finish(expected_plan)
+            if result.problems or result.dry_run:
+                raise _Undo
+    except _Undo:
+        pass
     return result
 
 
-def _unknown_site(code: str, sites: dict[str, Site], scoped: bool) -> str:
-    known = ", ".join(sorted(sites)) or "none"
-    if scoped:  # whether another site has that code is not theirs to know
-        return f"{code!r} is not one of your sites ({known})."
-    return f"unknown site code {code!r} (known: {known}; --create-sites creates it)."
+def _typed_rows(run: _Run, rows, file) -> Iterator[tuple[int, dict, list]] | None:
+    """(number, typed values, parse problems) of each non-blank row, read as needed;
+    None when the file or its header cannot be read (the problems say why)."""
+    result = run.result
+    if rows is not None:
+        template = dict.fromkeys(interchange.column_names())
+        return ((n, {**template, **row}, []) for n, row in enumerate(rows, start=1))
+    try:
+        if isinstance(file, tuple):  # already read: (header, body)
+            header, body = file
+        else:
+            header, body = stream_table(file, result.filename, run.limits)
+    except UnreadableFile as exc:
+        result.problems.append(Problem(None, (), str(exc)))
+        return None
+    parser = RowParser(header)
+    if parser.problems:  # a wrong header makes every row meaningless
+        result.problems.extend(parser.problems)
+        return None
+    return _parsed(parser, body, run.limits)
 
 
-# ---------------------------------------------------------------- writing
+def _parsed(parser: RowParser, body, limits: Limits) -> Iterator[tuple[int, dict, list]]:
+    for number, cells in enumerate(body, start=1):
+        if number % CHECK_EVERY == 0:
+            limits.check_time(number)
+        problems: list[Problem] = []
+        values = parser.row(number, cells, problems)
+        if values is not None:
+            yield number, values, problems
 
 
-def _write(planned: list[_Planned], new_sites: dict[str, Site], user, reason: str) -> None:
-    """Insert and update the planned records and their history rows, in one transaction.
+def _chunks(items: Iterator, size: int) -> Iterator[list]:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
-    What ``bulk_create_with_history`` / ``bulk_update_with_history`` write, without
-    building a model and a historical model instance per record
-    (``registry.models.bulk``).
+
+class _Run:
+    """One import, checked chunk by chunk: what spans its chunks (the file's study IDs,
+    its sites, the counts, the changes to stored patients and the digest of the plan).
+
+    Only the study IDs (to find those the file repeats), the changes to stored
+    patients and the first ``PROBLEM_LIMIT`` problems and warnings grow with the file.
     """
-    attribution = bulk.Attribution(user=user, reason=reason)
-    with bulk.writing(attribution=attribution) as writer:
-        for site in new_sites.values():
-            site.save()
+
+    def __init__(self, result, user, limits, *, create_sites, strict_warnings):
+        self.result, self.user, self.limits = result, user, limits
+        self.create_sites, self.strict_warnings = create_sites, strict_warnings
+        self.scoped = user is not None and not access.has(user, access.ALL_SITES)
+        found = access.sites_for(user) if self.scoped else Site.objects.all()
+        self.sites = {site.code: site for site in found}
+        self.yours = {site.pk for site in self.sites.values()}
+        self.new_sites: dict[str, Site] = {}
+        self.planner = _Planner(user, timezone.now(), {s.pk: c for c, s in self.sites.items()})
+        self.first_row: dict[str, int] = {}
+        self.digest = hashlib.sha256()
+        self.stopped = False
+
+    def check(self, chunk: list[tuple[int, dict, list]]) -> list[_Planned]:
+        """Check the rows of ``chunk``; what they would write (nothing is written)."""
+        self.result.rows += len(chunk)
+        problems: list[Problem] = []
+        firsts = []
+        for number, values, parsed in chunk:
+            problems.extend(parsed)
+            if self._first(number, values, problems):
+                firsts.append((number, values))
+            self._site(number, values["site"], problems)
+        planned = self._plan(firsts, problems)
+        locked = _locked_problems(planned)
+        problems.extend(locked)
+        warnings, self.planner.warnings = self.planner.warnings, []
+        if self.strict_warnings:
+            problems.extend(warnings)
+        self._keep_warnings(warnings)
+        self._keep_problems(_dedupe(problems), [number for number, _, _ in chunk])
+        self._count(planned, {p.row for p in locked})
+        return planned
+
+    def _first(self, number: int, values: dict, problems: list[Problem]) -> bool:
+        """Whether row ``number`` is its study ID's first (a repeat is a problem)."""
+        study_id = values["study_id"]
+        if study_id is None:
+            return True
+        first = self.first_row.setdefault(study_id, number)
+        if first != number:
+            message = f"{study_id} is duplicated in the file (first in row {first})."
+            problems.append(Problem(number, ("study_id",), message))
+        return first == number
+
+    def _site(self, number: int, code: str | None, problems: list[Problem]) -> None:
+        if code is None:
+            problems.append(Problem(number, ("site",), "required."))
+        elif code in self.sites or code in self.new_sites:
+            return
+        elif not self.create_sites or self.scoped:
+            message = _unknown_site(code, self.sites, self.scoped)
+            problems.append(Problem(number, ("site",), message))
+        else:
+            site = Site(code=code, name=code)
+            try:
+                site.full_clean(validate_unique=False)
+            except ValidationError as exc:
+                message = "; ".join(exc.message_dict.get("code", ["invalid site code."]))
+                problems.append(Problem(number, ("site",), message))
+                return
+            self.new_sites[code] = site
+
+    def _plan(self, firsts: list[tuple[int, dict]], problems: list[Problem]) -> list[_Planned]:
+        ids = sorted(values["study_id"] for _, values in firsts if values["study_id"])
+        stored = self.planner.stored(ids)
+        planned = []
+        for number, values in firsts:
+            if number % CHECK_EVERY == 0:
+                self.limits.check_time(number)
+            study_id = values["study_id"]
+            site = self.sites.get(values["site"]) or self.new_sites.get(values["site"])
+            old = stored.get(study_id) if study_id else None
+            if old is not None and old[1] not in self.yours:  # PATIENT_STORED: the site
+                message = f"{study_id} is the study ID of a patient of a site that is not yours."
+                problems.append(Problem(number, ("study_id",), message))
+                continue
+            plan, found = self.planner.plan(number, values, old, site)
+            problems.extend(found)
+            planned.append(plan)
+        return planned
+
+    def _keep_warnings(self, warnings: list[Problem]) -> None:
+        kept = self.result.warnings
+        kept.extend(warnings[: max(0, PROBLEM_LIMIT - len(kept))])
+        self.result.warning_tally.update(w.code for w in warnings)
+
+    def _keep_problems(self, problems: list[Problem], numbers: list[int]) -> None:
+        """Add the chunk's problems in row order, up to ``PROBLEM_LIMIT``: checking stops
+        at the first row reached with that many problems already found."""
+        by_row: dict[int | None, list[Problem]] = {}
+        for problem in problems:
+            by_row.setdefault(problem.row, []).append(problem)
+        kept = self.result.problems
+        for number in numbers:
+            if len(kept) >= PROBLEM_LIMIT:
+                kept.insert(0, _stopped(number))
+                self.stopped = True
+                return
+            kept.extend(by_row.get(number, ()))
+
+    def _count(self, planned: list[_Planned], locked_rows: set[int]) -> None:
+        result, digest = self.result, self.digest
+        changes = _changes(planned, locked_rows)
+        result.changes.extend(changes)
+        changed = {change.row: change for change in changes}
+        for plan in planned:
+            result.created += plan.new
+            result.changed += not plan.new and plan.changes
+            result.unchanged += not plan.new and not plan.changes
+            if plan.new:
+                digest.update(f"+{plan.study_id}\n".encode())
+            elif plan.number in changed:
+                for line in changed[plan.number].lines():
+                    digest.update(f"{line}\n".encode())
+
+    def finish(self, expected_plan: str | None) -> None:
+        result = self.result
+        result.sites_created = sorted(self.new_sites)
+        self.digest.update(",".join(result.sites_created).encode())
+        result.plan_digest = self.digest.hexdigest()
+        if expected_plan is not None and expected_plan != result.plan_digest:
+            result.problems.append(Problem(None, (), PLAN_CHANGED))
+
+    def write(self, planned: list[_Planned], writer: bulk.Writer) -> None:
+        """Insert and update the chunk's records and their history rows (inside the
+        import's one transaction).
+
+        What ``bulk_create_with_history`` / ``bulk_update_with_history`` write, without
+        building a model and a historical model instance per record
+        (``registry.models.bulk``).
+        """
+        for site in self.new_sites.values():
+            if site.pk is None:
+                site.save()
         for plan in planned:
             if plan.patient is not None:
                 plan.patient["site_id"] = plan.site.pk  # a new site has its key now
@@ -980,6 +1131,16 @@ def _write(planned: list[_Planned], new_sites: dict[str, Site], user, reason: st
         for model in SECTION_MODELS:
             writer.insert(model=model, records=_section_records(stored, "sections_new", model))
             writer.update(model=model, records=_section_records(stored, "sections_changed", model))
+
+
+def _unknown_site(code: str, sites: dict[str, Site], scoped: bool) -> str:
+    known = ", ".join(sorted(sites)) or "none"
+    if scoped:  # whether another site has that code is not theirs to know
+        return f"{code!r} is not one of your sites ({known})."
+    return f"unknown site code {code!r} (known: {known}; --create-sites creates it)."
+
+
+# ---------------------------------------------------------------- writing
 
 
 def _section_records(planned: list[_Planned], which: str, model: type[Section]) -> list[dict]:

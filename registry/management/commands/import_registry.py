@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -14,10 +15,12 @@ from registry.models import User
 class Command(BaseCommand):
     help = (
         "Import patients from a CSV or .xlsx file in the interchange format "
-        "(shared/spec/interchange-columns.md), or with --format redcap a REDCap records "
-        "export described by its data dictionary (--dictionary) and a mapping file for "
-        "variables named otherwise (--mapping). Every row is validated first; on any "
-        "problem nothing is written, every problem is printed and the exit status is 1."
+        "Import patients from a CSV or .xlsx file in the interchange format "
+        "(shared/spec/interchange-columns.md), of any number of rows (read and checked a "
+        "chunk at a time), or with --format redcap a REDCap records export described by "
+        "its data dictionary (--dictionary) and a mapping file for variables named "
+        "otherwise (--mapping). All or nothing: on any problem nothing is written, the "
+        "problems are printed (the first 10,000) and the exit status is 1."
     )
 
     def add_arguments(self, parser):
@@ -59,6 +62,9 @@ class Command(BaseCommand):
         if not options["strict_warnings"]:
             for warning in result.warnings:
                 self.stderr.write(f"warning: {warning}")
+            if result.warning_total > len(result.warnings):
+                more = result.warning_total - len(result.warnings)
+                self.stderr.write(f"... and {more} more warning(s), counted below.")
         if result.problems:
             for problem in result.problems:
                 self.stderr.write(str(problem))
@@ -82,7 +88,8 @@ class Command(BaseCommand):
         if options["format"] == "interchange":
             if options["dictionary"] or options["mapping"]:
                 raise CommandError("--dictionary and --mapping go with --format redcap")
-            return registry_import(file=path, **common)
+            # Streamed: no limit on the rows but the disk's.
+            return registry_import(file=path, max_rows=sys.maxsize, **common)
         if not options["dictionary"]:
             raise CommandError("--format redcap needs --dictionary (the REDCap data dictionary)")
         for name in ("dictionary", "mapping"):
@@ -102,8 +109,8 @@ class Command(BaseCommand):
             f"{result.changed} {verb} changed, {result.unchanged} unchanged."
             + (" Dry run: nothing was written." if result.dry_run else "")
         )
-        if result.warnings:
+        if result.warning_total:
             counts = ", ".join(f"{code} {n}" for code, n in result.warning_counts.items())
-            self.stdout.write(f"{len(result.warnings)} warning(s), imported as they are: {counts}.")
+            self.stdout.write(f"{result.warning_total} warning(s), imported as they are: {counts}.")
         if result.nothing_to_do:
             self.stdout.write("Nothing to change: every patient is stored with these values.")
