@@ -871,20 +871,19 @@ def registry_import(
 ) -> ImportResult:
     """Check every row and write them all, or (on any problem, or ``dry_run``) nothing.
 
-    ``rows`` are typed interchange rows (as the demo generator makes them);
-    ``file`` is a path or binary file of CSV or .xlsx text, read within
-    ``Limits.from_settings()`` (rows, columns; ``max_rows`` overrides
-    ``settings.IMPORT_MAX_ROWS``); ``table`` is a header and rows of interchange CSV
-    text already read (a REDCap file translated by ``registry.interchange.redcap``).
-    With ``time_budget`` (seconds), refused when reading and checking it takes
-    longer. The file is read and checked ``CHUNK_ROWS`` rows at a time, and each chunk
-    is written while no problem has been found, in one transaction that is rolled back at the end if any row of the file has a problem:
-    every problem of the file is reported (up to ``PROBLEM_LIMIT``) and nothing is
-    kept. Values a warning rule flags are reported (``result.warnings``) and
-    imported, or refused as problems with ``strict_warnings``. ``expected_plan``: the
-    ``plan_digest`` of the preview the user confirmed; anything else to write (the
-    registry changed since) is refused. A ``user`` without ``access.ALL_SITES``
-    imports into their own sites only.
+    ``rows`` are typed interchange rows (as the demo generator makes them); ``file`` is a
+    path or binary file of CSV or .xlsx text, read within ``Limits.from_settings()`` (rows,
+    columns; ``max_rows`` overrides ``settings.IMPORT_MAX_ROWS``); ``table`` is a header and
+    rows of interchange CSV text already read (a REDCap file translated by
+    ``registry.interchange.redcap``). With ``time_budget`` (seconds), refused when reading
+    and checking it takes longer. The file is read and checked ``CHUNK_ROWS`` rows at a
+    time, and each chunk is written while no problem has been found, in one transaction that
+    is rolled back at the end if any row of the file has a problem: every problem of the
+    file is reported (up to ``PROBLEM_LIMIT``) and nothing is kept. Values a warning rule
+    flags are reported (``result.warnings``) and imported, or refused as problems with
+    ``strict_warnings``. ``expected_plan``: the ``plan_digest`` of the preview the user
+    confirmed; anything else to write (the registry changed since) is refused. A ``user``
+    without ``access.ALL_SITES`` imports into their own sites only.
     """
     filename = str(filename or getattr(file, "name", "") or "rows")
     result = ImportResult(filename=Path(filename).name, dry_run=dry_run)
