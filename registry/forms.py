@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from . import rules
 from .choices import MRS_LABELS, SectionStatus
@@ -377,7 +378,7 @@ class FreezeForm(forms.Form):
     """Freeze the data: a name, a reason and, optionally, one of the user's sites."""
 
     name = forms.SlugField(
-        label=_("Name"),
+        label=pgettext_lazy("object name", "Name"),
         max_length=80,
         help_text=_("Letters, digits, hyphens and underscores, e.g. manuscript-2026-12."),
     )

@@ -197,3 +197,41 @@ def test_a_section_and_the_whole_crf_print_without_navigation_tabs_or_buttons(
     page.goto(f"{live_server.url}/crf/blank/")
     assert_accessible(page)
     screenshot(page, "blank-crf")
+
+
+@pytest.mark.parametrize("language", ["en", "vi"])
+def test_the_freezes_api_tokens_and_checks_pages_fit_a_desktop_a_tablet_and_a_phone(
+    new_context, live_server, language, settings, tmp_path
+):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from registry.api.services import api_token_create
+    from registry.freezes import freeze_create
+
+    settings.FREEZE_CACHE_DIR = str(tmp_path / "freeze-cache")
+    call_command("seed_demo", stdout=io.StringIO())
+    investigator = User.objects.get(username="investigator")
+    User.objects.filter(pk=investigator.pk).update(language=language)
+    freeze = freeze_create(name="manuscript-1", reason="submission", user=investigator)
+    expires = timezone.now() + dt.timedelta(days=30)
+    api_token_create(user=investigator, name="hospital dashboard", expires_at=expires)
+    pages = (
+        "/freezes/",
+        f"/freezes/{freeze.name}/",
+        f"/reports/?freeze={freeze.name}",
+        "/accounts/profile/",
+        "/checks/",
+        "/interchange/export/",
+    )
+    for screen in (DESKTOP, PORTRAIT_TABLET, PHONE):
+        page = new_context(viewport=screen).new_page()
+        login(page, live_server, "investigator", PASSWORDS["investigator"], scan=False)
+        for url in pages:
+            visit(page, f"{live_server.url}{url}")
+            expect(page.locator("html")).to_have_attribute("lang", language)
+            if screen is PHONE:
+                slug = url.strip("/").replace("/", "-").replace("?", "-").replace("=", "-")
+                screenshot(page, f"phone-{language}-{slug}")
+        page.close()
