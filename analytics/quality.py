@@ -368,7 +368,7 @@ def quality_indicators(
     filters = filters or datasets.Filters()
     with datasets.source(freeze):
         today = timezone.localdate(freeze.created_at) if freeze is not None else None
-        cols = columns(read(user, filters), today=today)
+        cols = columns(read(user, filters, today=today))
         # A freeze's sites are those of its rows: a site added since adds no row.
         if freeze is None:
             sites = readable_sites(user, filters.site)
