@@ -121,7 +121,10 @@ class ReportView(ApiView):
     def source(self, request, freeze_name: str | None):
         """Whose rows are counted: the live registry as far as the caller may read it
         (None), or the data freeze named (404 unless the caller may read it)."""
-        return readable_freeze(request.user, freeze_name)
+        try:
+            return readable_freeze(request.user, freeze_name)
+        except Http404 as exc:
+            raise Http404 from exc  # "Not found.", as another site's patient: no model's name
 
     def compute(self, user, freeze, filters: Filters, options: dict) -> dict:
         raise NotImplementedError

@@ -374,10 +374,10 @@ def test_a_freeze_downloads_as_the_csv_whose_sha256_it_keeps(investigator, site_
 
 
 def test_freezing_is_refused_to_a_read_only_token_and_to_a_nurse(investigator, nurse):
-    body = {"name": "x", "reason": "manuscript"}
-    read_only = api(investigator, read_only=True).post(reverse("api:freezes"), body)
+    url, body = reverse("api:freezes"), {"name": "x", "reason": "manuscript"}
+    read_only = api(investigator, read_only=True).post(url, body, "application/json")
     assert read_only.status_code == 403 and "read-only" in read_only.json()["detail"]
-    assert api(nurse).post(reverse("api:freezes"), body).status_code == 403
+    assert api(nurse).post(url, body, "application/json").status_code == 403
     assert not DataFreeze.objects.exists()
 
 
@@ -386,9 +386,10 @@ def test_a_used_name_or_another_sites_code_is_refused_naming_the_field(
 ):
     client = api(investigator)
     freeze_of(client, "abstract")
-    again = client.post(reverse("api:freezes"), {"name": "abstract", "reason": "again"})
+    url = reverse("api:freezes")
+    again = client.post(url, {"name": "abstract", "reason": "again"}, "application/json")
     assert again.status_code == 400 and "name" in again.json()["errors"]
-    elsewhere = client.post(reverse("api:freezes"), {"name": "b", "reason": "x", "site": "B"})
+    elsewhere = client.post(url, {"name": "b", "reason": "x", "site": "B"}, "application/json")
     assert elsewhere.status_code == 400 and "site" in elsewhere.json()["errors"]
     assert list(DataFreeze.objects.values_list("name", flat=True)) == ["abstract"]
 

@@ -289,6 +289,14 @@ def _not_frozen(errors) -> Response:
     )
 
 
+def _freeze(user, name: str):
+    """The freeze ``name`` if ``user`` may read it (``access.get_freeze``: 404, 403)."""
+    try:
+        return access.get_freeze(user, name)
+    except Http404 as exc:
+        raise Http404 from exc  # "Not found.", as another site's patient: no model's name
+
+
 def _tampered(error: freezes.FreezeTampered) -> Response:
     return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
 
@@ -298,7 +306,7 @@ class FreezeDetail(ApiView):
 
     @extend_schema(operation_id="freeze_retrieve", responses=s.FreezeSerializer)
     def get(self, request, name: str):
-        return Response(s.FreezeSerializer(access.get_freeze(request.user, name)).data)
+        return Response(s.FreezeSerializer(_freeze(request.user, name)).data)
 
 
 class FreezeDownload(ApiView):
@@ -310,7 +318,7 @@ class FreezeDownload(ApiView):
         responses={(200, "text/csv"): OpenApiTypes.BINARY, 409: s.ErrorSerializer},
     )
     def get(self, request, name: str):
-        freeze = access.get_freeze(request.user, name)
+        freeze = _freeze(request.user, name)
         try:
             pieces = freezes.freeze_csv(freeze=freeze)
         except freezes.FreezeTampered as error:
@@ -332,9 +340,9 @@ class FreezeCompare(ApiView):
         responses={200: s.FreezeComparisonSerializer, 409: s.ErrorSerializer},
     )
     def get(self, request, name: str):
-        freeze = access.get_freeze(request.user, name)
+        freeze = _freeze(request.user, name)
         with_name = request.query_params.get("with", "live")
-        other = None if with_name == "live" else access.get_freeze(request.user, with_name)
+        other = None if with_name == "live" else _freeze(request.user, with_name)
         try:
             comparison = freezes.freeze_compare(freeze=freeze, other=other, user=request.user)
         except freezes.FreezeTampered as error:
