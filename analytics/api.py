@@ -1,10 +1,10 @@
 """The study tables and the quality indicators on the REST API (``/api/v1/``).
 
 The JSON of ``manage.py study_tables`` and ``manage.py quality_indicators`` (the
-contracts in ``shared/spec/``), with the same filters, counted over the caller's sites.
-What every report reads from is decided once, in :class:`ReportView` (the query's
-common parameters and :meth:`ReportView.source`), so another source of rows (a data
-freeze) is one parameter there.
+contracts in ``shared/spec/``), with the same filters, counted over the caller's sites
+or, with ``freeze=NAME``, over the rows of a data freeze the caller may read (as
+``--freeze NAME``). What every report reads from is decided once, in
+:class:`ReportView` (the query's common parameters and :meth:`ReportView.source`).
 """
 
 from __future__ import annotations
@@ -13,22 +13,30 @@ from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from registry import access
 from registry.api.base import ApiView
+from registry.api.serializers import ErrorSerializer
 from registry.choices import Circulation
+from registry.freezes import FreezeTampered
 from registry.i18n import in_file_language
 
 from .datasets import FOLLOWUP_WINDOW_CHOICES, Filters
+from .freezing import readable_freeze
 from .quality import PERIODS, quality_indicators
 from .tables import P_METHODS, add_provenance, strip_internal, study_tables, validate_covariates
 
 
 class ReportQuery(serializers.Serializer):
-    """The parameters every report takes (the commands' ``--site``, ``--from``, ``--to``)."""
+    """The parameters every report takes (the commands' ``--freeze``, ``--site``,
+    ``--from``, ``--to``)."""
 
+    freeze = serializers.CharField(
+        required=False,
+        help_text="a data freeze's name (/api/v1/freezes/): its rows, not the live data",
+    )
     site = serializers.CharField(required=False, help_text="a site code (one of yours)")
     date_from = serializers.DateField(required=False, help_text="first door date")
     date_to = serializers.DateField(required=False, help_text="last door date")
@@ -77,6 +85,10 @@ def _parameters(query_class) -> list:
     ]
 
 
+# 409: the data freeze named no longer matches its SHA-256.
+REPORT_RESPONSES = {200: OpenApiTypes.OBJECT, 409: ErrorSerializer}
+
+
 class ReportView(ApiView):
     """A report computed from the registry: the permission, the parameters, the source."""
 
@@ -98,14 +110,23 @@ class ReportView(ApiView):
             circulation=options.get("circulation"),
             followup_window=options.get("followup_window", "as_recorded"),
         )
-        with in_file_language():
-            return Response(self.compute(self.source(request), filters, options))
+        freeze = self.source(request, options.get("freeze"))
+        try:
+            with in_file_language():
+                return Response(self.compute(request.user, freeze, filters, options))
+        except FreezeTampered as exc:
+            # The stored rows no longer match their hash: nothing is computed from them.
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
 
-    def source(self, request):
-        """Whose rows are counted: the live registry, as far as the caller may read it."""
-        return request.user
+    def source(self, request, freeze_name: str | None):
+        """Whose rows are counted: the live registry as far as the caller may read it
+        (None), or the data freeze named (404 unless the caller may read it)."""
+        try:
+            return readable_freeze(request.user, freeze_name)
+        except Http404 as exc:
+            raise Http404 from exc  # "Not found.", as another site's patient: no model's name
 
-    def compute(self, source, filters: Filters, options: dict) -> dict:
+    def compute(self, user, freeze, filters: Filters, options: dict) -> dict:
         raise NotImplementedError
 
 
@@ -115,18 +136,19 @@ class StudyTables(ReportView):
     permission = access.VIEW_REPORTS
     query_class = TablesQuery
 
-    @extend_schema(parameters=_parameters(TablesQuery), responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=_parameters(TablesQuery), responses=REPORT_RESPONSES)
     def get(self, request):
         return super().get(request)
 
-    def compute(self, source, filters, options):
+    def compute(self, user, freeze, filters, options):
         result = study_tables(
-            source,
+            user,
             filters,
             p_method=options["p_method"],
             covariates=options.get("covariates") or None,
+            freeze=freeze,
         )
-        return add_provenance(strip_internal(result), source, filters)
+        return add_provenance(strip_internal(result), user, filters)
 
 
 class QualityIndicators(ReportView):
@@ -136,9 +158,9 @@ class QualityIndicators(ReportView):
     permission = access.VIEW_QUALITY
     query_class = QualityQuery
 
-    @extend_schema(parameters=_parameters(QualityQuery), responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=_parameters(QualityQuery), responses=REPORT_RESPONSES)
     def get(self, request):
         return super().get(request)
 
-    def compute(self, source, filters, options):
-        return quality_indicators(source, filters, period=options["period"])
+    def compute(self, user, freeze, filters, options):
+        return quality_indicators(user, filters, period=options["period"], freeze=freeze)

@@ -1,5 +1,6 @@
 """Pages computed from a data freeze: ``?freeze=NAME`` on the study tables' and the
-quality indicators' pages, downloads and figures (``datasets.source``)."""
+quality indicators' pages, downloads and figures (``datasets.source``), and on their
+API endpoints (``analytics.api``)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,17 @@ from . import datasets
 
 def freeze_for_request(request):
     """The freeze named by ``?freeze=NAME`` that the user may read (404), or None."""
-    name = request.GET.get("freeze")
+    return readable_freeze(request.user, request.GET.get("freeze"))
+
+
+def readable_freeze(user, name: str | None):
+    """The freeze ``name`` if ``user`` may read it, None without a name; 404 for a freeze
+    that does not exist, holds another site's rows, or to a user without ``FREEZE``."""
     if not name:
         return None
-    if not access.has(request.user, access.FREEZE):
+    if not access.has(user, access.FREEZE):
         raise Http404
-    return access.get_freeze(request.user, name)
+    return access.get_freeze(user, name)
 
 
 def from_freeze(view):

@@ -1,10 +1,12 @@
 """The REST API: tokens (hashed, expiring, read-only, revocable), the request log, the
 patient list's filters and cursor, a section written with the form's rules, warnings,
-reason, version and lock, the dictionary, the study tables and the schema."""
+reason, version and lock, the dictionary, the study tables (live or from a data
+freeze), the data freezes and the schema."""
 
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import hashlib
 import io
 import json
@@ -19,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from registry.api.services import api_token_create, api_token_revoke
-from registry.models import Admission, ApiRequestLog, ApiToken
+from registry.models import Admission, ApiRequestLog, ApiToken, DataFreeze
 from registry.workflow.services import patient_lock
 
 from .factories import PASSWORD, UserFactory, full_patient
@@ -319,6 +321,124 @@ def test_the_quality_indicators_are_the_commands_json_for_the_same_filters(inves
     full_patient(study_id="A-1", site=site_a)
     body = api(investigator).get(reverse("api:quality_indicators"), {"period": "year"}).json()
     assert body == command_json("quality_indicators", "--period", "year")
+
+
+# --- data freezes ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def freeze_cache(tmp_path, settings):
+    settings.FREEZE_CACHE_DIR = str(tmp_path / "freeze-cache")
+
+
+def freeze_of(client, name: str, **fields) -> dict:
+    created = client.post(
+        reverse("api:freezes"), {"name": name, "reason": "manuscript", **fields}, "application/json"
+    )
+    assert created.status_code == 201, created.content
+    return created.json()
+
+
+def without_time_of_computing(result: dict) -> dict:
+    return {key: value for key, value in result.items() if key != "generated_at"}
+
+
+def test_the_reports_of_a_freeze_are_the_commands_json_for_that_freeze_whatever_changed(
+    investigator, site_a, freeze_cache
+):
+    for number in range(3):
+        full_patient(study_id=f"A-{number}", site=site_a)
+    client = api(investigator)
+    freeze = freeze_of(client, "submission-1")
+    Admission.objects.filter(patient__study_id="A-0").update(nihss_admission=3)
+    tables = client.get(reverse("api:study_tables"), {"freeze": "submission-1"}).json()
+    command = command_json("study_tables", "--freeze", "submission-1")
+    assert without_time_of_computing(tables) == without_time_of_computing(command)
+    assert tables["freeze"]["sha256"] == freeze["sha256"]
+    quality = client.get(reverse("api:quality_indicators"), {"freeze": "submission-1"}).json()
+    assert quality == command_json("quality_indicators", "--freeze", "submission-1")
+
+
+def test_a_freeze_downloads_as_the_csv_whose_sha256_it_keeps(investigator, site_a, freeze_cache):
+    full_patient(study_id="A-1", site=site_a)
+    client = api(investigator)
+    freeze = freeze_of(client, "abstract", site="A")
+    assert (freeze["sites"], freeze["site"], freeze["n_patients"]) == (["A"], "A", 1)
+    download = client.get(reverse("api:freeze_download", args=["abstract"]))
+    body = b"".join(download.streaming_content)
+    assert hashlib.sha256(body).hexdigest() == download["X-Freeze-SHA256"] == freeze["sha256"]
+    assert body.startswith(b"study_id,") and b"A-1" in body
+    detail = client.get(reverse("api:freeze", args=["abstract"])).json()
+    assert detail == freeze
+    assert client.get(reverse("api:freezes")).json() == [freeze]
+
+
+def test_freezing_is_refused_to_a_read_only_token_and_to_a_nurse(investigator, nurse):
+    url, body = reverse("api:freezes"), {"name": "x", "reason": "manuscript"}
+    read_only = api(investigator, read_only=True).post(url, body, "application/json")
+    assert read_only.status_code == 403 and "read-only" in read_only.json()["detail"]
+    assert api(nurse).post(url, body, "application/json").status_code == 403
+    assert not DataFreeze.objects.exists()
+
+
+def test_a_used_name_or_another_sites_code_is_refused_naming_the_field(
+    investigator, site_a, site_b, freeze_cache
+):
+    client = api(investigator)
+    freeze_of(client, "abstract")
+    url = reverse("api:freezes")
+    again = client.post(url, {"name": "abstract", "reason": "again"}, "application/json")
+    assert again.status_code == 400 and "name" in again.json()["errors"]
+    elsewhere = client.post(url, {"name": "b", "reason": "x", "site": "B"}, "application/json")
+    assert elsewhere.status_code == 400 and "site" in elsewhere.json()["errors"]
+    assert list(DataFreeze.objects.values_list("name", flat=True)) == ["abstract"]
+
+
+def tamper(name: str) -> None:
+    """Change a stored freeze's rows (the model and the database refuse an UPDATE)."""
+    freeze = DataFreeze.objects.get(name=name)
+    rows = gzip.decompress(bytes(freeze.rows_gz)).replace(b"A-1", b"A-9")
+    freeze.delete()
+    freeze.rows_gz = gzip.compress(rows)
+    DataFreeze.objects.bulk_create([freeze])
+
+
+def test_an_unknown_freeze_answers_404_and_a_tampered_one_409_naming_it(
+    investigator, site_a, freeze_cache
+):
+    full_patient(study_id="A-1", site=site_a)
+    client = api(investigator)
+    assert client.get(reverse("api:study_tables"), {"freeze": "nope"}).status_code == 404
+    assert client.get(reverse("api:freeze", args=["nope"])).status_code == 404
+    freeze_of(client, "abstract")
+    tamper("abstract")
+    for url in (
+        reverse("api:study_tables") + "?freeze=abstract",
+        reverse("api:quality_indicators") + "?freeze=abstract",
+        reverse("api:freeze_download", args=["abstract"]),
+        reverse("api:freeze_compare", args=["abstract"]),
+    ):
+        refused = client.get(url)
+        assert refused.status_code == 409, url
+        assert "abstract" in refused.json()["detail"] and "SHA-256" in refused.json()["detail"]
+
+
+def test_a_freeze_compared_with_the_live_data_lists_the_changed_value(
+    investigator, site_a, freeze_cache
+):
+    full_patient(study_id="A-1", site=site_a)
+    client = api(investigator)
+    freeze_of(client, "abstract")
+    Admission.objects.filter(patient__study_id="A-1").update(nihss_admission=3)
+    compared = client.get(reverse("api:freeze_compare", args=["abstract"])).json()
+    assert (compared["after"], compared["n_differences"]) == ("live", 1)
+    assert [(c["study_id"], c["column"], c["after"]) for c in compared["changes"]] == [
+        ("A-1", "nihss_admission", "3")
+    ]
+    freeze_of(client, "second")
+    url = reverse("api:freeze_compare", args=["abstract"])
+    assert client.get(url, {"with": "second"}).json()["changes"] == compared["changes"]
+    assert client.get(url, {"with": "nope"}).status_code == 404
 
 
 def test_the_openapi_schema_validates_without_warnings():

@@ -35,12 +35,14 @@ from .test_url_access import (
 class ApiEntry:
     get: Needs | str | None = None
     patch: Needs | str | None = None  # None: the endpoint takes no PATCH
-    obj: bool = False  # kwargs name a patient of site A or B
+    post: Needs | str | None = None  # None: the endpoint takes no POST
+    data: dict = field(default_factory=dict)  # what the POST sends ({account} formatted)
+    obj: str | None = None  # "patient" or "freeze": kwargs name one of site A or B
     kwargs: dict = field(default_factory=dict)
     query: str = ""
 
     def __post_init__(self):
-        for name in ("get", "patch"):
+        for name in ("get", "patch", "post"):
             if isinstance(getattr(self, name), str):
                 setattr(self, name, needs(getattr(self, name)))
 
@@ -49,16 +51,26 @@ USE_API = access.USE_API
 API_URLS: dict[str, ApiEntry] = {
     "api:sites": ApiEntry(get=USE_API),
     "api:patients": ApiEntry(get=USE_API),
-    "api:patient": ApiEntry(get=USE_API, obj=True),
+    "api:patient": ApiEntry(get=USE_API, obj="patient"),
     "api:section": ApiEntry(
         get=USE_API,
         patch=access.EDIT_CLINICAL,
-        obj=True,
+        obj="patient",
         kwargs={"section_key": "admission"},
     ),
     "api:dictionary": ApiEntry(get=USE_API),
     "api:study_tables": ApiEntry(get=access.VIEW_REPORTS),
     "api:quality_indicators": ApiEntry(get=access.VIEW_QUALITY),
+    # Data freezes: a freeze of site A's rows and one of site B's (by name); each account
+    # freezes under a name of its own.
+    "api:freezes": ApiEntry(
+        get=access.FREEZE,
+        post=needs(access.FREEZE, 201),
+        data={"name": "api-{account}", "reason": "access test"},
+    ),
+    "api:freeze": ApiEntry(get=access.FREEZE, obj="freeze"),
+    "api:freeze_download": ApiEntry(get=access.FREEZE, obj="freeze"),
+    "api:freeze_compare": ApiEntry(get=access.FREEZE, obj="freeze", query="?with=live"),
     "api:schema": ApiEntry(get=USE_API),
     # A page for people: without a session or token, the sign-in page (302).
     "api:docs": ApiEntry(get=USE_API),
@@ -69,6 +81,11 @@ NO_TOKEN = (401,)
 def api_url_names() -> set[str]:
     api = next(p for p in get_resolver().url_patterns if str(p.pattern) == "api/")
     return {f"api:{pattern.name}" for pattern in api.url_patterns}
+
+
+@pytest.fixture(autouse=True)
+def freeze_cache(tmp_path, settings):
+    settings.FREEZE_CACHE_DIR = str(tmp_path / "freeze-cache")
 
 
 @pytest.fixture
@@ -114,8 +131,10 @@ def test_each_role_gets_from_the_api_what_the_table_says_and_nothing_of_another_
     entry = API_URLS[name]
     for site in ("A", "B") if entry.obj else ("A",):
         kwargs = dict(entry.kwargs)
-        if entry.obj:
-            kwargs["pk"] = world.objects[("patient", site)]
+        if entry.obj == "freeze":
+            kwargs["name"] = world.objects[("freeze", site)]
+        elif entry.obj:
+            kwargs["pk"] = world.objects[(entry.obj, site)]
         url = reverse(name, kwargs=kwargs or None) + entry.query
         for account_name in ACCOUNTS:
             client = _client(account_name, world)
@@ -123,11 +142,16 @@ def test_each_role_gets_from_the_api_what_the_table_says_and_nothing_of_another_
             if entry.patch is not None:
                 body = _unchanged(kwargs.get("pk"), kwargs.get("section_key"))
                 calls.append(("PATCH", entry.patch, body))
+            if entry.post is not None:
+                body = {k: v.format(account=account_name) for k, v in entry.data.items()}
+                calls.append(("POST", entry.post, body))
             for method, need, body in calls:
                 if method == "GET":
                     response = client.get(url)
-                else:
+                elif method == "PATCH":
                     response = client.patch(url, body, "application/json")
+                else:
+                    response = client.post(url, body, "application/json")
                 where = f"{account_name} {method} {url}"
                 wanted = _api_expected(name, need, account_name, site)
                 assert response.status_code in wanted, f"{where}: {response.status_code}"
@@ -136,6 +160,48 @@ def test_each_role_gets_from_the_api_what_the_table_says_and_nothing_of_another_
                     ACCOUNTS[account_name].role, frozenset()
                 ):
                     assert leaked(response) == [], f"{where} shows site B's data"
+
+
+def _report_of_freeze_expected(report_need: str, account_name: str, site: str) -> tuple:
+    """A report of a freeze needs the report's permission (403), then ``FREEZE`` and a
+    freeze of one's sites (404 otherwise: it does not exist for the user)."""
+    account = ACCOUNTS[account_name]
+    if account.role is None:
+        return NO_TOKEN
+    held = access.PERMISSIONS[account.role]
+    if report_need not in held:
+        return (403,)
+    if access.FREEZE not in held or (site != "A" and access.ALL_SITES not in held):
+        return (404,)
+    return (200,)
+
+
+@pytest.mark.parametrize(
+    "name, need",
+    [("api:study_tables", access.VIEW_REPORTS), ("api:quality_indicators", access.VIEW_QUALITY)],
+)
+def test_a_report_of_a_freeze_answers_each_role_as_the_table_says_and_404_for_another_site(
+    name, need, world
+):
+    for site in ("A", "B"):
+        url = reverse(name) + f"?freeze={world.objects[('freeze', site)]}"
+        for account_name in ACCOUNTS:
+            response = _client(account_name, world).get(url)
+            where = f"{account_name} GET {url}"
+            wanted = _report_of_freeze_expected(need, account_name, site)
+            assert response.status_code in wanted, f"{where}: {response.status_code}"
+            if response.status_code == 200:
+                assert response.json()["freeze"]["name"] == world.objects[("freeze", site)]
+
+
+def test_the_freeze_list_of_a_site_a_investigator_holds_only_site_a_freezes(world):
+    listed = _client("investigator", world).get(reverse("api:freezes")).json()
+    assert [freeze["name"] for freeze in listed] == [world.objects[("freeze", "A")]]
+    everyone = _client("admin", world).get(reverse("api:freezes")).json()
+    assert {freeze["name"] for freeze in everyone} == {
+        world.objects[("freeze", "A")],
+        world.objects[("freeze", "B")],
+    }
 
 
 def test_a_site_a_nurse_lists_only_site_a_patients(world):

@@ -13,7 +13,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from registry.models import SECTIONS_BY_KEY, Patient, Site
+from registry.models import SECTIONS_BY_KEY, DataFreeze, Patient, Site
 
 
 class SiteSerializer(serializers.ModelSerializer):
@@ -151,3 +151,59 @@ class DictionaryEntrySerializer(serializers.Serializer):
     help_text = serializers.CharField()
     privacy = serializers.CharField()
     deidentified_export = serializers.CharField()
+
+
+class FreezeSerializer(serializers.ModelSerializer):
+    """A data freeze, without its rows (``download/`` gives them)."""
+
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    sites = serializers.ListField(
+        source="site_codes", child=serializers.CharField(), help_text="the sites of its rows"
+    )
+    site = serializers.SerializerMethodField(
+        help_text="the one site it was limited to; null: all its creator's sites"
+    )
+
+    class Meta:
+        model = DataFreeze
+        fields = [
+            "name",
+            "reason",
+            "created_at",
+            "created_by",
+            "sites",
+            "site",
+            "n_patients",
+            "sha256",
+        ]
+
+    def get_site(self, freeze) -> str | None:
+        return freeze.filters.get("site")
+
+
+class FreezeCreateSerializer(serializers.Serializer):
+    """Freeze the data of your sites: checked by the freeze page's form."""
+
+    name = serializers.CharField(help_text="letters, digits, hyphens and underscores; unique")
+    reason = serializers.CharField(help_text="why the data are frozen (e.g. the manuscript)")
+    site = serializers.CharField(
+        required=False, help_text="one of your sites' codes; left out: all your sites"
+    )
+
+
+class ValueChangeSerializer(serializers.Serializer):
+    study_id = serializers.CharField()
+    column = serializers.CharField(help_text="the interchange column")
+    before = serializers.CharField(help_text="the CSV text; empty: not recorded")
+    after = serializers.CharField(help_text="the CSV text; empty: not recorded")
+
+
+class FreezeComparisonSerializer(serializers.Serializer):
+    """What differs from a freeze to the live data or another freeze."""
+
+    before = serializers.CharField(help_text="the freeze's name")
+    after = serializers.CharField(help_text="the other freeze's name, or live")
+    n_differences = serializers.IntegerField()
+    added = serializers.ListField(child=serializers.CharField(), help_text="study IDs")
+    removed = serializers.ListField(child=serializers.CharField(), help_text="study IDs")
+    changes = ValueChangeSerializer(many=True)

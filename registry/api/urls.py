@@ -58,6 +58,10 @@ urlpatterns = [
     api_path("v1/patients/<int:pk>/", f"{VIEWS}.PatientDetail", "patient"),
     api_path("v1/patients/<int:pk>/<section:section_key>/", f"{VIEWS}.SectionDetail", "section"),
     api_path("v1/dictionary/", f"{VIEWS}.DataDictionary", "dictionary"),
+    api_path("v1/freezes/", f"{VIEWS}.FreezeList", "freezes"),
+    api_path("v1/freezes/<slug:name>/", f"{VIEWS}.FreezeDetail", "freeze"),
+    api_path("v1/freezes/<slug:name>/download/", f"{VIEWS}.FreezeDownload", "freeze_download"),
+    api_path("v1/freezes/<slug:name>/compare/", f"{VIEWS}.FreezeCompare", "freeze_compare"),
     api_path("schema/", f"{VIEWS}.Schema", "schema"),
     api_path("docs/", f"{VIEWS}.SchemaDocs", "docs"),
 ]

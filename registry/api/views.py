@@ -8,16 +8,17 @@ may call it, asks ``access.USE_API`` and logs each request.
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, StreamingHttpResponse
 from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import exceptions, pagination, status
 from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
 from rest_framework.response import Response
 
-from registry import access, services
-from registry.forms import PatientFilterForm, form_value, section_form_class
+from registry import access, freezes, services
+from registry.forms import FreezeForm, PatientFilterForm, form_value, section_form_class
 from registry.interchange import dictionary
 from registry.models import SECTIONS_BY_KEY, Patient
 from registry.sessions import send_to_sign_in
@@ -249,6 +250,106 @@ class DataDictionary(ApiView):
     @extend_schema(responses=s.DictionaryEntrySerializer(many=True))
     def get(self, request):
         return Response([entry.__dict__ for entry in dictionary.entries()])
+
+
+class FreezeList(ApiView):
+    """The data freezes you may read, newest first; POST freezes the data of your sites
+    (or of one of them), as the freezes' page does."""
+
+    @extend_schema(operation_id="freezes_list", responses=s.FreezeSerializer(many=True))
+    def get(self, request):
+        access.require(access.has(request.user, access.FREEZE))
+        found = freezes.freezes_for(request.user).select_related("created_by")
+        return Response(s.FreezeSerializer(found, many=True).data)
+
+    @extend_schema(
+        operation_id="freeze_create",
+        request=s.FreezeCreateSerializer,
+        responses={201: s.FreezeSerializer, 400: s.ErrorSerializer, 403: s.ErrorSerializer},
+    )
+    def post(self, request):
+        access.require(access.has(request.user, access.FREEZE))
+        asked = s.FreezeCreateSerializer(data=request.data)
+        asked.is_valid(raise_exception=True)
+        form = FreezeForm(asked.validated_data, sites=access.sites_for(request.user))
+        form.fields["site"].to_field_name = "code"  # the API names sites by their code
+        if not form.is_valid():
+            return _not_frozen(form.errors)
+        try:
+            freeze = freezes.freeze_create(user=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            return _not_frozen(error.message_dict)
+        return Response(s.FreezeSerializer(freeze).data, status=status.HTTP_201_CREATED)
+
+
+def _not_frozen(errors) -> Response:
+    return Response(
+        {"detail": _("The data were not frozen: correct the values."), "errors": errors},
+        status=status.HTTP_400_BAD_REQUEST,
+    )
+
+
+def _freeze(user, name: str):
+    """The freeze ``name`` if ``user`` may read it (``access.get_freeze``: 404, 403)."""
+    try:
+        return access.get_freeze(user, name)
+    except Http404 as exc:
+        raise Http404 from exc  # "Not found.", as another site's patient: no model's name
+
+
+def _tampered(error: freezes.FreezeTampered) -> Response:
+    return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+
+
+class FreezeDetail(ApiView):
+    """One data freeze: its reason, time, sites, number of patients and SHA-256."""
+
+    @extend_schema(operation_id="freeze_retrieve", responses=s.FreezeSerializer)
+    def get(self, request, name: str):
+        return Response(s.FreezeSerializer(_freeze(request.user, name)).data)
+
+
+class FreezeDownload(ApiView):
+    """The frozen rows: exactly the interchange CSV whose SHA-256 the freeze keeps
+    (also in the ``X-Freeze-SHA256`` header); 409 if they no longer match it."""
+
+    @extend_schema(
+        operation_id="freeze_download",
+        responses={(200, "text/csv"): OpenApiTypes.BINARY, 409: s.ErrorSerializer},
+    )
+    def get(self, request, name: str):
+        freeze = _freeze(request.user, name)
+        try:
+            pieces = freezes.freeze_csv(freeze=freeze)
+        except freezes.FreezeTampered as error:
+            return _tampered(error)
+        response = StreamingHttpResponse(pieces, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="freeze-{freeze.name}.csv"'
+        response["X-Freeze-SHA256"] = freeze.sha256
+        return response
+
+
+class FreezeCompare(ApiView):
+    """What differs from a freeze to the live data of its scope (``with=live``, the
+    default) or to another freeze (``with=NAME``): patients added, removed, and each
+    changed value."""
+
+    @extend_schema(
+        operation_id="freeze_compare",
+        parameters=[OpenApiParameter("with", str, description="live, or another freeze's name")],
+        responses={200: s.FreezeComparisonSerializer, 409: s.ErrorSerializer},
+    )
+    def get(self, request, name: str):
+        freeze = _freeze(request.user, name)
+        with_name = request.query_params.get("with", "live")
+        other = None if with_name == "live" else _freeze(request.user, with_name)
+        try:
+            comparison = freezes.freeze_compare(freeze=freeze, other=other, user=request.user)
+        except freezes.FreezeTampered as error:
+            return _tampered(error)
+        data = s.FreezeComparisonSerializer(comparison).data
+        data["after"] = with_name  # "live" whatever the language of the pages
+        return Response(data)
 
 
 class Schema(LoggedRequests, SpectacularAPIView):
