@@ -131,12 +131,13 @@ def test_a_session_the_database_could_not_save_is_the_same_503_not_a_bad_request
 
 
 def test_a_page_read_while_the_database_is_away_says_to_reload(nurse, site_a, monkeypatch):
-    from registry import views
+    from registry import forms
 
     def unavailable(*args, **kwargs):
         raise OperationalError("could not connect to server")
 
-    monkeypatch.setattr(views, "patients_incomplete", unavailable)
+    # The patient list's filter (``PatientFilterForm.filter``) is where the page reads.
+    monkeypatch.setattr(forms, "patients_incomplete", unavailable)
     client = Client(raise_request_exception=False)
     client.force_login(nurse)
     response = client.get(reverse("registry:patient_list") + "?incomplete=any")
