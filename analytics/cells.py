@@ -50,7 +50,9 @@ class Columns(Protocol):
     flags: dict[str, np.ndarray]
     raw: dict[str, object]
 
-    def mask(self, condition: Cond) -> np.ndarray: ...
+    def mask(self, condition: Cond, *, keep: bool = True) -> np.ndarray: ...
+
+    def forget_masks(self) -> None: ...
 
     def raw_equals(self, name: str, value) -> np.ndarray: ...
 
@@ -309,4 +311,8 @@ def count_columns(columns: Columns, conditions: dict[str, Cond]) -> dict[str, in
     """
     import numpy as np
 
-    return {cell: int(np.count_nonzero(columns.mask(c))) for cell, c in conditions.items()}
+    counts = {
+        cell: int(np.count_nonzero(columns.mask(c, keep=False))) for cell, c in conditions.items()
+    }
+    columns.forget_masks()  # a byte per patient each: the analyses after the counts need few
+    return counts

@@ -573,12 +573,25 @@ class PatientColumns:
             raw[MRS_3M_RAW] = np.where(drop, np.nan, raw[MRS_3M_RAW])
         return PatientColumns(self.n, flags, raw, self.continuous, self.followup_days)
 
-    def mask(self, condition: Cond) -> np.ndarray:
+    def mask(self, condition: Cond, *, keep: bool = True) -> np.ndarray:
+        """True / False per patient: ``condition``, remembered unless ``keep`` is False.
+
+        A cell counted once asks with ``keep=False``: its parts, which other cells
+        share, are remembered, but not its own mask (one byte per patient: the several
+        hundred cells of the study tables would outweigh every column read).
+        """
         import numpy as np
 
-        if condition.key not in self._masks:
-            self._masks[condition.key] = np.asarray(condition.test(self), dtype=bool)
-        return self._masks[condition.key]
+        if condition.key in self._masks:
+            return self._masks[condition.key]
+        mask = np.asarray(condition.test(self), dtype=bool)
+        if keep:
+            self._masks[condition.key] = mask
+        return mask
+
+    def forget_masks(self) -> None:
+        """Drop the masks remembered by ``mask``."""
+        self._masks.clear()
 
     def raw_equals(self, name: str, value) -> np.ndarray:
         import numpy as np

@@ -173,7 +173,9 @@ def _read_copy(connection_, sql: str, params: tuple, dtypes: dict[str, str]) -> 
             data = copy_out(cursor.cursor, copy_sql, params, setup)
     if not data:
         return empty_frame(dtypes)
-    return pd.read_csv(io.BytesIO(data), header=None, names=list(dtypes), dtype=dtypes)
+    rows = io.BytesIO(data)  # a copy of the bytearray: the original goes before parsing
+    del data
+    return pd.read_csv(rows, header=None, names=list(dtypes), dtype=dtypes)
 
 
 def empty_frame(dtypes: dict[str, str]) -> pd.DataFrame:

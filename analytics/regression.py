@@ -9,6 +9,7 @@ remembers the fit. No Django: plain arrays in, a ``stats.RegressionResult`` out.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from . import ordinal, stats
@@ -64,7 +65,8 @@ class Design:
             return
         self._rows = None
         width = len(self.names)
-        codes = _mixed_radix([np.where(np.isnan(c), 2, c) for c in values], [3] * width)
+        digits = (np.where(np.isnan(c), 2, c) for c in values)
+        codes = _mixed_radix(digits, [3] * width, len(values[0]))
         self.codes, self.counts = _count_codes(codes, 3**width, 1 << 20)
 
     @property
@@ -97,15 +99,19 @@ def _yes_no(column: np.ndarray) -> bool:
     return not ((column != 0) & (column != 1) & ~np.isnan(column)).any()
 
 
-def _mixed_radix(digits: list[np.ndarray], bases: list[int]) -> np.ndarray:
-    """One whole number per patient from a digit per column, the first column the most
-    significant (``digits[i]`` below ``bases[i]``)."""
+def _mixed_radix(digits: Iterable[np.ndarray], bases: list[int], n: int) -> np.ndarray:
+    """One whole number for each of ``n`` patients from a digit per column, the first
+    column the most significant (the i-th digits below ``bases[i]``).
+
+    ``digits`` may be a generator: each column's digits are then made, added and freed
+    in turn (a column of a million patients is 8 MB; a design has up to a dozen).
+    """
     import numpy as np
 
     # In floating point (exact below 2**53) when the numbers allow: the digits are
     # floats, and one conversion at the end costs less than one per column.
     exact = float(np.prod(np.asarray(bases, dtype=float))) < 2.0**53
-    codes = np.zeros(len(digits[0]) if digits else 0, dtype=float if exact else np.int64)
+    codes = np.zeros(n, dtype=float if exact else np.int64)
     for digit, base in zip(digits, bases, strict=True):
         codes *= int(base)
         codes += digit if exact else digit.astype(np.int64)
@@ -160,8 +166,9 @@ def _distinct_small_integer_rows(
 
     # A column's largest value (-1 when all missing) + 2 digits: its values and missing.
     bases = np.array([int(v) + 2 for v in largest], dtype=np.int64)
-    digits = [np.where(m, b - 1, c) for c, m, b in zip(values, missing, bases, strict=True)]
-    codes, counts = _count_codes(_mixed_radix(digits, bases), int(np.prod(bases)), 1 << 22)
+    digits = (np.where(m, b - 1, c) for c, m, b in zip(values, missing, bases, strict=True))
+    codes = _mixed_radix(digits, bases, len(values[0]))
+    codes, counts = _count_codes(codes, int(np.prod(bases)), 1 << 22)
     powers = np.concatenate([np.cumprod(bases[::-1])[::-1][1:], [1]]).astype(np.int64)
     rows = (codes[:, None] // powers) % bases
     return np.where(rows == bases - 1, np.nan, rows.astype(float)), counts

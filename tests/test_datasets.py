@@ -270,3 +270,14 @@ def test_the_server_setting_leaves_parallel_workers_alone(
         counts = datasets.count_table(datasets.patients(None), "baseline")
     assert counts["baseline:patients"] == 10
     assert "max_parallel_workers_per_gather" not in captured.captured_queries[0]["sql"]
+
+
+def test_counting_again_or_cell_by_cell_gives_the_same_counts(cohort):
+    """The counts keep no cell's mask between calls: every order gives the same numbers."""
+    columns = datasets.fetch_columns(datasets.patients(None))
+    conditions = cells.all_cells()
+    first = cells.count_columns(columns, conditions)
+    assert cells.count_columns(columns, conditions) == first
+    alone = {cell: cells.count_columns(columns, {cell: c})[cell] for cell, c in conditions.items()}
+    assert alone == first
+    assert sum(first.values()) > 0
