@@ -473,7 +473,9 @@ def dta_by_server(patients: QuerySet, *, deidentified: bool, n: int) -> Iterator
     numeric = [c.name for c in columns if c.kind in STATA_DTYPES]
     parsed = pd.read_csv(
         _PieceStream(pieces),
-        dtype={c.name: STATA_DTYPES.get(c.kind, ("", object))[1] for c in columns},
+        # Text parsed as categories: a site's code or a device's name repeated on many
+        # rows is then one string object, not one per row.
+        dtype={c.name: STATA_DTYPES.get(c.kind, ("", "category"))[1] for c in columns},
         keep_default_na=False,
         na_values=dict.fromkeys(numeric, [""]),
         chunksize=STATA_PARSE_ROWS,
@@ -517,12 +519,15 @@ def _write_dta(stata: list[_StataColumn]) -> Iterator[bytes]:
 
     columns = [s.column for s in stata]
     frame = pd.DataFrame({s.column.name: s.series() for s in stata}, copy=False)
+    value_labels = {s.column.name: s.value_labels() for s in stata if s.value_labels()}
     for s in stata:
         del s.values, s.missing  # the frame holds them now
-    labels = {c.name: c.label[:80] for c in columns}
     with tempfile.NamedTemporaryFile(suffix=".dta") as stream:
-        frame.to_stata(
+        # DataFrame.to_stata's writer, made first: it keeps its own copy of the frame,
+        # so the frame is let go before the rows are written.
+        writer = pd.io.stata.StataWriterUTF8(
             stream,
+            frame,
             write_index=False,
             version=118,
             convert_dates={
@@ -530,11 +535,13 @@ def _write_dta(stata: list[_StataColumn]) -> Iterator[bytes]:
                 for c in columns
                 if c.kind in (interchange.DATETIME, interchange.DATE)
             },
-            variable_labels=labels,
-            value_labels={s.column.name: s.value_labels() for s in stata if s.value_labels()},
+            variable_labels={c.name: c.label[:80] for c in columns},
+            value_labels=value_labels,
             data_label="Stroke registry export",
         )
         del frame
+        writer.write_file()
+        del writer
         stream.seek(0)
         yield from iter(lambda: stream.read(PIECE_BYTES), b"")
 
