@@ -101,3 +101,9 @@ def test_the_stata_file_read_through_copy_is_the_python_readers(deidentified, fi
     by_python = b"".join(export.chunks(by_server=False))
     assert b"<timestamp>" in by_server
     assert without_timestamp(by_server) == without_timestamp(by_python)
+
+
+def test_an_empty_registrys_stata_file_has_the_columns_and_no_rows(tmp_path):
+    frame = stata_frame(registry_export(user=None, fmt="dta", deidentified=False).content, tmp_path)
+    assert len(frame) == 0
+    assert list(frame.columns) == [c.name for c in exporter.out_columns(False)]
