@@ -438,7 +438,7 @@ def to_dta(columns: list[OutColumn], rows: Iterable[dict], n: int) -> Iterator[b
             start = _fill(stata, start, batch)
             batch = []
     _fill(stata, start, batch)
-    return _write_dta(stata)
+    yield from _write_dta(stata)
 
 
 def _sql_stata(column: interchange.Column):
@@ -488,7 +488,7 @@ def dta_by_server(patients: QuerySet, *, deidentified: bool, n: int) -> Iterator
             for s in stata:
                 s.fill_parsed(start, chunk[s.column.name])
             start += len(chunk)
-    return _write_dta(stata)
+    yield from _write_dta(stata)
 
 
 class _PieceStream(io.RawIOBase):
