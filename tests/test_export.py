@@ -242,3 +242,15 @@ def test_the_export_command_writes_stata(cohort, tmp_path):
     out = tmp_path / "all.dta"
     call_command("export_registry", "--format", "dta", "--deidentified", "--output", str(out))
     assert len(pd.read_stata(out)) == 85
+
+
+def test_the_export_command_writes_to_its_output_file_only(cohort, tmp_path, capsysbinary):
+    out = tmp_path / "all.csv"
+    call_command("export_registry", "--output", str(out))
+    assert capsysbinary.readouterr().out == b""
+    assert len(csv_rows(out.read_bytes())) == 85
+
+
+def test_the_export_command_without_an_output_file_writes_to_standard_output(cohort, capsysbinary):
+    call_command("export_registry")
+    assert len(csv_rows(capsysbinary.readouterr().out)) == 85

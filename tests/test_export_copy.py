@@ -4,20 +4,17 @@ drawn cohort carrying every awkward value a cell can hold."""
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
-import numpy as np
 import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from registry import synthetic
 from registry.interchange import exporter
 from registry.interchange.exporter import registry_export
-from registry.models import Admission, Complications, Patient, Procedure
+from registry.models import Patient
 
-from .drawn_cohort import write
+from .drawn_cohort import awkward_cohort
 
 # COPY is PostgreSQL's; these tests run in CI's PostgreSQL pass (DATABASE_URL=postgres://...).
 pytestmark = [
@@ -25,23 +22,6 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's COPY"),
 ]
 GOLDEN = Path(__file__).parent / "reference" / "demo_export.csv"
-AWKWARD_TEXT = [
-    "Solitaire, 4x20",
-    'the "Enterprise" stent',
-    "two\nlines",
-    "carriage\rreturn",
-    "crlf\r\nend",
-    "=HYPERLINK(1)",
-    "-4",
-    "+x",
-    "@x",
-    "\tindented",
-    "Nguyễn Văn Ánh — ổn định",
-    "",
-    "  spaced  ",
-    "'quoted'",
-    "\\.",
-]
 
 
 @pytest.fixture
@@ -70,29 +50,8 @@ def test_the_demo_cohort_deidentified_is_the_same_from_the_server_and_from_pytho
     assert by_server == by_python
 
 
-def _awkward_cohort() -> None:
-    """A drawn cohort (door times at every hour, so some fall on another date in UTC than
-    in the registry's zone), then every edge written over some of its patients: free text
-    that needs quoting, neutralising or non-ASCII bytes, unknown times, times with seconds
-    (half minutes round to even), ages over the top-code, a patient without sections."""
-    write(synthetic.draw(np.random.default_rng(11), 120, sites=("S001", "S002")))
-    ids = list(Patient.objects.order_by("pk").values_list("pk", flat=True))
-    for pk, text in zip(ids, AWKWARD_TEXT, strict=False):
-        Procedure.objects.filter(patient_id=pk).update(stent_device=text)
-    Admission.objects.filter(patient_id__in=ids[20:30]).update(onset_time=None)
-    Admission.objects.filter(patient_id__in=ids[30:33]).update(door_time=None)
-    for k, admission in enumerate(Admission.objects.filter(patient_id__in=ids[40:52])):
-        before = dt.timedelta(seconds=30 * k, microseconds=k % 3)
-        Admission.objects.filter(pk=admission.pk).update(onset_time=admission.door_time - before)
-    Patient.objects.filter(pk__in=ids[60:64]).update(age_years=95)
-    Patient.objects.filter(pk__in=ids[64:66]).update(age_years=90)
-    bare = Patient.objects.get(pk=ids[70])
-    for model in (Admission, Procedure, Complications):
-        model.objects.filter(patient=bare).delete()
-
-
 def test_an_awkward_identifiable_cohort_is_the_same_from_the_server_and_from_python():
-    _awkward_cohort()
+    awkward_cohort()
     by_server, by_python = both_writers(deidentified=False)
     assert by_server.count(b"\n") > 120
     assert "Nguyễn".encode() in by_server
@@ -100,14 +59,14 @@ def test_an_awkward_identifiable_cohort_is_the_same_from_the_server_and_from_pyt
 
 
 def test_an_awkward_deidentified_cohort_is_the_same_from_the_server_and_from_python(fixed_key):
-    _awkward_cohort()
+    awkward_cohort()
     by_server, by_python = both_writers(deidentified=True)
     assert by_server.startswith(b"pseudo_id,")
     assert by_server == by_python
 
 
 def test_one_sites_export_from_the_server_has_only_that_sites_patients(fixed_key):
-    _awkward_cohort()
+    awkward_cohort()
     site = Patient.objects.order_by("pk").first().site
     by_server, by_python = both_writers(deidentified=True, site=site)
     assert by_server.count(b"\n") == 1 + Patient.objects.filter(site=site).count()

@@ -14,6 +14,7 @@ the ``ExportLog``.
 from __future__ import annotations
 
 import csv
+import io
 import secrets
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -191,10 +192,13 @@ def _offset(column: interchange.Column, value, door) -> int | None:
 # -- the CSV written by PostgreSQL (csvcopy): to_csv's text, formatted by the server ------
 
 
-def _copy_query(patients: QuerySet, *, deidentified: bool, n: int) -> tuple[str, tuple]:
+def _copy_query(
+    patients: QuerySet, *, deidentified: bool, n: int, formats=interchange.sql_formatter
+) -> tuple[str, tuple]:
     """The ``SELECT`` of the CSV export on PostgreSQL and its parameters: the rows of
     ``typed_rows`` (one query, the same order), each cell written by the SQL twin of
-    what ``to_csv`` and ``deidentified_rows`` write in Python."""
+    what ``to_csv`` and ``deidentified_rows`` write in Python. ``formats``: the SQL of
+    a column's cell (``columns.sql_formatter``; ``_sql_stata`` for the Stata file)."""
     paths = _lookups()
     source = patients.order_by().values(
         **{f"v_{name}": F(path) for name, path in paths.items()},
@@ -203,11 +207,13 @@ def _copy_query(patients: QuerySet, *, deidentified: bool, n: int) -> tuple[str,
     sql, params = source.query.sql_with_params()
     quote = connections[patients.db].ops.quote_name
     values = {name: f"source.{quote('v_' + name)}" for name in paths}
-    cells = _copy_cells(values, deidentified=deidentified, n=n)
+    cells = _copy_cells(values, deidentified=deidentified, n=n, formats=formats)
     return csvcopy.csv_select(cells, sql, order_by="source.export_order"), params
 
 
-def _copy_cells(values: dict[str, str], *, deidentified: bool, n: int) -> list[tuple[str, str]]:
+def _copy_cells(
+    values: dict[str, str], *, deidentified: bool, n: int, formats=interchange.sql_formatter
+) -> list[tuple[str, str]]:
     """Each exported column (``out_columns``) as (name, SQL of its text) over the SQL
     ``values`` of the interchange columns."""
     cells = []
@@ -220,11 +226,9 @@ def _copy_cells(values: dict[str, str], *, deidentified: bool, n: int) -> list[t
             cells.append((offset_name(column), _sql_offset(column, value, values[ANCHOR])))
         elif treatment == TOP_CODE:
             ceiling = int(interchange.TOP_CODED[column.name])
-            cells.append(
-                (column.name, interchange.sql_formatter(column)(f"least({value}, {ceiling})"))
-            )
+            cells.append((column.name, formats(column)(f"least({value}, {ceiling})")))
         elif treatment == KEPT:
-            cells.append((column.name, interchange.sql_formatter(column)(value)))
+            cells.append((column.name, formats(column)(value)))
     return cells
 
 
@@ -343,6 +347,20 @@ def to_xlsx(columns: list[OutColumn], rows: Iterable[dict], n: int) -> Iterator[
         yield from iter(lambda: stream.read(PIECE_BYTES), b"")
 
 
+# Each kind of column in the Stata file: its numpy type in the frame given to pandas
+# (the smallest that holds it; pandas writes byte, int, long and double from them) and
+# the nullable type the server's CSV is parsed into.
+STATA_DTYPES = {
+    interchange.FLAG: ("int8", "Int8"),
+    interchange.CATEGORY: ("int16", "Int16"),
+    interchange.INTEGER: ("int32", "Int32"),
+    interchange.DATETIME: ("datetime64[ns]", "Int64"),
+    interchange.DATE: ("datetime64[ns]", "Int64"),
+}
+# Rows of the server's CSV parsed at once into the Stata columns (about 15 MB of text).
+STATA_PARSE_ROWS = 50_000
+
+
 class _StataColumn:
     """One column of the Stata file, filled chunk by chunk into a typed numpy array
     (no Python object per value except for text)."""
@@ -352,13 +370,7 @@ class _StataColumn:
 
         self.column = column
         kind = column.kind
-        self.dtype = {
-            interchange.FLAG: "int8",
-            interchange.CATEGORY: "int16",
-            interchange.INTEGER: "int32",
-            interchange.DATETIME: "datetime64[ns]",
-            interchange.DATE: "datetime64[ns]",
-        }.get(kind, "object")
+        self.dtype = STATA_DTYPES.get(kind, ("object",))[0]
         self.values = np.zeros(n, dtype=self.dtype)
         self.missing = np.zeros(n, dtype=bool)
         if kind == interchange.CATEGORY:
@@ -383,6 +395,23 @@ class _StataColumn:
             self.missing[start:stop] = [v is None for v in values]
             self.values[start:stop] = [0 if v is None else int(v) for v in values]
 
+    def fill_parsed(self, start: int, parsed) -> None:
+        """Fill from a column of the server's CSV (``_sql_stata``) parsed by pandas:
+        numbers as they are, date-times as local microseconds and dates as days since
+        1970, text with '' for an empty cell."""
+        import numpy as np
+
+        stop, kind = start + len(parsed), self.column.kind
+        if kind in (interchange.DATETIME, interchange.DATE):
+            unit = "us" if kind == interchange.DATETIME else "D"
+            ticks = parsed.to_numpy(dtype="int64", na_value=np.iinfo("int64").min)
+            self.values[start:stop] = ticks.view(f"datetime64[{unit}]")
+        elif self.dtype == "object":
+            self.values[start:stop] = parsed.to_numpy(dtype=object)
+        else:
+            self.missing[start:stop] = parsed.isna().to_numpy()
+            self.values[start:stop] = parsed.to_numpy(dtype=self.dtype, na_value=0)
+
     def series(self):
         import pandas as pd
 
@@ -401,8 +430,6 @@ class _StataColumn:
 def to_dta(columns: list[OutColumn], rows: Iterable[dict], n: int) -> Iterator[bytes]:
     """Stata 14+ (.dta 118): variable labels, value labels, Stata dates; the columns
     are typed numpy arrays filled chunk by chunk, never a list of row dictionaries."""
-    import pandas as pd
-
     stata = [_StataColumn(column, n) for column in columns]
     start, batch = 0, []
     for row in rows:
@@ -411,13 +438,96 @@ def to_dta(columns: list[OutColumn], rows: Iterable[dict], n: int) -> Iterator[b
             start = _fill(stata, start, batch)
             batch = []
     _fill(stata, start, batch)
+    yield from _write_dta(stata)
+
+
+def _sql_stata(column: interchange.Column):
+    """The SQL of a cell of the server's CSV read into the Stata columns
+    (``_StataColumn.fill_parsed``): a category's number, a date-time's local time in
+    microseconds since 1970, a date's days since 1970, the text as stored."""
+    if column.kind == interchange.CATEGORY:
+        cases = " ".join(
+            f"WHEN {interchange.sql_literal(str(code))} THEN {k}"
+            for k, (code, _) in enumerate(column.codes, start=1)
+        )
+        return lambda value: f"CASE ({value})::text {cases} END"
+    if column.kind == interchange.DATETIME:
+        zone = interchange.sql_literal(timezone.get_current_timezone_name())
+        return lambda value: (
+            f"(extract(epoch FROM ({value}) AT TIME ZONE {zone}) * 1000000)::bigint"
+        )
+    if column.kind == interchange.DATE:
+        return lambda value: f"(({value}) - DATE '1970-01-01')"
+    return interchange.sql_formatter(column, neutralise=False)
+
+
+def dta_by_server(patients: QuerySet, *, deidentified: bool, n: int) -> Iterator[bytes]:
+    """``to_dta``'s file with the rows written by PostgreSQL as CSV of numbers
+    (``_sql_stata``) and parsed by pandas in C, a slice of rows at a time, into the
+    Stata columns: no Python object per value except for text."""
+    import pandas as pd
+
+    sql, params = _copy_query(patients, deidentified=deidentified, n=n, formats=_sql_stata)
+    columns = out_columns(deidentified)
+    pieces = csvcopy.copy_csv(sql, params, using=patients.db, piece_bytes=PIECE_BYTES)
+    numeric = [c.name for c in columns if c.kind in STATA_DTYPES]
+    parsed = pd.read_csv(
+        _PieceStream(pieces),
+        # Text parsed as categories: a site's code or a device's name repeated on many
+        # rows is then one string object, not one per row.
+        dtype={c.name: STATA_DTYPES.get(c.kind, ("", "category"))[1] for c in columns},
+        keep_default_na=False,
+        na_values=dict.fromkeys(numeric, [""]),
+        chunksize=STATA_PARSE_ROWS,
+        encoding="utf-8",
+    )
+    stata = [_StataColumn(column, n) for column in columns]
+    start = 0
+    with parsed:
+        for chunk in parsed:
+            for s in stata:
+                s.fill_parsed(start, chunk[s.column.name])
+            start += len(chunk)
+    yield from _write_dta(stata)
+
+
+class _PieceStream(io.RawIOBase):
+    """The file-like view of an iterator of ``bytes`` pieces that pandas reads."""
+
+    def __init__(self, pieces: Iterator[bytes]):
+        self.pieces, self.rest = pieces, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self.rest:
+            self.rest = next(self.pieces, None)
+            if self.rest is None:
+                self.rest = b""
+                return 0
+        size = min(len(buffer), len(self.rest))
+        buffer[:size] = self.rest[:size]
+        self.rest = self.rest[size:]
+        return size
+
+
+def _write_dta(stata: list[_StataColumn]) -> Iterator[bytes]:
+    """The .dta of the filled columns, written by pandas into a temporary file, then
+    sent in pieces."""
+    import pandas as pd
+
+    columns = [s.column for s in stata]
     frame = pd.DataFrame({s.column.name: s.series() for s in stata}, copy=False)
+    value_labels = {s.column.name: s.value_labels() for s in stata if s.value_labels()}
     for s in stata:
         del s.values, s.missing  # the frame holds them now
-    labels = {c.name: c.label[:80] for c in columns}
     with tempfile.NamedTemporaryFile(suffix=".dta") as stream:
-        frame.to_stata(
+        # DataFrame.to_stata's writer, made first: it keeps its own copy of the frame,
+        # so the frame is let go before the rows are written.
+        writer = pd.io.stata.StataWriterUTF8(
             stream,
+            frame,
             write_index=False,
             version=118,
             convert_dates={
@@ -425,11 +535,13 @@ def to_dta(columns: list[OutColumn], rows: Iterable[dict], n: int) -> Iterator[b
                 for c in columns
                 if c.kind in (interchange.DATETIME, interchange.DATE)
             },
-            variable_labels=labels,
-            value_labels={s.column.name: s.value_labels() for s in stata if s.value_labels()},
+            variable_labels={c.name: c.label[:80] for c in columns},
+            value_labels=value_labels,
             data_label="Stroke registry export",
         )
         del frame
+        writer.write_file()
+        del writer
         stream.seek(0)
         yield from iter(lambda: stream.read(PIECE_BYTES), b"")
 
@@ -474,9 +586,13 @@ class ExportFile:
             return self.writer(self.patients, self.n_patients, self.identifiable)
         if by_server is None:
             by_server = (
-                self.fmt == "csv"
+                self.fmt in ("csv", "dta")
                 and self.frozen_rows is None
                 and connections[self.patients.db].vendor == "postgresql"
+            )
+        if by_server and self.fmt == "dta":
+            return dta_by_server(
+                self.patients, deidentified=not self.identifiable, n=self.n_patients
             )
         if by_server:
             sql, params = _copy_query(
