@@ -368,7 +368,7 @@ def quality_indicators(
     filters = filters or datasets.Filters()
     with datasets.source(freeze):
         today = timezone.localdate(freeze.created_at) if freeze is not None else None
-        cols = columns(read(user, filters), today=today)
+        cols = columns(read(user, filters, today=today))
         # A freeze's sites are those of its rows: a site added since adds no row.
         if freeze is None:
             sites = readable_sites(user, filters.site)
@@ -503,10 +503,19 @@ def page(user, filters: datasets.Filters, *, quarter: str | None = None) -> dict
     """
     from django.core.cache import cache
 
+    freeze = datasets.current_freeze()
     readable = readable_sites(user, None)
     sites = [filters.site] if filters.site else readable
-    today = timezone.localdate()
-    version = data_version(datasets.patients(user, filters).db)
+    if freeze is None:
+        today = timezone.localdate()
+        version = data_version(datasets.patients(user, filters).db)
+    else:
+        # A freeze never changes: its hash is its version, its date the page's "today"
+        # (as in ``quality_indicators``), and its sites those of its rows.
+        today = timezone.localdate(freeze.created_at)
+        version = ("freeze", freeze.sha256)
+        if not filters.site:
+            sites = sorted(freeze.site_codes)
     key = _page_key(readable, dataclasses.astuple(filters), quarter, today, version)
     data = cache.get(key)
     if data is None:

@@ -265,3 +265,18 @@ def test_a_freeze_larger_than_one_read_is_read_back_whole_and_equal_to_the_live_
     assert len(gzip.decompress(bytes(freeze.rows_gz))) > freezes.PIECE_BYTES
     assert sum(1 for _row in freezes.freeze_typed_rows(freeze=freeze)) == 1500
     assert freezes.freeze_compare(freeze=freeze).n_differences == 0
+
+
+def test_the_quality_page_of_each_freeze_shows_that_freezes_numbers_not_a_remembered_one(
+    cohort, frozen, client, admin_user
+):
+    client.force_login(admin_user)
+    url = reverse("quality:page")
+    first = client.get(url, {"freeze": frozen.name}).context["tables"]
+    change_three_values_and_delete_a_patient(cohort)
+    later = freezes.freeze_create(name="submission-2", reason="revision", user=admin_user)
+
+    assert client.get(url, {"freeze": frozen.name}).context["tables"] == first
+    second = client.get(url, {"freeze": later.name}).context["tables"]
+    assert second != first
+    assert second == client.get(url).context["tables"]
