@@ -163,8 +163,10 @@ def freeze_compare(*, freeze: DataFreeze, other: DataFreeze | None = None, user=
     """Compare ``freeze`` with ``other`` or, without it, with the live data of the same
     scope (its site, the patients ``user`` may read).
 
-    Memory holds one short digest per patient and the rows that changed, never both
-    tables: the first side is read twice.
+    Both sides come in study ID order and are merged as they are read: memory holds
+    the differences, never a table. Sides not in that order (study IDs ordered by a
+    database collation unlike Python's) are compared by one short digest per
+    patient instead, the first side read twice.
     """
     first = lambda: freeze_text_rows(freeze=freeze)  # noqa: E731
     if other is not None:
@@ -188,6 +190,58 @@ def _live_pieces(patients) -> Iterator[bytes]:
     return exporter.to_csv(exporter.out_columns(False), rows, 0)
 
 
+class _Unsorted(Exception):
+    """A side whose study IDs are not in ascending order: it cannot be merged."""
+
+
+def _ascending(rows: Iterator[list[str]]) -> Iterator[list[str]]:
+    """The rows, raising ``_Unsorted`` at a study ID not after the one before."""
+    last = None
+    for row in rows:
+        if last is not None and row[0] <= last:
+            raise _Unsorted
+        last = row[0]
+        yield row
+
+
+def _compare(first, second, result: FreezeComparison) -> FreezeComparison:
+    try:
+        return _merged(first(), second(), result)
+    except _Unsorted:
+        result.added, result.removed, result.changes = [], [], []
+        return _compare_by_digest(first, second, result)
+
+
+def _merged(first: Iterator[list[str]], second: Iterator[list[str]], result):
+    """Walk both sides in study ID order together, one row of each at a time."""
+    header, header_after = next(first), next(second)
+    before, after = _ascending(first), _ascending(second)
+    old, new = next(before, None), next(after, None)
+    while old is not None or new is not None:
+        if new is None or (old is not None and old[0] < new[0]):
+            result.removed.append(old[0])
+            old = next(before, None)
+        elif old is None or new[0] < old[0]:
+            result.added.append(new[0])
+            new = next(after, None)
+        else:
+            if old != new or header != header_after:
+                result.changes += _value_changes(
+                    header, old, dict(zip(header_after, new, strict=True))
+                )
+            old, new = next(before, None), next(after, None)
+    return result
+
+
+def _value_changes(header: list[str], row: list[str], after: dict[str, str]):
+    """The values of ``row`` that differ in ``after`` (a column ``after`` lacks is '')."""
+    return [
+        ValueChange(row[0], name, text, after.get(name, ""))
+        for name, text in zip(header, row, strict=True)
+        if after.get(name, "") != text
+    ]
+
+
 def _digest(row: list[str]) -> bytes:
     """A short digest of one row's texts: what memory keeps of the first side."""
     return hashlib.blake2b("\x1f".join(row).encode(), digest_size=12).digest()
@@ -198,7 +252,7 @@ def _digests(rows: Iterator[list[str]]) -> tuple[list[str], dict[str, bytes]]:
     return header, {row[0]: _digest(row) for row in rows}
 
 
-def _compare(first, second, result: FreezeComparison) -> FreezeComparison:
+def _compare_by_digest(first, second, result: FreezeComparison) -> FreezeComparison:
     header, before = _digests(first())
     rows = second()
     header_after = next(rows)
@@ -217,10 +271,7 @@ def _compare(first, second, result: FreezeComparison) -> FreezeComparison:
     next(rows)
     for row in rows:
         if row[0] in changed:
-            after = changed[row[0]]
-            for name, text in zip(header, row, strict=True):
-                if after.get(name, "") != text:
-                    result.changes.append(ValueChange(row[0], name, text, after.get(name, "")))
+            result.changes += _value_changes(header, row, changed[row[0]])
     result.changes.sort(key=lambda change: change.study_id)
     return result
 
