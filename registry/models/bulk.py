@@ -3,7 +3,8 @@ write, without a model instance per record.
 
 Records are field values keyed by column (attname). They go to the database as
 parameter rows: by binary ``COPY`` on PostgreSQL, by ``executemany`` elsewhere.
-The import (``registry.interchange.importer``) and the benchmark cohort
+The import (``registry.interchange.importer``), the loading of a data freeze into its
+own database (``registry.freezes``, ``using`` its alias) and the benchmark cohort
 (``benchmarks/make_cohort.py``) write through here::
 
     with bulk.writing(attribution=bulk.Attribution(user=user, reason="import of x.csv")) as w:
