@@ -50,7 +50,8 @@ from .models import (
     bulk,
 )
 
-# Patients written per INSERT when a freeze is loaded into its database.
+# Patients read, converted and written at a time when a freeze is loaded into its
+# database: what the load holds in memory.
 LOAD_BATCH = 2_000
 
 
