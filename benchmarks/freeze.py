@@ -6,9 +6,10 @@ Usage::
         .venv/bin/python benchmarks/freeze.py
 
 Freezes every patient (name ``bench-<time>``), then times reading it back verified,
-loading it into its own database (the first computation from it), the study tables
-from it and its comparison with the live data; prints each step's wall seconds and
-the process's peak resident memory so far, and the compressed and uncompressed sizes.
+its comparison with the live data, loading it into its own database (the first
+computation from it) and the study tables from it and live; prints each step's wall
+seconds and the process's peak resident memory so far (the steps that hold least
+come first, so each peak is that step's), and the compressed and uncompressed sizes.
 The freeze is deleted at the end (its audit row stays). Writes to the database: never
 run it on a database others read.
 """
@@ -43,11 +44,11 @@ def main() -> None:
     stored = len(freeze.rows_gz)
     print(f"{freeze.n_patients} patients: CSV {size / 1e6:.1f} MB, stored {stored / 1e6:.1f} MB")
     step("freeze_verify", lambda: freezes.freeze_verify(freeze=freeze))
+    comparison = step("freeze_compare with live", lambda: freezes.freeze_compare(freeze=freeze))
+    print(f"differences: {comparison.n_differences}")
     step("freeze_database (first build)", lambda: freezes.freeze_database(freeze=freeze))
     step("study_tables from the freeze", lambda: study_tables(None, freeze=freeze))
     step("study_tables live", lambda: study_tables(None))
-    comparison = step("freeze_compare with live", lambda: freezes.freeze_compare(freeze=freeze))
-    print(f"differences: {comparison.n_differences}")
     freezes.freeze_delete(freeze=freeze, user=None, reason="benchmark done")
 
 

@@ -90,6 +90,26 @@ def test_the_tables_from_a_freeze_stay_the_same_and_the_comparison_lists_the_fou
     assert ("A-02", "age_years", str(cohort["A-02"].age_years), "40") in changed
 
 
+def test_a_comparison_of_rows_not_in_python_order_lists_the_same_differences(
+    cohort, frozen, monkeypatch
+):
+    """Study IDs ordered by a database collation unlike Python's cannot be merged:
+    they are compared by digest, with the same differences."""
+    change_three_values_and_delete_a_patient(cohort)
+    merged = freezes.freeze_compare(freeze=frozen)
+    read = freezes.freeze_text_rows
+
+    def reversed_rows(*, freeze):
+        rows = read(freeze=freeze)
+        return iter([next(rows), *reversed(list(rows))])
+
+    monkeypatch.setattr(freezes, "freeze_text_rows", reversed_rows)
+    by_digest = freezes.freeze_compare(freeze=frozen)
+    assert merged.n_differences == 4
+    assert (by_digest.added, by_digest.removed) == (merged.added, merged.removed)
+    assert by_digest.changes == merged.changes
+
+
 def test_the_hash_is_the_sha256_of_the_stored_rows_which_are_the_identifiable_export(
     cohort, frozen
 ):

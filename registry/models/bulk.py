@@ -3,7 +3,8 @@ write, without a model instance per record.
 
 Records are field values keyed by column (attname). They go to the database as
 parameter rows: by binary ``COPY`` on PostgreSQL, by ``executemany`` elsewhere.
-The import (``registry.interchange.importer``) and the benchmark cohort
+The import (``registry.interchange.importer``), the loading of a data freeze into its
+own database (``registry.freezes``, ``using`` its alias) and the benchmark cohort
 (``benchmarks/make_cohort.py``) write through here::
 
     with bulk.writing(attribution=bulk.Attribution(user=user, reason="import of x.csv")) as w:
@@ -35,7 +36,7 @@ from operator import itemgetter
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.color import no_style
-from django.db import connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.utils import timezone
 
 from .crf import (
@@ -144,14 +145,17 @@ def unwritten(model: type[models.Model]) -> list[str]:
 
 
 @contextmanager
-def writing(*, attribution: Attribution | None = None) -> Iterator[Writer]:
-    """A :class:`Writer` whose writes form one transaction, finished on leaving.
+def writing(
+    *, attribution: Attribution | None = None, using: str = DEFAULT_DB_ALIAS
+) -> Iterator[Writer]:
+    """A :class:`Writer` on the database ``using`` whose writes form one transaction,
+    finished on leaving.
 
     With ``attribution``, every record written gets its history row (``+`` inserted,
     ``~`` updated), as a save would; without, none (a synthetic cohort has no edits).
     """
-    writer = Writer(attribution=attribution)
-    with transaction.atomic():
+    writer = Writer(attribution=attribution, using=using)
+    with transaction.atomic(using=using):
         yield writer
         writer.finish()
 
@@ -159,7 +163,8 @@ def writing(*, attribution: Attribution | None = None) -> Iterator[Writer]:
 class Writer:
     """Inserts and updates records (converted to database values in place)."""
 
-    def __init__(self, *, attribution: Attribution | None):
+    def __init__(self, *, attribution: Attribution | None, using: str = DEFAULT_DB_ALIAS):
+        self.using, self.connection = using, connections[using]
         self.now = timezone.now()
         self.attribution = attribution
         self.history = attribution is not None and getattr(settings, "SIMPLE_HISTORY_ENABLED", True)
@@ -211,17 +216,19 @@ class Writer:
         if issubclass(model, Section):
             self._refresh.update(record[key] for record in records)
         table.to_db(records)
-        _update(table.name, columns, key, _values(records, [*columns, key]), table.types)
+        rows = _values(records, [*columns, key])
+        _update(self.connection, table.name, columns, key, rows, table.types)
         self._history(table, records, "~")
 
     def finish(self) -> None:
         """Refresh the stored columns of the stored patients whose sections were
         written, and move the key sequences past keys the caller gave."""
         if self._refresh:
-            patients_refresh_stored(patient_ids=sorted(self._refresh))
+            patients_refresh_stored(patient_ids=sorted(self._refresh), using=self.using)
         if self._numbered:
-            with connection.cursor() as cursor:
-                for sql in connection.ops.sequence_reset_sql(no_style(), list(self._numbered)):
+            ops = self.connection.ops
+            with self.connection.cursor() as cursor:
+                for sql in ops.sequence_reset_sql(no_style(), list(self._numbered)):
                     cursor.execute(sql)
 
     def _table(self, model: type[models.Model]) -> _Table:
@@ -247,9 +254,10 @@ class Writer:
             for record in records:
                 record[name] = self.now
         table.to_db(records)
-        _insert(table.name, names, _values(records, names), [table.types[n] for n in names])
+        types = [table.types[n] for n in names]
+        _insert(self.connection, table.name, names, _values(records, names), types)
         if read_keys:
-            _read_keys(model, records)
+            _read_keys(model, records, self.using)
         self._history(table, records, "+")
 
     def _history(self, table: _Table, records: list[dict], history_type: str) -> None:
@@ -257,7 +265,8 @@ class Writer:
             return
         own = table.history_own[history_type]
         rows = [row + own for row in _values(records, table.tracked)]
-        _insert(table.history_name, table.history_columns, rows, table.history_types)
+        names, types = table.history_columns, table.history_types
+        _insert(self.connection, table.history_name, names, rows, types)
 
 
 class _Table:
@@ -269,12 +278,15 @@ class _Table:
         if missing:
             raise ImproperlyConfigured(f"registry.models.bulk gives no value to {missing}")
         fields = model._meta.concrete_fields
+        connection = writer.connection
         self.name = model._meta.db_table
         self.columns = columns(model)
         self.at_insert = [f.attname for f in fields if _source(model, f) == "now"]
         self.at_update = [f.attname for f in fields if getattr(f, "auto_now", False)]
-        self.converters = [(f.attname, c) for f in fields if (c := _to_db(f)) is not None]
-        self.types = {f.attname: _db_type(f) for f in fields}
+        self.converters = [
+            (f.attname, c) for f in fields if (c := _to_db(f, connection)) is not None
+        ]
+        self.types = {f.attname: _db_type(f, connection) for f in fields}
         self._history_setup(model, writer)
 
     def _history_setup(self, model: type[models.Model], writer: Writer) -> None:
@@ -285,7 +297,7 @@ class _Table:
         self.history_name = history._meta.db_table
         self.tracked = [c for c in history_columns(model) if c not in HISTORY_OWN]
         self.history_columns = [*self.tracked, *HISTORY_OWN]
-        self.history_types = [_db_type(by_name[c]) for c in self.history_columns]
+        self.history_types = [_db_type(by_name[c], writer.connection) for c in self.history_columns]
         self.history_own = {}
         if not writer.history:
             return
@@ -297,7 +309,7 @@ class _Table:
         for kind in ("+", "~"):  # the history rows' own values, as the database takes them
             own["history_type"] = kind
             self.history_own[kind] = tuple(
-                by_name[c].get_db_prep_save(own[c], connection) for c in HISTORY_OWN
+                by_name[c].get_db_prep_save(own[c], writer.connection) for c in HISTORY_OWN
             )
 
     def to_db(self, records: list[dict]) -> None:
@@ -307,7 +319,7 @@ class _Table:
                     record[attname] = convert(record[attname])
 
 
-def _read_keys(model: type[models.Model], records: list[dict]) -> None:
+def _read_keys(model: type[models.Model], records: list[dict], using: str) -> None:
     """Set the keys the database gave to records just inserted (one query per batch)."""
     natural = NATURAL_KEYS[model]
     key = model._meta.pk.attname
@@ -315,7 +327,11 @@ def _read_keys(model: type[models.Model], records: list[dict]) -> None:
     values = [record[natural] for record in records]
     for start in range(0, len(values), BATCH):
         chunk = values[start : start + BATCH]
-        found.update(model.objects.filter(**{f"{natural}__in": chunk}).values_list(natural, "pk"))
+        found.update(
+            model.objects.using(using)
+            .filter(**{f"{natural}__in": chunk})
+            .values_list(natural, "pk")
+        )
     for record in records:
         record[key] = found[record[natural]]
 
@@ -338,7 +354,7 @@ PLAIN_TYPES = {  # values the database driver takes as they are (after the field
 }
 
 
-def _to_db(field: models.Field):
+def _to_db(field: models.Field, connection):
     """``get_db_prep_save`` for a cleaned value of ``field``; None when it is the value."""
     kind = field.get_internal_type()
     if kind in PLAIN_TYPES:
@@ -377,7 +393,7 @@ def _repeating(convert):
     return converted
 
 
-def _db_type(field: models.Field) -> str:
+def _db_type(field: models.Field, connection) -> str:
     """The column's type name as PostgreSQL's binary COPY wants it (no length)."""
     name = field.db_type(connection) or ""
     name = name.split("(")[0].strip()
@@ -391,7 +407,9 @@ def _values(records: list[dict], names: Sequence[str]) -> list[tuple]:
     return list(map(get, records))
 
 
-def _insert(table: str, names: Sequence[str], rows: list[tuple], types: Sequence[str]) -> None:
+def _insert(
+    connection, table: str, names: Sequence[str], rows: list[tuple], types: Sequence[str]
+) -> None:
     """INSERT the rows: binary ``COPY`` on PostgreSQL (``types`` of the columns), else
     ``executemany``."""
     quote = connection.ops.quote_name
@@ -409,7 +427,9 @@ def _insert(table: str, names: Sequence[str], rows: list[tuple], types: Sequence
             cursor.executemany(sql, rows[start : start + ROWS])
 
 
-def _update(table: str, names: Sequence[str], key: str, rows: list[tuple], types: dict) -> None:
+def _update(
+    connection, table: str, names: Sequence[str], key: str, rows: list[tuple], types: dict
+) -> None:
     """UPDATE the columns ``names`` by ``key`` (the last value of each row): on
     PostgreSQL one ``UPDATE ... FROM`` a temporary table filled by binary ``COPY``, else
     ``executemany``."""

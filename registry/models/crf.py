@@ -824,20 +824,24 @@ def patients_incomplete(patients: models.QuerySet, keys) -> models.QuerySet:
     )
 
 
-def patients_refresh_stored(*, patient_ids=None, patient_model=None, fields=None) -> int:
+def patients_refresh_stored(
+    *, patient_ids=None, patient_model=None, fields=None, using: str = "default"
+) -> int:
     """Store the derived columns (``STORED_DERIVED``, or those of ``fields``) for
-    those patients (all when ``patient_ids`` is None) by their definitions; one
-    UPDATE per 500 patients. The model and the fields are parameters for the data
-    migrations, which have their own historical models and columns."""
+    those patients (all when ``patient_ids`` is None) of the database ``using`` by
+    their definitions; one UPDATE per 500 patients. The model and the fields are
+    parameters for the data migrations, which have their own historical models and
+    columns."""
     patient_model = patient_model or Patient
     apps = patient_model._meta.apps
     values = {name: STORED[name].expression(apps) for name in fields or STORED_DERIVED}
+    patients = patient_model.objects.using(using)
     if patient_ids is None:
-        return patient_model.objects.update(**values)
+        return patients.update(**values)
     keys, changed = list(patient_ids), 0
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
-        changed += patient_model.objects.filter(pk__in=chunk).update(**values)
+        changed += patients.filter(pk__in=chunk).update(**values)
     return changed
 
 
