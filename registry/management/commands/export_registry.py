@@ -71,12 +71,12 @@ class Command(BaseCommand):
                 export.write_to(stream)
             kind = "identifiable" if export.identifiable else "de-identified"
             self.stderr.write(f"{export.n_patients} patients ({kind}) -> {options['output']}")
+        else:
+            sys.stdout.flush()
+            export.write_to(sys.stdout.buffer)
+            sys.stdout.buffer.flush()
         if freeze is not None:
             self.stderr.write(
                 f"from the data freeze {freeze.name!r} frozen at "
                 f"{freeze.created_at.isoformat(timespec='seconds')}, SHA-256 {freeze.sha256}"
             )
-        else:
-            sys.stdout.flush()
-            export.write_to(sys.stdout.buffer)
-            sys.stdout.buffer.flush()
