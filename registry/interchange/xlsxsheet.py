@@ -79,6 +79,8 @@ _ESCAPES = str.maketrans(
 # Text that already looks like an escape keeps its underscore (Excel's _x005F_).
 _LOOKS_ESCAPED = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
 ROWS_PER_WRITE = 500
+# Distinct values of a text column whose XML is kept (``text_cell``).
+KNOWN_TEXTS = 4096
 # Deflate's fastest level: the sheet's XML is repetitive (a tenth of its size at
 # level 1 too) and the higher levels cost several times the CPU.
 COMPRESS_LEVEL = 1
@@ -101,21 +103,33 @@ def number_cell(index: int) -> Cell:
     def cell(value, row: str) -> str:
         if value is None:
             return ""
-        return f'<c r="{column}{row}"><v>{int(value)}</v></c>'
+        return f'<c r="{column}{row}"><v>{value:d}</v></c>'
 
     return cell
 
 
-def text_cell(index: int) -> Cell:
-    """Cells of a text column, written inline; '' is an empty cell."""
+def text_cell(index: int, text: Callable[[object], str] = str) -> Cell:
+    """Cells of a text column, written inline: ``text`` of each value that is not None
+    ('' is an empty cell). The XML of the most frequent values (codes, device names) is
+    kept rather than escaped anew on every row."""
     column = letters(index)
+    known: dict[object, str] = {}
 
     def cell(value, row: str) -> str:
-        if not value:
+        if value is None:
             return ""
-        return f'<c r="{column}{row}" t="inlineStr"><is>{text_element(value)}</is></c>'
+        inner = known.get(value)
+        if inner is None:
+            inner = _inline(text(value))
+            if len(known) < KNOWN_TEXTS:
+                known[value] = inner
+        return f'<c r="{column}{row}" t="inlineStr">{inner}</c>' if inner else ""
 
     return cell
+
+
+def _inline(text: str) -> str:
+    return f"<is>{text_element(text)}</is>" if text else ""
 
 
 def text_element(text: str) -> str:
