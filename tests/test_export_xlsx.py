@@ -34,7 +34,7 @@ EDGES = [
     "<b>&amp;</b>",
     "'quoted'",
     "",
-    "long " * 2_000,
+    "long text " * 20,  # the field's 200 characters, ending with a space
 ]
 
 
