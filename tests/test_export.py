@@ -230,6 +230,16 @@ def test_the_export_command_writes_a_file_and_logs_it(cohort, tmp_path):
     assert (log.via, log.identifiable, log.site.code) == ("command", True, demo.SITE_CODE)
 
 
+def test_the_export_command_writes_to_its_output_file_or_else_to_standard_output(
+    cohort, tmp_path, capsysbinary
+):
+    out = tmp_path / "all.csv"
+    call_command("export_registry", "--output", str(out))
+    assert capsysbinary.readouterr().out == b""
+    call_command("export_registry")
+    assert capsysbinary.readouterr().out == out.read_bytes()
+
+
 def test_the_export_command_as_an_investigator_is_deidentified(cohort, investigator, tmp_path):
     out = tmp_path / "x.csv"
     call_command("export_registry", "--user", investigator.username, "--output", str(out))
