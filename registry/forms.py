@@ -375,7 +375,8 @@ class PatientFilterForm(forms.Form):
 
 
 class FreezeForm(forms.Form):
-    """Freeze the data: a name, a reason and, optionally, one of the user's sites."""
+    """Freeze the data: a name, a reason and, optionally, one of the user's sites and a
+    range of door dates."""
 
     name = forms.SlugField(
         label=pgettext_lazy("object name", "Name"),
@@ -385,6 +386,16 @@ class FreezeForm(forms.Form):
     reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 2}))
     site = forms.ModelChoiceField(
         label=_("Site"), queryset=Site.objects.none(), required=False, empty_label=_("All my sites")
+    )
+    date_from = forms.DateField(
+        label=_("First door date"),
+        required=False,
+        help_text=_("Only patients who arrived on or after this day (empty: from the first)."),
+    )
+    date_to = forms.DateField(
+        label=_("Last door date"),
+        required=False,
+        help_text=_("Only patients who arrived on or before this day (empty: to the last)."),
     )
 
     def __init__(self, *args, sites=None, **kwargs):

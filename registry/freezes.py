@@ -12,6 +12,7 @@ None is the server operator running a command).
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import gzip
 import hashlib
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from django.apps import apps
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connections, transaction
 from django.db.utils import load_backend
 from django.utils import timezone
@@ -58,20 +59,37 @@ LOAD_BATCH = 2_000
 # -- create ------------------------------------------------------------------------------
 
 
-def freeze_create(*, name: str, reason: str, user, site: Site | None = None) -> DataFreeze:
+def freeze_create(
+    *,
+    name: str,
+    reason: str,
+    user,
+    site: Site | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+) -> DataFreeze:
     """Freeze the interchange rows of the patients ``user`` may read (of ``site`` only
-    when given), with the exclusions after enrolment in force.
+    when given; with ``date_from`` / ``date_to``, those whose door date, in the
+    registry's time zone, is in that range, both days included), with the exclusions
+    after enrolment in force.
 
     Raises ``ValidationError`` naming the field (a name already used or not a slug, no
-    reason), ``PermissionDenied`` without ``access.FREEZE`` or for another's site.
+    reason, ``date_to`` before ``date_from``), ``PermissionDenied`` without
+    ``access.FREEZE`` or for another's site.
     """
-    patients = _scope(user, site)
+    if date_from and date_to and date_to < date_from:
+        raise ValidationError(
+            {"date_to": _("The last door date is before the first: nothing would be frozen.")}
+        )
+    dates = {"from": date_from.isoformat() if date_from else None}
+    dates["to"] = date_to.isoformat() if date_to else None
+    patients = _door_dates(_scope(user, site), dates)
     freeze = DataFreeze(
         name=name,
         reason=(reason or "").strip(),
         created_by=user,
         created_at=timezone.now(),
-        filters={"site": site.code if site is not None else None},
+        filters={"site": site.code if site is not None else None, **dates},
         n_patients=0,
         sha256="0" * 64,
         rows_gz=b"",
@@ -85,6 +103,22 @@ def freeze_create(*, name: str, reason: str, user, site: Site | None = None) -> 
         freeze.exclusions = dict(excluded.values_list("patient__study_id", "reason"))
         freeze.save()
     return freeze
+
+
+def _door_dates(patients, dates: dict):
+    """``patients`` whose door date is within ``dates`` (ISO ``from`` / ``to``, both
+    included, None for no bound), days in the registry's time zone as the study
+    tables count them."""
+
+    def start(day: str) -> dt.datetime:
+        return timezone.make_aware(dt.datetime.combine(dt.date.fromisoformat(day), dt.time.min))
+
+    if dates.get("from"):
+        patients = patients.filter(admission__door_time__gte=start(dates["from"]))
+    if dates.get("to"):
+        next_day = (dt.date.fromisoformat(dates["to"]) + dt.timedelta(days=1)).isoformat()
+        patients = patients.filter(admission__door_time__lt=start(next_day))
+    return patients
 
 
 def _scope(user, site: Site | None):
@@ -175,7 +209,7 @@ def freeze_compare(*, freeze: DataFreeze, other: DataFreeze | None = None, user=
         label = other.name
     else:
         site = freeze.filters.get("site")
-        patients = _scope_for_compare(user, site)
+        patients = _door_dates(_scope_for_compare(user, site), freeze.filters)
         second = lambda: text_rows(_live_pieces(patients))  # noqa: E731
         label = _("live data")
     return _compare(first, second, FreezeComparison(before=freeze.name, after=label))

@@ -300,3 +300,67 @@ def test_the_quality_page_of_each_freeze_shows_that_freezes_numbers_not_a_rememb
     second = client.get(url, {"freeze": later.name}).context["tables"]
     assert second != first
     assert second == client.get(url).context["tables"]
+
+
+def test_a_freeze_of_a_range_of_door_dates_holds_those_patients_and_compares_with_the_same_range(
+    cohort, admin_user
+):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    early = Admission.objects.get(patient=cohort["A-01"])
+    shift = dt.timedelta(days=400)  # the onset moves with the door (a rule orders them)
+    Admission.objects.filter(pk=early.pk).update(
+        door_time=early.door_time - shift,
+        onset_time=early.onset_time - shift if early.onset_time else None,
+    )
+    others = Admission.objects.exclude(pk=early.pk).exclude(door_time=None)
+    first = min(timezone.localtime(a.door_time).date() for a in others)
+    last = max(timezone.localtime(a.door_time).date() for a in others)
+
+    freeze = freezes.freeze_create(
+        name="door-range", reason="abstract", user=admin_user, date_from=first, date_to=last
+    )
+    frozen_ids = {row["study_id"] for row in freezes.freeze_typed_rows(freeze=freeze)}
+
+    assert frozen_ids == {a.patient.study_id for a in others}
+    assert "A-01" not in frozen_ids
+    assert freeze.filters == {"site": None, "from": first.isoformat(), "to": last.isoformat()}
+    assert freezes.freeze_compare(freeze=freeze).n_differences == 0
+
+
+def test_a_freeze_whose_last_door_date_is_before_its_first_is_refused_naming_the_field(
+    cohort, admin_user
+):
+    import datetime as dt
+
+    with pytest.raises(ValidationError) as refused:
+        freezes.freeze_create(
+            name="backwards",
+            reason="x",
+            user=admin_user,
+            date_from=dt.date(2021, 3, 1),
+            date_to=dt.date(2021, 2, 1),
+        )
+    assert list(refused.value.message_dict) == ["date_to"]
+    assert not DataFreeze.objects.filter(name="backwards").exists()
+
+
+def test_the_command_freezes_a_range_of_door_dates(cohort):
+    out = io.StringIO()
+    call_command(
+        "freeze_registry",
+        "q1",
+        "--reason",
+        "r",
+        "--from",
+        "2000-01-01",
+        "--to",
+        "2100-12-31",
+        stdout=out,
+    )
+    freeze = DataFreeze.objects.get(name="q1")
+    assert freeze.filters["from"] == "2000-01-01" and freeze.filters["to"] == "2100-12-31"
+    with pytest.raises(CommandError):
+        call_command("freeze_registry", "q2", "--reason", "r", "--from", "1st of May")

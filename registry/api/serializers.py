@@ -173,12 +173,23 @@ class FreezeSerializer(serializers.ModelSerializer):
             "created_by",
             "sites",
             "site",
+            "date_from",
+            "date_to",
             "n_patients",
             "sha256",
         ]
 
+    date_from = serializers.SerializerMethodField(help_text="its first door date, or null")
+    date_to = serializers.SerializerMethodField(help_text="its last door date, or null")
+
     def get_site(self, freeze) -> str | None:
         return freeze.filters.get("site")
+
+    def get_date_from(self, freeze) -> str | None:
+        return freeze.filters.get("from")
+
+    def get_date_to(self, freeze) -> str | None:
+        return freeze.filters.get("to")
 
 
 class FreezeCreateSerializer(serializers.Serializer):
@@ -188,6 +199,12 @@ class FreezeCreateSerializer(serializers.Serializer):
     reason = serializers.CharField(help_text="why the data are frozen (e.g. the manuscript)")
     site = serializers.CharField(
         required=False, help_text="one of your sites' codes; left out: all your sites"
+    )
+    date_from = serializers.DateField(
+        required=False, help_text="first door date (YYYY-MM-DD); left out: from the first"
+    )
+    date_to = serializers.DateField(
+        required=False, help_text="last door date (YYYY-MM-DD); left out: to the last"
     )
 
 

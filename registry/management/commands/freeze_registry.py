@@ -3,6 +3,9 @@ freezes, or compare one with the live data or another freeze (``registry.freezes
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
@@ -20,17 +23,29 @@ def freeze_named(name: str) -> DataFreeze:
     return freeze
 
 
+def _day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from exc
+
+
 class Command(BaseCommand):
     help = (
         "Freeze the registry's interchange rows as NAME (--reason required; --site for one "
-        "site), list the freezes (--list), or compare the freeze NAME with the live data or "
-        "another freeze (--compare NAME [--with OTHER])."
+        "site, --from / --to for a range of door dates), list the freezes (--list), or "
+        "compare the freeze NAME with the live data or another freeze "
+        "(--compare NAME [--with OTHER])."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("name", nargs="?", help="the new freeze's name (letters, digits, -)")
         parser.add_argument("--reason", help="why the data are frozen (e.g. the manuscript)")
         parser.add_argument("--site", help="only this site code")
+        parser.add_argument(
+            "--from", dest="date_from", type=_day, help="first door date (YYYY-MM-DD)"
+        )
+        parser.add_argument("--to", dest="date_to", type=_day, help="last door date (YYYY-MM-DD)")
         parser.add_argument("--user", help="freeze as this registry user (its sites apply)")
         parser.add_argument("--list", action="store_true", help="list the freezes")
         parser.add_argument("--compare", metavar="NAME", help="compare this freeze")
@@ -51,7 +66,12 @@ class Command(BaseCommand):
                 raise CommandError(f"unknown site code {options['site']!r}")
         try:
             freeze = freezes.freeze_create(
-                name=options["name"], reason=options["reason"] or "", user=user, site=site
+                name=options["name"],
+                reason=options["reason"] or "",
+                user=user,
+                site=site,
+                date_from=options["date_from"],
+                date_to=options["date_to"],
             )
         except ValidationError as exc:
             problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
