@@ -40,6 +40,9 @@ def test_an_investigator_switches_site_and_quarter_and_follows_a_drilldown(
     expect(page).to_have_url(re.compile(r"site=SIS&quarter=2020-Q3"))
     expect(page.get_by_role("heading", name=re.compile(r"Site SIS · 2020-Q3"))).to_be_visible()
     screenshot(page, "quality-page", docs="quality-page", clip_to="#site-SIS")
+    # The page's figures are drawn by requests of their own: let them finish, so none is
+    # still reading the database when the test's data are flushed.
+    page.wait_for_load_state("networkidle")
 
     row = page.locator("#site-SIS tr").filter(has_text="Door to groin puncture")
     count = row.locator("td").nth(1).get_by_role("link")
@@ -48,3 +51,4 @@ def test_an_investigator_switches_site_and_quarter_and_follows_a_drilldown(
     expect(page.get_by_role("heading", name="Patients behind a count")).to_be_visible()
     expect(page.locator("tbody tr")).to_have_count(expected)
     expect(page.get_by_text("OTHER-01")).to_have_count(0)
+    page.wait_for_load_state("networkidle")

@@ -130,6 +130,7 @@ def test_the_quality_page_fits_a_desktop_a_tablet_and_a_phone_its_tables_scrolli
         page = new_context(viewport=screen).new_page()
         login(page, live_server, "investigator", PASSWORDS["investigator"], scan=False)
         page.goto(f"{live_server.url}/quality/")
+        page.wait_for_load_state("networkidle")  # its figures, drawn by requests of their own
         expect(page.locator("html")).to_have_attribute("lang", language)
         fits = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         assert fits, f"/quality/ is wider than {screen['width']} px"
@@ -230,6 +231,7 @@ def test_the_freezes_api_tokens_and_checks_pages_fit_a_desktop_a_tablet_and_a_ph
         login(page, live_server, "investigator", PASSWORDS["investigator"], scan=False)
         for url in pages:
             visit(page, f"{live_server.url}{url}")
+            page.wait_for_load_state("networkidle")  # the report's figures, drawn apart
             expect(page.locator("html")).to_have_attribute("lang", language)
             if screen is PHONE:
                 slug = url.strip("/").replace("/", "-").replace("?", "-").replace("=", "-")
