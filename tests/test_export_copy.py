@@ -12,6 +12,7 @@ from django.db import connection
 
 from registry.interchange import exporter
 from registry.interchange.exporter import registry_export
+from registry.interchange.redcap import redcap_export
 from registry.models import Patient
 
 from .drawn_cohort import awkward_cohort
@@ -71,3 +72,39 @@ def test_one_sites_export_from_the_server_has_only_that_sites_patients(fixed_key
     by_server, by_python = both_writers(deidentified=True, site=site)
     assert by_server.count(b"\n") == 1 + Patient.objects.filter(site=site).count()
     assert by_server == by_python
+
+
+def both_redcap_writers(*, deidentified: bool) -> tuple[bytes, bytes]:
+    export = redcap_export(user=None, deidentified=deidentified)
+    by_server = b"".join(export.chunks(by_server=True))
+    by_python = b"".join(export.chunks(by_server=False))
+    return by_server, by_python
+
+
+@pytest.mark.parametrize("deidentified", [False, True], ids=["identifiable", "de-identified"])
+def test_the_demo_redcap_records_are_the_same_from_the_server_and_from_python(
+    fixed_key, deidentified
+):
+    call_command("seed_demo")
+    by_server, by_python = both_redcap_writers(deidentified=deidentified)
+    assert by_server.count(b"\n") == 1 + Patient.objects.count()
+    assert b"_complete" in by_server.split(b"\n", 1)[0]
+    assert by_server == by_python
+
+
+@pytest.mark.parametrize("deidentified", [False, True], ids=["identifiable", "de-identified"])
+def test_awkward_redcap_records_are_the_same_from_the_server_and_from_python(
+    fixed_key, deidentified
+):
+    awkward_cohort()
+    by_server, by_python = both_redcap_writers(deidentified=deidentified)
+    assert by_server.count(b"\n") > 120
+    assert by_server == by_python
+
+
+def test_redcap_records_on_postgresql_are_written_by_the_server(django_assert_num_queries):
+    awkward_cohort()
+    export = redcap_export(user=None, deidentified=False)
+    with django_assert_num_queries(1) as queries:
+        b"".join(export.chunks())
+    assert queries.captured_queries[0]["sql"].startswith("COPY (")

@@ -341,9 +341,13 @@ def _neutralised(value: object) -> str:
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
-# ``DATETIME_FORMAT`` in PostgreSQL's ``to_char`` (a format without its translation here
-# stops the COPY export rather than letting it write other text than ``formatter``).
-TO_CHAR = {"%Y-%m-%dT%H:%M": 'YYYY-MM-DD"T"HH24:MI'}
+# ``DATETIME_FORMAT`` (and REDCap's) in PostgreSQL's ``to_char`` (a format without its
+# translation here stops the COPY export rather than letting it write other text than
+# ``formatter``).
+TO_CHAR = {
+    "%Y-%m-%dT%H:%M": 'YYYY-MM-DD"T"HH24:MI',
+    "%Y-%m-%d %H:%M": "YYYY-MM-DD HH24:MI",
+}
 
 
 def sql_literal(text: str) -> str:

@@ -199,7 +199,17 @@ def _copy_query(
     ``typed_rows`` (one query, the same order), each cell written by the SQL twin of
     what ``to_csv`` and ``deidentified_rows`` write in Python. ``formats``: the SQL of
     a column's cell (``columns.sql_formatter``; ``_sql_stata`` for the Stata file)."""
-    paths = _lookups()
+    sql, params, values = copy_source(patients, deidentified=deidentified)
+    cells = _copy_cells(values, deidentified=deidentified, n=n, formats=formats)
+    return csvcopy.csv_select(cells, sql, order_by="source.export_order"), params
+
+
+def copy_source(
+    patients: QuerySet, *, deidentified: bool, extra: dict[str, str] | None = None
+) -> tuple[str, tuple, dict[str, str]]:
+    """The subquery of ``typed_rows``' values (``extra`` as there), its parameters and
+    the SQL of each value in a ``csvcopy.csv_select`` over it (name -> SQL)."""
+    paths = _lookups() | (extra or {})
     source = patients.order_by().values(
         **{f"v_{name}": F(path) for name, path in paths.items()},
         export_order=_order(deidentified),
@@ -207,8 +217,7 @@ def _copy_query(
     sql, params = source.query.sql_with_params()
     quote = connections[patients.db].ops.quote_name
     values = {name: f"source.{quote('v_' + name)}" for name in paths}
-    cells = _copy_cells(values, deidentified=deidentified, n=n, formats=formats)
-    return csvcopy.csv_select(cells, sql, order_by="source.export_order"), params
+    return sql, params, values
 
 
 def _copy_cells(
@@ -562,8 +571,8 @@ class ExportFile:
     fmt: str
     patients: QuerySet
     # Writes a format this module does not (REDCap's records, ``redcap.redcap_export``):
-    # (patients, number of patients, identifiable) -> the file's pieces.
-    writer: Callable[[QuerySet, int, bool], Iterator[bytes]] | None = None
+    # (patients, number of patients, identifiable, by_server=) -> the file's pieces.
+    writer: Callable[..., Iterator[bytes]] | None = None
     # The typed rows of a data freeze instead of the patients' (``registry.freezes``).
     frozen_rows: Callable[[], Iterable[dict]] | None = None
 
@@ -574,7 +583,9 @@ class ExportFile:
         ``by_server=False`` asks for the Python writer (None: the server where it can).
         """
         if self.writer is not None:
-            return self.writer(self.patients, self.n_patients, self.identifiable)
+            return self.writer(
+                self.patients, self.n_patients, self.identifiable, by_server=by_server
+            )
         if by_server is None:
             by_server = (
                 self.fmt in ("csv", "dta")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from django.db import connections
 from django.utils import timezone
 
 from registry import rules
@@ -33,7 +34,7 @@ from registry.choices import SectionStatus
 from registry.models import SECTION_MODELS
 
 from . import columns as interchange
-from . import exporter, importer
+from . import csvcopy, exporter, importer
 from .importer import ImportResult, Problem
 
 # The data dictionary's 18 columns, spelled and ordered as REDCap writes and reads them.
@@ -213,11 +214,28 @@ def _cell_writers(columns: list[exporter.OutColumn]) -> list:
     return writers
 
 
-def records_chunks(patients, n: int, identifiable: bool) -> Iterator[bytes]:
+def _statuses() -> dict[str, str]:
+    return {_status_name(m.key): f"{m.key}__status" for m in SECTION_MODELS}
+
+
+def records_chunks(
+    patients, n: int, identifiable: bool, *, by_server: bool | None = None
+) -> Iterator[bytes]:
     """REDCap's flat records CSV of ``patients`` in pieces, written as they are read:
-    one row per record, the record ID first, each form's fields then its status."""
+    one row per record, the record ID first, each form's fields then its status.
+
+    On PostgreSQL the server writes it (``records_by_server``), in the same bytes;
+    ``by_server=False`` asks for the Python writer (None: the server where it can)."""
+    if by_server is None:
+        by_server = connections[patients.db].vendor == "postgresql"
+    if by_server:
+        return records_by_server(patients, n, identifiable)
+    return _records_by_python(patients, n, identifiable)
+
+
+def _records_by_python(patients, n: int, identifiable: bool) -> Iterator[bytes]:
     columns = redcap_columns(not identifiable)
-    statuses = {_status_name(m.key): f"{m.key}__status" for m in SECTION_MODELS}
+    statuses = _statuses()
     rows = exporter.typed_rows(patients, deidentified=not identifiable, extra=statuses)
     if not identifiable:
         rows = exporter.deidentified_rows(rows, n, keep=tuple(statuses))
@@ -230,6 +248,53 @@ def records_chunks(patients, n: int, identifiable: bool) -> Iterator[bytes]:
         if lines.size >= exporter.PIECE_BYTES:
             yield lines.piece()
     yield lines.piece()
+
+
+# -- the records written by PostgreSQL (csvcopy): _cell_writers' text, formatted by the server
+
+
+def _sql_value(column: interchange.Column):
+    """``_value_writer`` in SQL (of an interchange column kept as it is)."""
+    if column.kind == interchange.DATETIME:
+        zone = interchange.sql_literal(timezone.get_current_timezone_name())
+        pattern = interchange.sql_literal(interchange.TO_CHAR[DATETIME_FORMAT])
+        return lambda value: f"to_char(({value}) AT TIME ZONE {zone}, {pattern})"
+    return interchange.sql_formatter(column)
+
+
+def _sql_complete(status: str) -> str:
+    """``COMPLETE_CODES`` of a section's status in SQL (NULL: not started)."""
+    codes = " ".join(
+        f"WHEN {interchange.sql_literal(str(k))} THEN {interchange.sql_literal(v)}"
+        for k, v in COMPLETE_CODES.items()
+    )
+    return f"CASE {status} {codes} END"
+
+
+def _sql_cells(cells: list[tuple[str, str]], values: dict[str, str]) -> list[tuple[str, str]]:
+    """The exported cells (name, SQL) in ``records_header``'s order, with each form's status."""
+    of_form = {column.name: form_of(column) for column in exporter.out_columns(True)}
+    of_form |= {column.name: form_of(column) for column in exporter.out_columns(False)}
+    ordered = []
+    for form in forms():
+        ordered.extend(cell for cell in cells if of_form[cell[0]] == form)
+        if form == PATIENT_FORM:
+            ordered.append((complete_name(form), "'2'"))
+        else:
+            ordered.append((complete_name(form), _sql_complete(values[_status_name(form)])))
+    return ordered
+
+
+def records_by_server(patients, n: int, identifiable: bool) -> Iterator[bytes]:
+    """``records_chunks`` written by PostgreSQL: one ``COPY`` whose cells are the SQL
+    twins of ``_cell_writers`` over the rows (and order) of ``typed_rows``."""
+    deidentified = not identifiable
+    sql, params, values = exporter.copy_source(
+        patients, deidentified=deidentified, extra=_statuses()
+    )
+    cells = exporter._copy_cells(values, deidentified=deidentified, n=n, formats=_sql_value)
+    select = csvcopy.csv_select(_sql_cells(cells, values), sql, order_by="source.export_order")
+    return csvcopy.copy_csv(select, params, using=patients.db, piece_bytes=exporter.PIECE_BYTES)
 
 
 def redcap_export(**options) -> exporter.ExportFile:
