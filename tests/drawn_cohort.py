@@ -66,19 +66,23 @@ AWKWARD_TEXT = [
 ]
 
 
-def awkward_cohort() -> None:
+def awkward_cohort(*, texts: list[str] = AWKWARD_TEXT, whole_seconds: bool = False) -> None:
     """A drawn cohort (door times at every hour, so some fall on another date in UTC than
     in the registry's zone), then every edge written over some of its patients: free text
-    that needs quoting, neutralising or non-ASCII bytes, unknown times, times with seconds
-    (half minutes round to even), ages over the top-code, a patient without sections."""
+    that needs quoting, neutralising or non-ASCII bytes (``texts``), unknown times, times
+    with seconds (half minutes round to even; ``whole_seconds`` for a reader that keeps
+    only milliseconds), ages over the top-code, a patient without sections."""
     write(synthetic.draw(np.random.default_rng(11), 120, sites=("S001", "S002")))
     ids = list(Patient.objects.order_by("pk").values_list("pk", flat=True))
-    for pk, text in zip(ids, AWKWARD_TEXT, strict=False):
+    for pk, text in zip(ids, texts, strict=False):
         Procedure.objects.filter(patient_id=pk).update(stent_device=text)
     Admission.objects.filter(patient_id__in=ids[20:30]).update(onset_time=None)
     Admission.objects.filter(patient_id__in=ids[30:33]).update(door_time=None)
     for k, admission in enumerate(Admission.objects.filter(patient_id__in=ids[40:52])):
-        before = dt.timedelta(seconds=30 * k, microseconds=k % 3)
+        if whole_seconds:
+            before = dt.timedelta(seconds=30 * k + 1)
+        else:
+            before = dt.timedelta(seconds=30 * k, microseconds=k % 3)
         Admission.objects.filter(pk=admission.pk).update(onset_time=admission.door_time - before)
     Patient.objects.filter(pk__in=ids[60:64]).update(age_years=95)
     Patient.objects.filter(pk__in=ids[64:66]).update(age_years=90)

@@ -6,17 +6,15 @@ import csv
 import datetime as dt
 import io
 
-import numpy as np
 import pytest
 from openpyxl import load_workbook
 
-from registry import synthetic
 from registry.interchange import columns as interchange
 from registry.interchange import exporter, xlsxsheet
 from registry.interchange.exporter import out_columns, registry_export
-from registry.models import Admission, Complications, Patient, Procedure
+from registry.models import Patient
 
-from .drawn_cohort import write
+from .drawn_cohort import awkward_cohort
 
 pytestmark = pytest.mark.django_db
 
@@ -45,22 +43,9 @@ def fixed_key(monkeypatch):
 
 
 def edge_cohort() -> None:
-    """A drawn cohort with every edge written over some of its patients: awkward free
-    text, unknown times, times with seconds, top-coded ages, a patient without sections."""
-    write(synthetic.draw(np.random.default_rng(25), 60, sites=("S001", "S002")))
-    ids = list(Patient.objects.order_by("pk").values_list("pk", flat=True))
-    for pk, text in zip(ids, EDGES, strict=False):
-        Procedure.objects.filter(patient_id=pk).update(stent_device=text)
-    Admission.objects.filter(patient_id__in=ids[20:25]).update(onset_time=None)
-    Admission.objects.filter(patient_id__in=ids[25:27]).update(door_time=None)
-    for k, admission in enumerate(Admission.objects.filter(patient_id__in=ids[30:40])):
-        # Whole seconds: openpyxl reads a time back to the millisecond.
-        before = dt.timedelta(seconds=30 * k + 1)
-        Admission.objects.filter(pk=admission.pk).update(onset_time=admission.door_time - before)
-    Patient.objects.filter(pk__in=ids[40:43]).update(age_years=97)
-    bare = Patient.objects.get(pk=ids[50])
-    for model in (Admission, Procedure, Complications):
-        model.objects.filter(patient=bare).delete()
+    """The awkward cohort with the formula-like and long texts of ``EDGES``, its times in
+    whole seconds (openpyxl reads a time back to the millisecond)."""
+    awkward_cohort(texts=EDGES, whole_seconds=True)
 
 
 def as_csv_text(kind: str, value) -> str:
@@ -94,7 +79,7 @@ def test_the_workbook_read_back_holds_the_csvs_values_cell_for_cell(
     csv_rows, sheet_rows = both_files(deidentified, tmp_path)
     kinds = [c.kind for c in out_columns(deidentified)]
     assert list(sheet_rows[0]) == csv_rows[0]
-    assert len(sheet_rows) == len(csv_rows) == 61
+    assert len(sheet_rows) == len(csv_rows) == Patient.objects.count() + 1
     read_back = [
         [as_csv_text(k, v) for k, v in zip(kinds, row, strict=True)] for row in sheet_rows[1:]
     ]
