@@ -53,7 +53,7 @@ except ImportError:  # pragma: no cover - a registry without the replica router
 
 
 from registry import freezes
-from registry.derived import MRS_3M_FLAGS, intervals
+from registry.derived import MRS_3M_FLAGS, door_dates_between, intervals
 from registry.models import (
     MrsInterview,
     Patient,
@@ -133,11 +133,6 @@ FOLLOWUP_WINDOW_CHOICES = (WINDOW_AS_RECORDED, WINDOW_STRICT)
 MRS_3M_ONLY_EXCLUSIONS = (PatientExclusionReason.LOST_TO_FOLLOWUP.value,)
 
 
-def _day_start(day: dt.date) -> dt.datetime:
-    """Midnight of ``day`` in the registry's time zone."""
-    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
-
-
 def patients(
     user=None, filters: Filters | None = None, *, excluded: bool | None = False
 ) -> QuerySet[Patient]:
@@ -174,11 +169,7 @@ def patients(
         queryset = queryset.filter(~excluded_now)
     if filters.site:
         queryset = queryset.filter(site__code=filters.site)
-    if filters.date_from:
-        queryset = queryset.filter(admission__door_time__gte=_day_start(filters.date_from))
-    if filters.date_to:
-        next_day = filters.date_to + dt.timedelta(days=1)
-        queryset = queryset.filter(admission__door_time__lt=_day_start(next_day))
+    queryset = door_dates_between(queryset, filters.date_from, filters.date_to)
     if filters.circulation:
         queryset = queryset.filter(imaging__circulation=filters.circulation)
     return queryset

@@ -152,3 +152,19 @@ def derived_values(patient) -> dict[str, object]:
     names = [*intervals(), *flags()]
     one = type(patient).objects.filter(pk=patient.pk)
     return annotate_derived(one).values(*names).get()
+
+
+def door_dates_between(patients, date_from: dt.date | None, date_to: dt.date | None):
+    """``patients`` whose door date, in the registry's time zone, is from ``date_from`` to
+    ``date_to``, both days included (None: no bound). The study tables' date filter and a
+    data freeze's range of door dates both count a patient's date this way."""
+    from django.utils import timezone
+
+    def start(day: dt.date) -> dt.datetime:
+        return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+    if date_from:
+        patients = patients.filter(admission__door_time__gte=start(date_from))
+    if date_to:
+        patients = patients.filter(admission__door_time__lt=start(date_to + dt.timedelta(days=1)))
+    return patients

@@ -31,6 +31,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import access
+from .derived import door_dates_between
 from .interchange import exporter
 from .interchange.frozen import (  # noqa: F401 - the freezes' services, in one place
     PIECE_BYTES,
@@ -106,19 +107,12 @@ def freeze_create(
 
 
 def _door_dates(patients, dates: dict):
-    """``patients`` whose door date is within ``dates`` (ISO ``from`` / ``to``, both
-    included, None for no bound), days in the registry's time zone as the study
-    tables count them."""
+    """``patients`` within a freeze's range of door dates (ISO ``from`` / ``to``)."""
 
-    def start(day: str) -> dt.datetime:
-        return timezone.make_aware(dt.datetime.combine(dt.date.fromisoformat(day), dt.time.min))
+    def day(key: str) -> dt.date | None:
+        return dt.date.fromisoformat(dates[key]) if dates.get(key) else None
 
-    if dates.get("from"):
-        patients = patients.filter(admission__door_time__gte=start(dates["from"]))
-    if dates.get("to"):
-        next_day = (dt.date.fromisoformat(dates["to"]) + dt.timedelta(days=1)).isoformat()
-        patients = patients.filter(admission__door_time__lt=start(next_day))
-    return patients
+    return door_dates_between(patients, day("from"), day("to"))
 
 
 def _scope(user, site: Site | None):
