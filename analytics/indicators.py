@@ -259,7 +259,8 @@ def funnel_limits(
 
 def grouped_medians(values: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The median of each group of ``values``, as ``numpy.percentile(values_of_group, 50,
-    method="linear")`` gives it (R's type 7), for every group in one sort.
+    method="linear")`` gives it (R's type 7): the groups found by one sort of their
+    numbers, each group's middle values by a partial sort.
 
     Parameters
     ----------
@@ -279,12 +280,17 @@ def grouped_medians(values: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray,
     groups = np.asarray(groups)
     if groups.size and groups.max() < np.iinfo(np.int16).max:
         groups = groups.astype(np.int16)  # a stable sort of 16-bit numbers is a radix sort
-    by_value = np.argsort(values)
-    order = by_value[np.argsort(groups[by_value], kind="stable")]
+    order = np.argsort(groups, kind="stable")
     ordered, present = values[order], groups[order]
     starts = np.flatnonzero(np.r_[True, present[1:] != present[:-1]]) if len(order) else order
     counts = np.diff(np.r_[starts, len(order)])
-    low, high = ordered[starts + (counts - 1) // 2], ordered[starts + counts // 2]
+    # The two middle values of each group: a partial sort (partition) of the group finds
+    # them exactly, in a fraction of the time of sorting every value.
+    low, high = np.empty(len(starts)), np.empty(len(starts))
+    for i, (start, count) in enumerate(zip(starts.tolist(), counts.tolist(), strict=True)):
+        below, above = (count - 1) // 2, count // 2
+        middle = np.partition(ordered[start : start + count], [below, above])
+        low[i], high[i] = middle[below], middle[above]
     # numpy's interpolation at weight 1/2 (numpy.lib's _lerp): from the upper value.
     medians = np.where(counts % 2 == 1, low, high - (high - low) * 0.5)
     return present[starts].astype(np.int64), medians

@@ -21,9 +21,18 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import Case, DurationField, ExpressionWrapper, F, Q, Value, When
-from django.db.models.functions import Coalesce, ExtractQuarter, ExtractYear, TruncDate
-from django.db.models.lookups import GreaterThan
+from django.db.models import (
+    Case,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Max,
+    Min,
+    Q,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from registry import access, rules
@@ -88,61 +97,127 @@ def award_thresholds() -> dict:
     return {**qi.DEFAULT_AWARD_THRESHOLDS, **getattr(settings, "QUALITY_AWARD_THRESHOLDS", {})}
 
 
-def _annotations(today: dt.date) -> dict[str, object]:
-    """What is read of each patient: its id, site and door quarter, each time
-    indicator's interval in seconds and the conditions' bits: few short numbers, since
-    formatting, sending and parsing a million rows is most of the read."""
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _seconds_between(end, start) -> datasets.Seconds:
+    return datasets.Seconds(ExpressionWrapper(end - start, output_field=DurationField()))
+
+
+def facts() -> dict[str, object]:
+    """Each patient's facts (``registry.models.QualityFacts``) as expressions on the
+    patient queryset: the door time and the start of the follow-up window (the onset,
+    else the door time) as seconds since 1970 UTC, each time indicator's interval in
+    seconds, and the conditions of ``MASKS`` as the bits of one number."""
+    epoch = Value(_EPOCH)
     intervals = {
-        f"s_{i.code}": datasets.Seconds(
-            ExpressionWrapper(F(TIMES[i.end]) - F(TIMES[i.start]), output_field=DurationField())
-        )
+        f"s_{i.code}": _seconds_between(F(TIMES[i.end]), F(TIMES[i.start]))
         for i in qi.TIME_INDICATORS
     }
     bits = [
         Case(When(condition, then=Value(1 << bit)), default=Value(0))
-        for bit, condition in enumerate([*MASKS.values(), _window_closed(today)])
+        for bit, condition in enumerate(MASKS.values())
     ]
     return {
-        "q_pk": F("pk"),
-        "c_site": F("site__code"),
-        "p_quarter": _door_quarter(),
+        "door_seconds": _seconds_between(F(TIMES["door_time"]), epoch),
+        "start_seconds": _seconds_between(
+            Coalesce(F(TIMES["onset_time"]), F(TIMES["door_time"])), epoch
+        ),
         **intervals,
-        "b_masks": functools.reduce(operator.add, bits),
+        "conditions": functools.reduce(operator.add, bits),
     }
 
 
-def _door_quarter():
-    """The door date's quarter as ``year * 4 + quarter - 1``, of the local date in the
-    registry's time zone (``rules.local_date``), whoever is looking."""
-    zone = timezone.get_default_timezone()
-    door = TIMES["door_time"]
-    return ExtractYear(door, tzinfo=zone) * 4 + ExtractQuarter(door, tzinfo=zone) - 1
+def facts_refresh(*, patient_ids=None, using: str = "default") -> None:
+    """Write the facts (``facts()``) of these patients (all when None) of the database
+    ``using``: their rows deleted, then computed by ``INSERT ... SELECT``, at most
+    ``FACTS_CHUNK`` patients a statement."""
+    from registry.models import Patient, QualityFacts
+
+    stored = QualityFacts.objects.using(using)
+    patients = Patient.objects.using(using).order_by()
+    if patient_ids is not None:
+        keys = sorted(set(patient_ids))
+        for start in range(0, len(keys), FACTS_CHUNK):
+            chunk = keys[start : start + FACTS_CHUNK]
+            stored.filter(pk__in=chunk)._raw_delete(using)
+            _facts_insert(patients.filter(pk__in=chunk), using)
+        return
+    stored.all()._raw_delete(using)
+    bounds = patients.aggregate(low=Min("pk"), high=Max("pk"))
+    if bounds["low"] is not None:
+        for low in range(bounds["low"], bounds["high"] + 1, FACTS_CHUNK):
+            _facts_insert(patients.filter(pk__gte=low, pk__lt=low + FACTS_CHUNK), using)
+    if connections[using].vendor == "postgresql":
+        # The planner joins the new rows well only once it knows how many there are.
+        with connections[using].cursor() as cursor:
+            cursor.execute(
+                f"ANALYZE {connections[using].ops.quote_name(QualityFacts._meta.db_table)}"
+            )
 
 
-def _window_closed(today: dt.date) -> GreaterThan:
-    """Whether the 3-month window has closed by ``today``: FOLLOWUP_DAYS + the window's
-    days after the local onset date (the door date when the onset is unknown)."""
-    zone = timezone.get_default_timezone()
-    cutoff = today - dt.timedelta(days=rules.FOLLOWUP_DAYS + rules.window_days())
-    start = TruncDate(Coalesce(F(TIMES["onset_time"]), F(TIMES["door_time"])), tzinfo=zone)
-    return GreaterThan(Value(cutoff), start)
+# Patients a statement: few enough keys for SQLite's limit of parameters (32,766).
+FACTS_CHUNK = 10_000
+
+
+def _facts_insert(patients, using: str) -> None:
+    from registry.models import QualityFacts
+
+    expressions = facts()
+    sql, params = datasets.compiled(
+        patients.annotate(**expressions).values_list("pk", *expressions)
+    )
+    connection_ = connections[using]
+    quote = connection_.ops.quote_name
+    names = ", ".join(quote(n) for n in ["patient_id", *expressions])
+    table = quote(QualityFacts._meta.db_table)
+    with connection_.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} ({names}) {sql}", params)
+
+
+def on_sections_written(sender, *, patient_ids, using, **kwargs) -> None:
+    """``registry.signals.sections_written``: the facts follow the sections."""
+    facts_refresh(patient_ids=patient_ids, using=using)
+
+
+def _read_columns() -> dict[str, object]:
+    """What is read of each patient: its id, site and stored facts: few short numbers,
+    since formatting, sending and parsing a million rows is most of the read."""
+    stored = {name: F(f"quality_facts__{name}") for name in facts() if name != "conditions"}
+    return {
+        "q_pk": F("pk"),
+        "c_site": F("site__code"),
+        **stored,
+        # A patient without a row has no section: no condition holds.
+        "b_masks": Coalesce(F("quality_facts__conditions"), Value(0)),
+    }
 
 
 def _dtypes(names) -> dict[str, str]:
-    kinds = {"q": "int64", "c": "category", "p": "float64", "s": "float64", "b": "int64"}
+    kinds = {"q": "int64", "c": "category", "s": "float64", "d": "float64", "b": "int64"}
     return {name: kinds[name[0]] for name in names}
 
 
 def read(user=None, filters: datasets.Filters | None = None, *, today: dt.date | None = None):
     """The per-patient frame of the population: ONE query (COPY on PostgreSQL, on
-    several connections for a large registry as the study tables are read)."""
+    several connections for a large registry as the study tables are read) of the
+    stored facts; the door quarter and whether the follow-up window has closed are
+    computed here, in the registry's time zone."""
     import pandas as pd
 
     queryset = datasets.patients(user, filters)
-    annotations = _annotations(today or timezone.localdate())
+    annotations = _read_columns()
     dtypes = _dtypes(annotations)
     if queryset.query.is_empty():
-        return pd.DataFrame({name: pd.Series(dtype=t) for name, t in dtypes.items()})
+        frame = pd.DataFrame({name: pd.Series(dtype=t) for name, t in dtypes.items()})
+    else:
+        frame = _read_rows(queryset, annotations, dtypes)
+    return _with_local_dates(frame, today or timezone.localdate())
+
+
+def _read_rows(queryset, annotations: dict, dtypes: dict):
+    import pandas as pd
+
     rows = queryset.order_by().annotate(**annotations)
     sql, params = datasets.compiled(rows.values_list(*annotations))
     connection_ = connections[queryset.db]
@@ -157,6 +232,30 @@ def read(user=None, filters: datasets.Filters | None = None, *, today: dt.date |
         cursor.execute(sql, params)
         frame = pd.DataFrame.from_records(cursor.fetchall(), columns=list(dtypes))
     return frame.astype(dtypes)
+
+
+def _with_local_dates(frame, today: dt.date):
+    """``frame`` with the door date's quarter (``p_quarter``: ``year * 4 + quarter - 1``)
+    and, as bit ``WINDOW_BIT`` of ``b_masks``, whether the 3-month window has closed by
+    ``today`` (FOLLOWUP_DAYS + the window's days after the local onset date, or door
+    date when the onset is unknown): local dates in the registry's time zone
+    (``rules.local_date``), whoever is looking."""
+    import numpy as np
+    import pandas as pd
+
+    zone = timezone.get_default_timezone()
+    door = pd.DatetimeIndex(pd.to_datetime(frame.pop("door_seconds"), unit="s", utc=True))
+    door = door.tz_convert(zone)
+    frame["p_quarter"] = np.where(door.isna(), np.nan, door.year * 4 + door.quarter - 1)
+    start = pd.DatetimeIndex(pd.to_datetime(frame.pop("start_seconds"), unit="s", utc=True))
+    start_day = start.tz_convert(zone).tz_localize(None).normalize()
+    cutoff = pd.Timestamp(today - dt.timedelta(days=rules.FOLLOWUP_DAYS + rules.window_days()))
+    closed = np.asarray(start_day < cutoff, dtype=bool)  # an unknown date: not closed
+    frame["b_masks"] = frame["b_masks"].to_numpy(dtype=np.int64) | (closed << WINDOW_BIT)
+    return frame
+
+
+WINDOW_BIT = len(MASKS)
 
 
 def _ranged_sql(rows, names: list[str]) -> tuple[str, tuple]:
@@ -454,8 +553,10 @@ def run_chart_data(cols: Columns) -> dict[str, dict[str, dict[str, float]]]:
     import numpy as np
 
     dated = cols.quarter != NO_PERIOD
-    first = int(cols.quarter[dated].min(initial=0))
-    span = int(cols.quarter[dated].max(initial=0)) - first + 1
+    quarters = cols.quarter[dated]
+    # Numbered from the first quarter: small group numbers sort fastest (by radix).
+    first = int(quarters.min()) if len(quarters) else 0
+    span = int(quarters.max()) - first + 1 if len(quarters) else 1
     found = {}
     for indicator in qi.TIME_INDICATORS:
         minutes, keep = cols.minutes(indicator)

@@ -337,12 +337,13 @@ def freeze_database(*, freeze: DataFreeze) -> str:
     Word report run on it the queries they run on the registry, so the registry's
     definitions (derived values, variables) apply to the frozen rows unchanged.
 
-    The file is named by the hash: built once, then reused; it is a cache that can be
+    The file is named by the hash and the registry's tables (``cache_layout``): built
+    once, then reused until an upgrade changes the tables; it is a cache that can be
     deleted at any time.
     """
     freeze_verify(freeze=freeze)
     directory = Path(settings.FREEZE_CACHE_DIR)
-    path = directory / f"{freeze.sha256}.sqlite3"
+    path = directory / f"{freeze.sha256}-{cache_layout()}.sqlite3"
     alias = f"freeze_{freeze.sha256[:24]}"
     if not path.exists():
         directory.mkdir(parents=True, exist_ok=True)
@@ -356,6 +357,17 @@ def freeze_database(*, freeze: DataFreeze) -> str:
         os.replace(building, path)
     _register(alias, path)
     return alias
+
+
+def cache_layout() -> str:
+    """A short digest of the registry's tables and their columns: a cache file built
+    by another version of the registry (a table or column more or less) is not reused."""
+    tables = sorted(
+        (model._meta.db_table, *sorted(f.column for f in model._meta.concrete_fields))
+        for model in apps.get_models()
+        if model._meta.managed and not model._meta.proxy
+    )
+    return hashlib.sha256(repr(tables).encode()).hexdigest()[:12]
 
 
 def _register(alias: str, path: Path) -> None:

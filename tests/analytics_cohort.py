@@ -6,7 +6,7 @@ import datetime as dt
 from collections import defaultdict
 
 from registry import rules, synthetic
-from registry.models import SECTIONS_BY_KEY, Patient, patients_refresh_stored, section_of_field
+from registry.models import SECTIONS_BY_KEY, Patient, patients_sections_written, section_of_field
 
 from .factories import ONSET, TYPICAL, full_patient
 
@@ -31,7 +31,7 @@ def make_patient(site, *, age=63, sex="male", drop=(), study_id=None, **fields) 
     for key in drop:
         SECTIONS_BY_KEY[key].objects.filter(pk=patient.pk).delete()
     # The updates above bypass Section.save(): store what they changed, as the writers do.
-    patients_refresh_stored(patient_ids=[patient.pk])
+    patients_sections_written(patient_ids=[patient.pk])
     return patient
 
 
@@ -144,4 +144,4 @@ def bulk_cohort(site, n: int, prefix: str = "BULK") -> None:
         )
     for model, objects in sections.items():
         model.objects.bulk_create(objects)
-    patients_refresh_stored(patient_ids=[patient.pk for patient in patients])
+    patients_sections_written(patient_ids=[patient.pk for patient in patients])

@@ -17,13 +17,13 @@ from registry.models import (
     Procedure,
     ScreeningEntry,
     Site,
-    patients_refresh_stored,
+    patients_sections_written,
 )
 
 
 def write(cohort: synthetic.Cohort) -> None:
-    """The drawn cohort through bulk_create, which calls no save(); the stored
-    patient columns are then refreshed by their definition. Sites are created on
+    """The drawn cohort through bulk_create, which calls no save(); what is stored
+    beside the sections is then refreshed by its definition. Sites are created on
     first use, so a second cohort (``first_id`` after the first) adds to the same sites."""
     sites = {
         code: Site.objects.get_or_create(code=code, defaults={"name": code})[0]
@@ -43,7 +43,7 @@ def write(cohort: synthetic.Cohort) -> None:
         model.objects.bulk_create(instances(model, table))
     ScreeningEntry.objects.bulk_create(instances(ScreeningEntry, cohort.screening_log()))
     PatientExclusion.objects.bulk_create(instances(PatientExclusion, cohort.exclusions()))
-    patients_refresh_stored()
+    patients_sections_written(patient_ids=None)
 
 
 # Free text a cell can hold: quoting, formula prefixes, line ends, non-ASCII.
@@ -89,3 +89,5 @@ def awkward_cohort(*, texts: list[str] = AWKWARD_TEXT, whole_seconds: bool = Fal
     bare = Patient.objects.get(pk=ids[70])
     for model in (Admission, Procedure, Complications):
         model.objects.filter(patient=bare).delete()
+    # The updates above bypass Section.save(): store what they changed, as the writers do.
+    patients_sections_written(patient_ids=ids)

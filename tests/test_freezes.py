@@ -28,7 +28,7 @@ from registry.models import (
     FreezeDeletion,
     FreezeImmutable,
     Patient,
-    patients_refresh_stored,
+    patients_sections_written,
 )
 
 from .analytics_cohort import build_cohort
@@ -63,7 +63,7 @@ def change_three_values_and_delete_a_patient(cohort) -> None:
     admission = Admission.objects.get(patient=cohort["B-01"])
     Admission.objects.filter(pk=admission.pk).update(nihss_admission=admission.nihss_admission + 1)
     Patient.objects.filter(pk=cohort["A-02"].pk).update(age_years=40)
-    patients_refresh_stored()
+    patients_sections_written(patient_ids=None)
     for model in SECTION_MODELS:
         model.objects.filter(patient=cohort["A-03"]).delete()
     cohort["A-03"].delete()

@@ -14,9 +14,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("registry", "analytics", "config")
 
-# Capture's lowest layer: what the models are built from. These import no other
-# module of the registry but each other.
-FOUNDATION = {"registry.choices", "registry.rules", "registry.smrs", "registry.derived"}
+# Capture's lowest layer: what the models are built from (and the signals they send).
+# These import no other module of the registry but each other.
+FOUNDATION = {
+    "registry.choices",
+    "registry.rules",
+    "registry.smrs",
+    "registry.derived",
+    "registry.signals",
+}
 # Presentation and request handling: nothing below them imports them.
 TOP_LAYER_SUFFIXES = (".views", ".urls", ".forms", ".admin")
 # The pure statistics and what presents them (no Django: usable and testable on plain

@@ -81,3 +81,31 @@ def test_the_probe_sees_a_library_that_a_statistics_function_imports():
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
     assert "statsmodels" in result.stdout
+
+
+# -- manage.py's exit ------------------------------------------------------------------
+
+
+def _manage(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DEBUG": "1"}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+
+def test_a_finished_command_exits_with_its_output_whole_and_its_exit_handlers_run():
+    # More than a pipe holds (64 KiB), written without a newline at the end: all of it
+    # must reach the reader although the interpreter's own exit is skipped.
+    code = (
+        "import atexit, sys; atexit.register(print, 'exit handler ran');"
+        "sys.stdout.write('x' * 200000)"
+    )
+    result = _manage("shell", "--no-startup", "--verbosity", "0", "--command", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "x" * 200000 + "exit handler ran\n"
+
+
+def test_a_failing_command_still_exits_with_an_error_status():
+    result = _manage("study_tables", "--format", "no-such-format")
+    assert result.returncode == 2
+    assert "no-such-format" in result.stderr

@@ -39,6 +39,8 @@ from django.core.management.color import no_style
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.utils import timezone
 
+from registry.signals import sections_written
+
 from .crf import (
     SECTION_MODELS,
     STORED_DERIVED,
@@ -175,7 +177,8 @@ class Writer:
     def patients_insert(self, *, patients: Sequence[NewPatient]) -> None:
         """INSERT new patients and their sections; each patient's stored columns come
         from its sections, by their definitions. A patient record without its key
-        gets the database's, read back by study ID."""
+        gets the database's, read back by study ID. ``signals.sections_written`` is
+        sent for these patients."""
         for patient in patients:
             sections = {model.key: record for model, record in patient.sections.items()}
             patient.record.update(stored_values_of(sections))
@@ -188,6 +191,9 @@ class Writer:
                     record["patient_id"] = patient.record["id"]
                     records.append(record)
             self._insert(model, records)
+        # Told now rather than at the end: a million new patients' keys are not kept.
+        written = [patient.record["id"] for patient in patients]
+        sections_written.send(Writer, patient_ids=written, using=self.using)
 
     def insert(self, *, model: type[models.Model], records: list[dict]) -> None:
         """INSERT records of ``model`` (a section of a stored patient, a screening
@@ -222,9 +228,13 @@ class Writer:
 
     def finish(self) -> None:
         """Refresh the stored columns of the stored patients whose sections were
-        written, and move the key sequences past keys the caller gave."""
+        written, tell other apps which patients' sections were written
+        (``signals.sections_written``), and move the key sequences past keys the
+        caller gave."""
         if self._refresh:
             patients_refresh_stored(patient_ids=sorted(self._refresh), using=self.using)
+        if self._refresh:
+            sections_written.send(Writer, patient_ids=sorted(self._refresh), using=self.using)
         if self._numbered:
             ops = self.connection.ops
             with self.connection.cursor() as cursor:

@@ -38,6 +38,7 @@ from registry.choices import (
     StentType,
     VesselSite,
 )
+from registry.signals import sections_written
 
 from .history import AuditedHistory
 
@@ -61,6 +62,7 @@ __all__ = [
     "mrs_3m_missing",
     "patients_incomplete",
     "patients_refresh_stored",
+    "patients_sections_written",
     "section_bit",
     "section_of_field",
     "sections_complete",
@@ -384,16 +386,17 @@ class Section(models.Model):
     class Meta:
         abstract = True
 
-    # The patient's stored columns (STORED) follow every section written through the
-    # model; registry.models.bulk keeps them for the sections it writes.
+    # The patient's stored columns (STORED) and what other apps keep beside the
+    # sections (signals.sections_written) follow every section written through the
+    # model; registry.models.bulk does the same for the sections it writes.
     def save(self, *args, **kwargs):
         super().save(*args, **kwargs)
-        patients_refresh_stored(patient_ids=[self.patient_id])
+        patients_sections_written(patient_ids=[self.patient_id], using=self._state.db)
 
     def delete(self, *args, **kwargs):
-        patient_id = self.patient_id
+        patient_id, using = self.patient_id, self._state.db
         result = super().delete(*args, **kwargs)
-        patients_refresh_stored(patient_ids=[patient_id])
+        patients_sections_written(patient_ids=[patient_id], using=using)
         return result
 
     BOOKKEEPING = ("patient", "status", "completed_at", "completed_by", "updated_at", "version")
@@ -843,6 +846,17 @@ def patients_refresh_stored(
         chunk = keys[start : start + 500]
         changed += patients.filter(pk__in=chunk).update(**values)
     return changed
+
+
+def patients_sections_written(*, patient_ids, using: str = "default") -> None:
+    """After sections of these patients (all when None) were written: their stored
+    columns refreshed (``patients_refresh_stored``) and ``signals.sections_written``
+    sent, for what other apps keep beside the sections. ``Section.save()`` / ``delete()``
+    call it; so must any code that writes sections otherwise (a queryset's
+    ``update()``, SQL by hand)."""
+    keys = None if patient_ids is None else list(patient_ids)
+    patients_refresh_stored(patient_ids=keys, using=using)
+    sections_written.send(Section, patient_ids=keys, using=using)
 
 
 class ExportLog(models.Model):

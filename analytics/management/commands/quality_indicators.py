@@ -2,7 +2,9 @@
 
 JSON exactly per ``shared/spec/quality-indicators.md``; CSV (a block for the time
 indicators, one for the rates) or xlsx (a sheet each). Run by the registry's
-operator: all patients.
+operator: all patients. ``--refresh-facts`` writes every patient's stored quality facts
+again from the sections (``registry.models.QualityFacts``), e.g. after sections were
+changed by SQL by hand.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from analytics import exports
 from analytics.datasets import Filters
-from analytics.quality import PERIODS, quality_indicators
+from analytics.quality import PERIODS, facts_refresh, quality_indicators
 from registry.freezes import FreezeTampered
 from registry.management.commands.freeze_registry import freeze_named
 from registry.models import Site
@@ -34,8 +36,15 @@ class Command(BaseCommand):
         parser.add_argument("--from", dest="date_from", help="first door date, YYYY-MM-DD")
         parser.add_argument("--to", dest="date_to", help="last door date, YYYY-MM-DD")
         parser.add_argument("--period", choices=PERIODS, default="all")
+        parser.add_argument(
+            "--refresh-facts",
+            action="store_true",
+            help="first write every patient's stored quality facts again from the sections",
+        )
 
     def handle(self, *args, **options):
+        if options["refresh_facts"]:
+            facts_refresh()
         site = options["site"]
         if site and not Site.objects.filter(code=site).exists():
             raise CommandError(f"unknown site code: {site}")
