@@ -26,8 +26,6 @@ from django.db.models import (
     DurationField,
     ExpressionWrapper,
     F,
-    Max,
-    Min,
     Q,
     Value,
     When,
@@ -130,8 +128,8 @@ def facts() -> dict[str, object]:
 
 def facts_refresh(*, patient_ids=None, using: str = "default") -> None:
     """Write the facts (``facts()``) of these patients (all when None) of the database
-    ``using``: their rows deleted, then computed by ``INSERT ... SELECT``, at most
-    ``FACTS_CHUNK`` patients a statement."""
+    ``using``: their rows deleted, then computed by ``INSERT ... SELECT`` (of the
+    patients listed, ``FACTS_CHUNK`` a statement)."""
     from registry.models import Patient, QualityFacts
 
     stored = QualityFacts.objects.using(using)
@@ -144,10 +142,7 @@ def facts_refresh(*, patient_ids=None, using: str = "default") -> None:
             _facts_insert(patients.filter(pk__in=chunk), using)
         return
     stored.all()._raw_delete(using)
-    bounds = patients.aggregate(low=Min("pk"), high=Max("pk"))
-    if bounds["low"] is not None:
-        for low in range(bounds["low"], bounds["high"] + 1, FACTS_CHUNK):
-            _facts_insert(patients.filter(pk__gte=low, pk__lt=low + FACTS_CHUNK), using)
+    _facts_insert(patients, using)  # one statement: the database joins whole tables best
     if connections[using].vendor == "postgresql":
         # The planner joins the new rows well only once it knows how many there are.
         with connections[using].cursor() as cursor:

@@ -13,6 +13,13 @@ first, then requests the page and its 13 figures one after the other, as a brows
 does on a first visit: the page computes the numbers, the figures reuse them. The
 script prints each URL's median milliseconds, the whole page's median, the time of
 the read alone, the process's peak RSS and the load average.
+
+``--server`` measures what a browser waits for instead: gunicorn started as
+``docs/deployment.md`` runs it (``--workers 3 --threads 2``; the workers share the
+cache, files in a temporary ``CACHE_DIR``, as in production), the page requested over
+HTTP, then its 13 figures six at a time, as a browser fetches the images of a page.
+After visits that load the libraries into every worker, each repetition empties the
+cache first. It prints the page's and the figures' medians and the whole visit's.
 """
 
 from __future__ import annotations
@@ -33,8 +40,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quarter", default="", help="e.g. 2024-Q1 (default: all quarters)")
+    parser.add_argument(
+        "--server", action="store_true", help="over HTTP from gunicorn, figures in parallel"
+    )
     args = parser.parse_args()
     _django.setup()
+    if args.server:
+        measure_server(args.repeat, args.quarter)
+        return
     from django.test import override_settings
 
     with override_settings(SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies"):
@@ -85,6 +98,125 @@ def measure(repeat: int, quarter: str) -> None:
         f"(each {', '.join(f'{w:.0f}' for w in wholes)}); peak RSS {peak:.0f} MB; "
         f"load {os.getloadavg()}"
     )
+
+
+WORKERS, THREADS, PARALLEL = 3, 2, 6  # docs/deployment.md; a browser's connections
+
+
+def measure_server(repeat: int, quarter: str) -> None:
+    import shutil
+    import subprocess
+    import tempfile
+
+    from django.test import Client
+    from pages import bench_users
+
+    _site, _nurse, investigator = bench_users()
+    client = Client()
+    client.force_login(investigator)  # a session in the database the server reads
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    cache_dir = tempfile.mkdtemp(prefix="quality-cache-")
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "config.wsgi",
+            f"--bind=127.0.0.1:{port}",
+            f"--workers={WORKERS}",
+            f"--threads={THREADS}",
+            "--timeout=300",
+        ],
+        cwd=_django.ROOT,
+        env={**os.environ, "CACHE_DIR": cache_dir},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        visit = _visitor(f"http://127.0.0.1:{port}", cookie, quarter)
+        _wait_for(visit)
+        pages, figures, wholes = [], [], []
+        # Warm-up visits first, so that each worker has computed a page and drawn
+        # figures (imported its libraries) as in a server that has run a while.
+        for run in range(WORKERS * 2 + repeat):
+            shutil.rmtree(cache_dir)
+            os.mkdir(cache_dir, 0o700)
+            page, figure = visit()
+            if run < WORKERS * 2:
+                continue
+            pages.append(page)
+            figures.append(figure)
+            wholes.append(page + figure)
+    finally:
+        server.terminate()
+        server.wait()
+        shutil.rmtree(cache_dir, ignore_errors=True)
+    each = ", ".join(f"{p:.0f}+{f:.0f}" for p, f in zip(pages, figures, strict=True))
+    print(
+        f"gunicorn {WORKERS} workers x {THREADS} threads, figures {PARALLEL} at a time: "
+        f"page {statistics.median(pages):.0f} ms, its 13 figures "
+        f"{statistics.median(figures):.0f} ms; whole visit median "
+        f"{statistics.median(wholes):.0f} ms of {repeat} "
+        f"(each page + figures: {each}); load {os.getloadavg()}"
+    )
+
+
+def _visitor(base: str, cookie: str, quarter: str):
+    """A first visit: the page, then its figures ``PARALLEL`` at a time (ms each)."""
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.urls import reverse
+
+    from analytics import quality_figures
+
+    query = f"?quarter={quarter}" if quarter else ""
+    page_url = reverse("quality:page") + query
+    figure_urls = [
+        reverse("quality:figure", args=[name, "svg"]) + query for name in quality_figures.FIGURES
+    ]
+
+    def get(path: str) -> None:
+        request = urllib.request.Request(
+            base + path, headers={"Cookie": cookie, "Host": "localhost"}
+        )
+        with urllib.request.urlopen(request, timeout=300) as response:
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"GET {path} answered {response.status}")
+
+    def visit() -> tuple[float, float]:
+        begun = time.perf_counter()
+        get(page_url)
+        paged = time.perf_counter()
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            list(pool.map(get, figure_urls))
+        return (paged - begun) * 1000, (time.perf_counter() - paged) * 1000
+
+    visit.get = get
+    return visit
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for(visit, seconds: float = 60) -> None:
+    """Until the server answers."""
+    from django.urls import reverse
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            visit.get(reverse("login"))
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 if __name__ == "__main__":

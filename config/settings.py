@@ -276,6 +276,19 @@ IMPORT_UPLOAD_DIR = env_str("IMPORT_UPLOAD_DIR") or str(VAR_DIR / "import-upload
 # cache, one SQLite file per freeze named by its SHA-256, that may be deleted at any time.
 FREEZE_CACHE_DIR = env_str("FREEZE_CACHE_DIR") or str(VAR_DIR / "freeze-cache")
 IMPORT_UPLOAD_MAX_AGE_HOURS = env_int_at_least("IMPORT_UPLOAD_MAX_AGE_HOURS", 24, minimum=1)
+# Django's cache: the quality page's numbers, which the page computes and its figures
+# reuse (analytics.quality.page). A browser asks the figures of any of the server's
+# processes, so in production they share one cache, files in CACHE_DIR (default:
+# REGISTRY_VAR_DIR/cache; per-site counts and medians, no patient's values). Tests and
+# DEBUG keep Django's per-process memory cache unless CACHE_DIR is set.
+CACHE_DIR = env_str("CACHE_DIR")
+if PRODUCTION or CACHE_DIR:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": CACHE_DIR or str(VAR_DIR / "cache"),
+        }
+    }
 # What an import reads at most: rows after the header (a web upload's; the command
 # streams any number), and columns (the interchange's count plus IMPORT_EXTRA_COLUMNS,
 # so that a few stray columns are named, not refused wholesale). Over either, the file

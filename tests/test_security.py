@@ -80,6 +80,30 @@ def test_production_settings_serve_hashed_static_files_over_https_only(tmp_path)
     )
 
 
+def test_production_processes_share_one_cache_in_the_var_directory(tmp_path):
+    # The quality page's figures, served by any worker, reuse the numbers its page put
+    # there: a value one process stores, another process reads.
+    code = (
+        "import sys, django; django.setup(); from django.core.cache import cache; "
+        "from django.conf import settings as s; print(s.CACHES['default']['LOCATION']); "
+        "cache.set('k', 'v') if sys.argv[1] == 'set' else print(cache.get('k'))"
+    )
+    env = production_env(tmp_path) | {"DJANGO_SETTINGS_MODULE": "config.settings"}
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", code, step],
+            cwd=BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        for step in ("set", "get")
+    ]
+    assert all(o.returncode == 0 for o in outputs), [o.stderr for o in outputs]
+    assert outputs[1].stdout.split() == [str(tmp_path / "cache"), "v"]
+    assert (tmp_path / "cache").stat().st_mode & 0o077 == 0
+
+
 def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path):
     env = production_env(tmp_path)
     del env["SECRET_KEY"]
