@@ -189,6 +189,24 @@ def test_only_the_registry_administrator_deletes_a_freeze_and_the_audit_outlives
     )
 
 
+def test_a_freezes_database_built_for_other_tables_is_built_again(frozen, tmp_path, monkeypatch):
+    freezes.freeze_database(freeze=frozen)
+    monkeypatch.setattr(freezes, "cache_layout", lambda: "an-older-one")
+    freezes.freeze_database(freeze=frozen)
+    built = sorted(p.name for p in (tmp_path / "freeze-cache").iterdir())
+    assert len(built) == 2 and built[0].startswith(frozen.sha256)
+    assert f"{frozen.sha256}-an-older-one.sqlite3" in built
+
+
+def test_quality_indicators_from_a_new_freeze_are_those_of_the_live_registry(cohort, frozen):
+    # The freeze's own database keeps each patient's quality facts as the registry does.
+    from_freeze = quality_indicators(None, freeze=frozen)
+    assert from_freeze.pop("freeze")["sha256"] == frozen.sha256
+    live = quality_indicators(None)
+    assert from_freeze == live
+    assert any(row.get("denominator") for row in live["rows"] if row["kind"] == "rate")
+
+
 def test_quality_indicators_from_a_freeze_stay_the_same(cohort, frozen):
     before = quality_indicators(None, freeze=frozen)
     change_three_values_and_delete_a_patient(cohort)
