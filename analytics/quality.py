@@ -2,13 +2,16 @@
 (``analytics.indicators``), laid out as the JSON contract of
 ``../shared/spec/quality-indicators.md``.
 
-ONE query reads the patients the user may read whose door date is in the window (the
-study tables' population: ``datasets.patients``), one row each: its site, the quarter
-of its door date, each time indicator's interval in seconds and the conditions the
-rates count as the bits of one number, all computed by the database; sites, periods
-and indicators are then counted with numpy, so the number of queries does not grow
-with patients or sites. The /quality/ page's numbers are remembered until the data
-change (``page``): the page and its figures ask for the same numbers.
+Each patient's facts (``facts()``: its door time, each time indicator's interval in
+seconds, the conditions the rates count as the bits of one number) are stored beside
+its sections (``registry.models.QualityFacts``, kept by ``facts_refresh`` whenever
+sections are written). ONE query reads them for the patients the user may read whose
+door date is in the window (the study tables' population: ``datasets.patients``), one
+row each with its site; the door date's quarter and whether the follow-up window has
+closed are worked out in the registry's time zone; sites, periods and indicators are
+then counted with numpy, so the number of queries does not grow with patients or sites.
+The /quality/ page's numbers are remembered until the data change (``page``): the page
+and its figures ask for the same numbers.
 """
 
 from __future__ import annotations
@@ -21,15 +24,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import (
-    Case,
-    DurationField,
-    ExpressionWrapper,
-    F,
-    Q,
-    Value,
-    When,
-)
+from django.db.models import Case, DurationField, ExpressionWrapper, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
