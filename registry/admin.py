@@ -130,13 +130,8 @@ class RegistryUserAdmin(SimpleHistoryAdmin, UserAdmin):
         return TemplateResponse(request, "admin/registry/user/account_audit.html", context)
 
 
-@admin.register(ExportLog)
-class ExportLogAdmin(admin.ModelAdmin):
-    """The export log, read-only: nobody edits or removes an audit entry."""
-
-    list_display = ("created_at", "user", "format", "identifiable", "site", "n_patients", "via")
-    list_filter = ("identifiable", "format", "via", "sites")
-    date_hierarchy = "created_at"
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """An audit in the admin: listed and read, never added, changed or removed."""
 
     def has_add_permission(self, request):
         return False
@@ -148,8 +143,17 @@ class ExportLogAdmin(admin.ModelAdmin):
         return False
 
 
+@admin.register(ExportLog)
+class ExportLogAdmin(ReadOnlyAdmin):
+    """The export log, read-only: nobody edits or removes an audit entry."""
+
+    list_display = ("created_at", "user", "format", "identifiable", "site", "n_patients", "via")
+    list_filter = ("identifiable", "format", "via", "sites")
+    date_hierarchy = "created_at"
+
+
 @admin.register(ApiRequestLog)
-class ApiRequestLogAdmin(ExportLogAdmin):
+class ApiRequestLogAdmin(ReadOnlyAdmin):
     """Every API request, read-only: who, with which token, what, and the answer."""
 
     list_display = ("at", "user", "token", "method", "endpoint", "status", "duration_ms")
@@ -159,7 +163,7 @@ class ApiRequestLogAdmin(ExportLogAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(ExportLogAdmin):
+class ApiTokenAdmin(ReadOnlyAdmin):
     """Every user's API tokens, read-only (their owners create and revoke them on
     their profile page; only a hash of each token is stored)."""
 
@@ -180,18 +184,9 @@ class ApiTokenAdmin(ExportLogAdmin):
 
 
 @admin.register(FreezeDeletion)
-class FreezeDeletionAdmin(admin.ModelAdmin):
+class FreezeDeletionAdmin(ReadOnlyAdmin):
     """Deleted data freezes, read-only: who deleted which freeze (name, hash), when, why."""
 
     list_display = ("deleted_at", "name", "sha256", "n_patients", "frozen_at", "deleted_by")
     list_filter = ("deleted_by",)
     readonly_fields = ("name", "sha256", "n_patients", "frozen_at", "deleted_by", "reason")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -41,6 +41,17 @@ def admin_user(db):
     return UserFactory(username="registry_admin", role=Role.ADMIN)
 
 
+@pytest.fixture
+def demo_cohort(db):
+    """The demo's 85 patients, imported as the demo loads them (its site created)."""
+    from registry import demo
+    from registry.interchange.importer import registry_import
+
+    SiteFactory(code=demo.SITE_CODE, name=demo.SITE_NAME)
+    result = registry_import(rows=demo.cohort_rows(), filename="demo")
+    assert result.ok, result.problems[:3]
+
+
 @pytest.fixture(autouse=True)
 def each_test_starts_in_the_registrys_language():
     """A request activates its user's language on the thread, as on a server, where the

@@ -155,3 +155,31 @@ def test_any_other_server_error_is_still_the_plain_500_page(nurse, site_a, monke
     response = client.get(reverse("registry:patient_list"))
     assert response.status_code == 500
     assert "Server error" in response.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "model", ["exportlog", "apirequestlog", "apitoken", "freezedeletion"], ids=str
+)
+def test_an_audit_in_the_admin_is_listed_but_not_added_changed_or_deleted(client, model):
+    from django.contrib import admin as django_admin
+    from django.test import RequestFactory
+
+    from registry.admin import ReadOnlyAdmin
+
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(root)
+    assert client.get(reverse(f"admin:registry_{model}_changelist")).status_code == 200
+    assert client.get(reverse(f"admin:registry_{model}_add")).status_code == 403
+    request = RequestFactory().get("/")
+    request.user = root
+    found = [a for m, a in django_admin.site._registry.items() if m._meta.model_name == model]
+    assert len(found) == 1 and isinstance(found[0], ReadOnlyAdmin)
+    assert not any(
+        allowed(request)
+        for allowed in (
+            found[0].has_add_permission,
+            found[0].has_change_permission,
+            found[0].has_delete_permission,
+        )
+    )

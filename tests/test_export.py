@@ -17,24 +17,16 @@ from registry.interchange.exporter import offset_name, registry_export
 from registry.interchange.importer import registry_import
 from registry.models import ExportLog, Patient, Procedure
 
-from .factories import SiteFactory
 from .interchange_rows import row, write_csv
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def cohort(db):
-    SiteFactory(code=demo.SITE_CODE, name=demo.SITE_NAME)
-    result = registry_import(rows=demo.cohort_rows(), filename="demo")
-    assert result.ok, result.problems[:3]
 
 
 def csv_rows(content: bytes) -> list[dict]:
     return list(csv.DictReader(io.StringIO(content.decode("utf-8"))))
 
 
-def test_export_import_export_gives_byte_identical_csv(cohort, tmp_path):
+def test_export_import_export_gives_byte_identical_csv(demo_cohort, tmp_path):
     Procedure.objects.filter(patient__study_id="DEMO-001").update(stent_device="=1+1 (odd name)")
     first = registry_export(user=None, fmt="csv", deidentified=False).content
     Patient.objects.all().delete()
@@ -47,14 +39,14 @@ def test_export_import_export_gives_byte_identical_csv(cohort, tmp_path):
     assert second == first
 
 
-def test_the_csv_has_exactly_the_interchange_columns_in_contract_order(cohort):
+def test_the_csv_has_exactly_the_interchange_columns_in_contract_order(demo_cohort):
     content = registry_export(user=None, fmt="csv", deidentified=False).content
     header = content.decode().splitlines()[0].split(",")
     assert header == list(interchange.column_names())
     assert len(csv_rows(content)) == 85
 
 
-def test_the_xlsx_export_reimports_without_changes(cohort, tmp_path):
+def test_the_xlsx_export_reimports_without_changes(demo_cohort, tmp_path):
     content = registry_export(user=None, fmt="xlsx", deidentified=False).content
     path = tmp_path / "export.xlsx"
     path.write_bytes(content)
@@ -65,7 +57,7 @@ def test_the_xlsx_export_reimports_without_changes(cohort, tmp_path):
     assert list(header) == list(interchange.column_names())
 
 
-def test_the_stata_file_has_variable_labels_value_labels_and_dates(cohort, tmp_path):
+def test_the_stata_file_has_variable_labels_value_labels_and_dates(demo_cohort, tmp_path):
     path = tmp_path / "export.dta"
     path.write_bytes(registry_export(user=None, fmt="dta", deidentified=False).content)
     frame = pd.read_stata(path)
@@ -88,7 +80,7 @@ def test_the_stata_file_has_variable_labels_value_labels_and_dates(cohort, tmp_p
     assert first["admission_mrs"] == 5
 
 
-def test_a_deidentified_csv_has_no_study_id_and_no_dates(cohort):
+def test_a_deidentified_csv_has_no_study_id_and_no_dates(demo_cohort):
     content = registry_export(user=None, fmt="csv", deidentified=True).content
     rows = csv_rows(content)
     header = list(rows[0])
@@ -126,7 +118,7 @@ def test_deidentified_offsets_count_minutes_and_days_from_the_door(site_a, tmp_p
     assert exported["death_days_from_door"] == ""
 
 
-def test_a_deidentified_stata_file_has_no_study_id_and_no_dates(cohort, tmp_path):
+def test_a_deidentified_stata_file_has_no_study_id_and_no_dates(demo_cohort, tmp_path):
     path = tmp_path / "export.dta"
     path.write_bytes(registry_export(user=None, fmt="dta", deidentified=True).content)
     frame = pd.read_stata(path)
@@ -134,7 +126,7 @@ def test_a_deidentified_stata_file_has_no_study_id_and_no_dates(cohort, tmp_path
     assert not any(str(t).startswith("datetime") for t in frame.dtypes)
 
 
-def test_pseudonyms_differ_between_exports(cohort):
+def test_pseudonyms_differ_between_exports(demo_cohort):
     def mapping():
         content = registry_export(user=None, fmt="csv", deidentified=True).content
         return [(r["pseudo_id"], r["age_years"], r["nihss_admission"]) for r in csv_rows(content)]
@@ -162,7 +154,7 @@ def test_every_formula_prefix_is_neutralised(text):
     assert interchange.parse(column, "'" + text) == text
 
 
-def test_a_lone_carriage_return_in_free_text_is_quoted_and_reads_back(cohort):
+def test_a_lone_carriage_return_in_free_text_is_quoted_and_reads_back(demo_cohort):
     first = Procedure.objects.order_by("pk").first()
     Procedure.objects.filter(pk=first.pk).update(stent_device="carriage\rreturn")
     content = registry_export(user=None, fmt="csv", deidentified=False).content
@@ -171,7 +163,7 @@ def test_a_lone_carriage_return_in_free_text_is_quoted_and_reads_back(cohort):
 
 
 def test_an_investigator_gets_a_deidentified_export_by_default_and_it_is_logged(
-    cohort, investigator
+    demo_cohort, investigator
 ):
     investigator.sites.add(*[p.site for p in Patient.objects.all()[:1]])
     export = registry_export(user=investigator, fmt="csv")
@@ -186,26 +178,26 @@ def test_an_investigator_gets_a_deidentified_export_by_default_and_it_is_logged(
     )
 
 
-def test_an_identifiable_export_is_forbidden_to_an_investigator(cohort, investigator):
+def test_an_identifiable_export_is_forbidden_to_an_investigator(demo_cohort, investigator):
     with pytest.raises(PermissionDenied):
         registry_export(user=investigator, fmt="csv", deidentified=False)
     assert not ExportLog.objects.exists()
 
 
 @pytest.mark.parametrize("role_fixture", ["nurse", "monitor"])
-def test_roles_without_export_rights_get_no_export(cohort, request, role_fixture):
+def test_roles_without_export_rights_get_no_export(demo_cohort, request, role_fixture):
     with pytest.raises(PermissionDenied):
         registry_export(user=request.getfixturevalue(role_fixture), fmt="csv")
 
 
-def test_an_admins_identifiable_export_is_audited_with_who(cohort, admin_user):
+def test_an_admins_identifiable_export_is_audited_with_who(demo_cohort, admin_user):
     export = registry_export(user=admin_user, fmt="csv", deidentified=False, via="web")
     assert export.identifiable
     log = ExportLog.objects.get()
     assert (log.user, log.identifiable, log.via) == (admin_user, True, "web")
 
 
-def test_an_investigator_exports_only_patients_of_their_sites(cohort, investigator):
+def test_an_investigator_exports_only_patients_of_their_sites(demo_cohort, investigator):
     export = registry_export(user=investigator, fmt="csv")
     assert export.n_patients == 0  # investigator_a belongs to site A, the cohort to SIS
 
@@ -222,7 +214,7 @@ def test_the_number_of_queries_does_not_grow_with_the_number_of_patients(site_a,
     assert queries_for(2) == queries_for(40)
 
 
-def test_the_export_command_writes_a_file_and_logs_it(cohort, tmp_path):
+def test_the_export_command_writes_a_file_and_logs_it(demo_cohort, tmp_path):
     out = tmp_path / "all.csv"
     call_command("export_registry", "--output", str(out), "--site", demo.SITE_CODE)
     assert len(csv_rows(out.read_bytes())) == 85
@@ -231,7 +223,7 @@ def test_the_export_command_writes_a_file_and_logs_it(cohort, tmp_path):
 
 
 def test_the_export_command_writes_to_its_output_file_or_else_to_standard_output(
-    cohort, tmp_path, capsysbinary
+    demo_cohort, tmp_path, capsysbinary
 ):
     out = tmp_path / "all.csv"
     call_command("export_registry", "--output", str(out))
@@ -240,7 +232,7 @@ def test_the_export_command_writes_to_its_output_file_or_else_to_standard_output
     assert capsysbinary.readouterr().out == out.read_bytes()
 
 
-def test_the_export_command_as_an_investigator_is_deidentified(cohort, investigator, tmp_path):
+def test_the_export_command_as_an_investigator_is_deidentified(demo_cohort, investigator, tmp_path):
     out = tmp_path / "x.csv"
     call_command("export_registry", "--user", investigator.username, "--output", str(out))
     assert "study_id" not in out.read_text().splitlines()[0].split(",")
@@ -248,19 +240,21 @@ def test_the_export_command_as_an_investigator_is_deidentified(cohort, investiga
     assert (log.user, log.identifiable) == (investigator, False)
 
 
-def test_the_export_command_writes_stata(cohort, tmp_path):
+def test_the_export_command_writes_stata(demo_cohort, tmp_path):
     out = tmp_path / "all.dta"
     call_command("export_registry", "--format", "dta", "--deidentified", "--output", str(out))
     assert len(pd.read_stata(out)) == 85
 
 
-def test_the_export_command_writes_to_its_output_file_only(cohort, tmp_path, capsysbinary):
+def test_the_export_command_writes_to_its_output_file_only(demo_cohort, tmp_path, capsysbinary):
     out = tmp_path / "all.csv"
     call_command("export_registry", "--output", str(out))
     assert capsysbinary.readouterr().out == b""
     assert len(csv_rows(out.read_bytes())) == 85
 
 
-def test_the_export_command_without_an_output_file_writes_to_standard_output(cohort, capsysbinary):
+def test_the_export_command_without_an_output_file_writes_to_standard_output(
+    demo_cohort, capsysbinary
+):
     call_command("export_registry")
     assert len(csv_rows(capsysbinary.readouterr().out)) == 85

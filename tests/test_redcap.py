@@ -9,24 +9,14 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from registry import demo, rules
+from registry import rules
 from registry.interchange import columns as interchange
 from registry.interchange import redcap
 from registry.interchange.exporter import registry_export
-from registry.interchange.importer import registry_import
 from registry.interchange.redcap import DICTIONARY_HEADER, redcap_import
 from registry.models import Patient, Procedure
 
-from .factories import SiteFactory
-
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def cohort(db):
-    SiteFactory(code=demo.SITE_CODE, name=demo.SITE_NAME)
-    result = registry_import(rows=demo.cohort_rows(), filename="demo")
-    assert result.ok, result.problems[:3]
 
 
 def command_output(*args) -> str:
@@ -59,7 +49,7 @@ def write_rows(path, header: list[str], rows: list[dict]):
 
 
 @pytest.fixture
-def redcap_files(cohort, tmp_path):
+def redcap_files(demo_cohort, tmp_path):
     """The cohort's REDCap records and data dictionary, as the registry writes them."""
     records = tmp_path / "records.csv"
     records.write_bytes(redcap.redcap_export(user=None, deidentified=False).content)
@@ -143,7 +133,7 @@ def test_identifiers_and_required_fields_follow_the_privacy_categories_and_the_c
     assert required == set(interchange.REQUIRED)
 
 
-def test_the_deidentified_dictionary_describes_the_deidentified_records(cohort):
+def test_the_deidentified_dictionary_describes_the_deidentified_records(demo_cohort):
     variables = list(dictionary_frame("--deidentified")["Variable / Field Name"])
     content = redcap.redcap_export(user=None, deidentified=True).content
     header = content.decode().splitlines()[0].split(",")
@@ -186,7 +176,7 @@ def test_date_times_are_written_as_redcaps_datetime_ymd(redcap_files):
     assert len(door) == 16 and door[10] == " "
 
 
-def test_the_export_page_offers_the_redcap_records(client, admin_user, cohort):
+def test_the_export_page_offers_the_redcap_records(client, admin_user, demo_cohort):
     client.force_login(admin_user)
     url = reverse("registry:export")
     response = client.post(url, {"format": "redcap", "identifiable": "on"})
@@ -207,7 +197,7 @@ def test_the_data_dictionary_page_downloads_the_redcap_dictionary(client, admin_
 # ---------------------------------------------------------------- the import
 
 
-def test_the_redcap_round_trip_of_the_demo_cohort_is_byte_identical(cohort, tmp_path):
+def test_the_redcap_round_trip_of_the_demo_cohort_is_byte_identical(demo_cohort, tmp_path):
     Procedure.objects.filter(patient__study_id="DEMO-001").update(stent_device="=1+1 (odd name)")
     native = registry_export(user=None, fmt="csv", deidentified=False).content
     records, dictionary = tmp_path / "records.csv", tmp_path / "dictionary.csv"
